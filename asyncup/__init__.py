@@ -1,0 +1,23 @@
+"""asyncup: fast, fault-safe concurrent uploads to Amazon S3 from asyncio programs.
+
+    result = await asyncup.upload("big.bin", "my-bucket", "big.bin")
+
+See ``upload``, ``Uploader`` and ``TransferConfig``.
+"""
+
+from ._api import upload
+from ._config import TransferConfig
+from ._errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
+from ._result import UploadResult
+from ._uploader import Uploader
+
+__all__ = [
+    "AsyncupError",
+    "IntegrityError",
+    "SourceChangedError",
+    "TransferConfig",
+    "UploadError",
+    "UploadResult",
+    "Uploader",
+    "upload",
+]

@@ -1,0 +1,49 @@
+"""asyncup.upload(): the one-shot entry point, a thin layer over Uploader."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ._config import TransferConfig
+from ._job import ProgressCallback
+from ._result import UploadResult
+from ._uploader import Uploader
+
+
+async def upload(
+    source: object,
+    bucket: str,
+    key: str,
+    *,
+    client: Any = None,
+    endpoint_url: str | None = None,
+    config: TransferConfig | None = None,
+    extra_args: Mapping[str, Any] | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> UploadResult:
+    """Upload ``source`` to ``s3://bucket/key``, multipart and concurrently when it is large.
+
+    ``source`` may be bytes / bytearray / memoryview; a path (str or os.PathLike); a binary
+    file object, seekable or not; an object with an awaitable ``read(n)`` (aiohttp's
+    StreamReader, anyio's AsyncFile); or any ``AsyncIterable[bytes]``. Anything else raises
+    ``TypeError``.
+
+    ``client`` is an aiobotocore S3 client owned by the caller (never closed here); without
+    one, a client is made from the default credential chain and ``endpoint_url``.
+    ``extra_args`` takes boto3's ExtraArgs names (ContentType, Metadata, ACL, SSECustomerKey,
+    ...); an unknown name raises ``ValueError`` before any request. ``on_progress(n)`` is
+    called with the bytes newly uploaded (sync or async); the calls add up to the size.
+
+    Raises ``asyncup.UploadError`` (cause in ``__cause__``) when the upload fails; a failed or
+    cancelled multipart upload is aborted first. Example::
+
+        result = await asyncup.upload("video.mp4", "my-bucket", "videos/video.mp4",
+                                      extra_args={"ContentType": "video/mp4"})
+        print(result.etag, result.parts)
+    """
+    uploader = Uploader(client=client, endpoint_url=endpoint_url, config=config)
+    async with uploader:
+        return await uploader.upload(
+            source, bucket, key, extra_args=extra_args, on_progress=on_progress
+        )

@@ -1,0 +1,108 @@
+"""The budget an Uploader shares among its uploads: bytes of part buffers held at once.
+
+Requests in flight are bounded by an ``anyio.CapacityLimiter``; bytes need a weighted
+semaphore, which anyio does not have, so here is a small FIFO one. FIFO, so that one upload
+asking for a large part is not starved by many asking for small ones.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import anyio
+
+
+@dataclass(slots=True)
+class _Waiter:
+    amount: int
+    event: anyio.Event = field(default_factory=anyio.Event)
+    granted: bool = False
+
+
+class ByteBudget:
+    """At most ``capacity`` bytes acquired at once; a request larger than that waits for
+    the whole budget and then takes it all (so one oversized part can still proceed)."""
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError("capacity must be >= 1")
+        self.capacity = capacity
+        self._available = capacity
+        self._waiters: deque[_Waiter] = deque()
+
+    @property
+    def in_use(self) -> int:
+        return self.capacity - self._available
+
+    async def acquire(self, amount: int) -> int:
+        """Wait until ``amount`` bytes are free and take them; returns what was taken."""
+        amount = min(amount, self.capacity)
+        if not self._waiters and self._available >= amount:
+            self._available -= amount
+            await anyio.lowlevel.checkpoint()
+            return amount
+        waiter = _Waiter(amount)
+        self._waiters.append(waiter)
+        try:
+            await waiter.event.wait()
+        except BaseException:
+            if waiter.granted:
+                self.release(amount)
+            else:
+                self._waiters.remove(waiter)
+                self._wake()
+            raise
+        return amount
+
+    def release(self, amount: int) -> None:
+        self._available += amount
+        if self._available > self.capacity:
+            raise RuntimeError("ByteBudget released more than was acquired")
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self._waiters[0].amount <= self._available:
+            waiter = self._waiters.popleft()
+            self._available -= waiter.amount
+            waiter.granted = True
+            waiter.event.set()
+
+
+class Lease:
+    """One upload's share of a ``ByteBudget``: what it holds is all given back at the end,
+    whatever happened to the buffers in between (``release_all`` in a ``finally``)."""
+
+    def __init__(self, budget: ByteBudget) -> None:
+        self._budget = budget
+        self.held = 0
+
+    async def acquire(self, amount: int) -> int:
+        taken = await self._budget.acquire(amount)
+        self.held += taken
+        return taken
+
+    def release(self, amount: int) -> None:
+        self.held -= amount
+        self._budget.release(amount)
+
+    def release_all(self) -> None:
+        if self.held:
+            self.release(self.held)
+
+
+class BufferPool:
+    """Part buffers of one upload, reused from part to part instead of reallocated."""
+
+    def __init__(self) -> None:
+        self._free: list[bytearray] = []
+
+    def take(self, size: int) -> bytearray:
+        while self._free:
+            buffer = self._free.pop()
+            if len(buffer) == size:
+                return buffer
+        return bytearray(size)
+
+    def give(self, buffer: bytearray) -> None:
+        self._free.append(buffer)

@@ -1,0 +1,289 @@
+"""The coordinator: decides single PutObject or multipart, runs the pipeline, cleans up.
+
+    open source -> size known?  -- below threshold --> PutObject
+                   size unknown -> read part 1 -- ended below threshold --> PutObject
+    CreateMultipartUpload -> [producer -> queue -> workers] -> CompleteMultipartUpload
+                          \\-- any failure or cancellation --> AbortMultipartUpload (shielded)
+
+The pipeline's tasks report their first error here instead of raising into the task
+group, so the caller gets one ``UploadError`` (its ``__cause__`` the original error) and
+never an ExceptionGroup. Cancellation is never caught for good: the upload is aborted under
+a shield, bounded by ``abort_timeout``, and the cancellation goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectSendStream
+
+from ._checksums import digest_part, multipart_etag
+from ._errors import IntegrityError, SourceChangedError, UploadError
+from ._job import FilledPart, Job
+from ._plan import plan_known_size, use_multipart
+from ._producer import SourceSizeError, produce_planned, produce_stream
+from ._result import UploadResult
+from ._s3 import BadResponseError, Response, error_code, summarize
+from ._sources import Source
+from ._worker import PartError, check_write, etag_is_md5, run_worker
+
+log = logging.getLogger("asyncup")
+
+Producer = Callable[[MemoryObjectSendStream[FilledPart]], Awaitable[None]]
+
+
+async def upload(job: Job, source: Source) -> UploadResult:
+    try:
+        return await _upload(job, source)
+    finally:
+        with anyio.move_on_after(job.config.abort_timeout, shield=True):
+            await source.aclose()
+        job.lease.release_all()
+
+
+async def _upload(job: Job, source: Source) -> UploadResult:
+    config = job.config
+    try:
+        await source.open()
+    except Exception as exc:
+        raise _failure(job, exc) from exc
+    size = source.size
+    if size is not None:
+        if not use_multipart(size, config.multipart_threshold):
+            return await _put_object(job, source, size)
+        plan = plan_known_size(size, config.part_size)  # may refuse: before any request
+        return await _multipart(job, lambda send: produce_planned(job, source, plan, send))
+
+    first_size = max(config.part_size, config.multipart_threshold)
+    try:
+        first = await job.read_part(source.readinto, 1, first_size, first_size)
+    except Exception as exc:
+        raise _failure(job, exc) from exc
+    if first.length < first_size and not use_multipart(first.length, config.multipart_threshold):
+        return await _put_body(job, first.body)
+    return await _multipart(job, lambda send: produce_stream(job, source, first, send))
+
+
+async def _put_object(job: Job, source: Source, size: int) -> UploadResult:
+    try:
+        part = await job.read_part(source.readinto, 1, size, size)
+        if part.length != size or await source.readinto(memoryview(bytearray(1))):
+            raise SourceSizeError(
+                f"source did not hold the {size} bytes expected (did it change while being read?)",
+                None,
+            )
+    except Exception as exc:
+        raise _failure(job, exc) from exc
+    return await _put_body(job, part.body)
+
+
+async def _put_body(job: Job, body: bytearray) -> UploadResult:
+    algorithm = job.args.checksum_algorithm
+    try:
+        digest = await anyio.to_thread.run_sync(digest_part, body, algorithm)
+        params: dict[str, Any] = {
+            "Bucket": job.bucket,
+            "Key": job.key,
+            "Body": body,
+            "ContentLength": len(body),
+            "ContentMD5": digest.content_md5,
+            **job.args.put,
+        }
+        if algorithm is not None:
+            params[f"Checksum{algorithm}"] = digest.checksum
+
+        def check(response: Response) -> None:
+            check_write(job, response, digest, "the object")
+
+        response = await job.s3.call("put_object", params, limiter=job.limiter, check=check)
+    except Exception as exc:
+        raise _failure(job, exc) from exc
+    await job.progress(len(body))
+    return UploadResult(
+        bucket=job.bucket,
+        key=job.key,
+        etag=response["ETag"],
+        size=len(body),
+        parts=1,
+        upload_id=None,
+        version_id=response.get("VersionId"),
+        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
+        checksum_algorithm=algorithm,
+        etag_verified=etag_is_md5(job, response),
+    )
+
+
+async def _multipart(job: Job, produce: Producer) -> UploadResult:
+    # Create runs shielded: cancelled mid-flight, the upload might exist with an id we never
+    # learnt, billed forever. Waiting for the answer lets us abort it.
+    with anyio.move_on_after(job.config.abort_timeout, shield=True) as create_scope:
+        try:
+            response = await job.s3.call(
+                "create_multipart_upload", {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+            )
+        except Exception as exc:
+            raise _failure(job, exc) from exc
+    if create_scope.cancelled_caught:
+        timeout = TimeoutError(f"CreateMultipartUpload took over {job.config.abort_timeout}s")
+        raise _failure(job, timeout) from timeout
+    job.upload_id = response["UploadId"]
+    log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
+    try:
+        await anyio.lowlevel.checkpoint()  # a cancellation that arrived during Create
+        await _run_pipeline(job, produce)
+        response = await _complete(job)
+    except BaseException as exc:
+        aborted = await _abort(job)
+        if isinstance(exc, Exception) and not isinstance(exc, UploadError):
+            raise _failure(job, exc, aborted) from _cause(exc)
+        if isinstance(exc, UploadError) and exc.abort_succeeded is None:
+            exc.abort_succeeded = aborted
+        raise
+    # Past this point the object exists: nothing to abort any more.
+    return _completed(job, response)
+
+
+async def _run_pipeline(job: Job, produce: Producer) -> None:
+    send, receive = anyio.create_memory_object_stream[FilledPart](job.config.read_ahead)
+    receivers = [receive.clone() for _ in range(job.config.concurrency)]
+    receive.close()
+    first_error: Exception | None = None
+
+    async def guarded(stage: Callable[..., Awaitable[None]], *args: object) -> None:
+        nonlocal first_error
+        try:
+            await stage(*args)
+        except Exception as exc:
+            if first_error is None:
+                first_error = exc
+            tg.cancel_scope.cancel()
+
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(guarded, produce, send)
+            for stream in receivers:
+                tg.start_soon(guarded, run_worker, job, stream)
+    finally:
+        send.close()
+        for stream in receivers:
+            stream.close()
+    if first_error is not None:
+        raise first_error
+
+
+async def _complete(job: Job) -> Response:
+    numbers = sorted(job.completed)
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"parts are missing before Complete: have {numbers[:5]}...")
+    algorithm = job.args.checksum_algorithm
+    parts = []
+    for number in numbers:
+        done = job.completed[number]
+        entry = {"PartNumber": number, "ETag": done.etag}
+        if algorithm is not None and done.checksum is not None:
+            entry[f"Checksum{algorithm}"] = done.checksum
+        parts.append(entry)
+
+    def check(response: Response) -> None:
+        if not response.get("ETag"):
+            raise BadResponseError("CompleteMultipartUpload answered without an ETag")
+
+    response = await job.s3.call(
+        "complete_multipart_upload",
+        {
+            "Bucket": job.bucket,
+            "Key": job.key,
+            "UploadId": job.upload_id,
+            "MultipartUpload": {"Parts": parts},
+            **job.args.complete,
+        },
+        check=check,
+    )
+    return response
+
+
+def _completed(job: Job, response: Response) -> UploadResult:
+    """The result of a completed upload, once its ETag is checked against the parts sent."""
+    numbers = sorted(job.completed)
+    algorithm = job.args.checksum_algorithm
+    etag = response["ETag"]
+    verifiable = etag_is_md5(job, response)
+    if verifiable:
+        expected = multipart_etag(job.completed[n].md5 for n in numbers)
+        if etag.strip('"').lower() != expected.strip('"'):
+            raise IntegrityError(
+                f"the object was written, but its ETag {etag} differs from {expected},"
+                " the one computed from the bytes sent: it may be corrupt",
+                bucket=job.bucket,
+                key=job.key,
+                upload_id=job.upload_id,
+            )
+    log.debug("s3://%s/%s: completed in %d parts", job.bucket, job.key, len(numbers))
+    return UploadResult(
+        bucket=job.bucket,
+        key=job.key,
+        etag=etag,
+        size=sum(job.completed[n].size for n in numbers),
+        parts=len(numbers),
+        upload_id=job.upload_id,
+        version_id=response.get("VersionId"),
+        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
+        checksum_algorithm=algorithm,
+        etag_verified=verifiable,
+    )
+
+
+async def _abort(job: Job) -> bool:
+    """Abort the upload and confirm it is gone; parts in flight may land after an abort,
+    so abort again until ListParts answers NoSuchUpload. Shielded, bounded in time."""
+    params = {"Bucket": job.bucket, "Key": job.key, "UploadId": job.upload_id, **job.args.control}
+    with anyio.move_on_after(job.config.abort_timeout, shield=True):
+        for round_ in range(1, 4):
+            try:
+                await job.s3.call("abort_multipart_upload", params)
+            except Exception as exc:
+                if error_code(exc) != "NoSuchUpload":
+                    log.warning("aborting upload %s failed: %s", job.upload_id, summarize(exc))
+            try:
+                await job.s3.call("list_parts", {**params, "MaxParts": 1})
+            except Exception as exc:
+                if error_code(exc) == "NoSuchUpload":
+                    log.info("s3://%s/%s: upload %s aborted", job.bucket, job.key, job.upload_id)
+                    return True
+                log.warning("confirming abort of %s failed: %s", job.upload_id, summarize(exc))
+            await anyio.sleep(0.25 * round_)
+    log.error("s3://%s/%s: upload %s may be left behind", job.bucket, job.key, job.upload_id)
+    return False
+
+
+def _cause(exc: BaseException) -> BaseException:
+    if isinstance(exc, PartError) and exc.__cause__ is not None:
+        return exc.__cause__
+    return exc
+
+
+def _failure(job: Job, exc: BaseException, aborted: bool | None = None) -> UploadError:
+    """The UploadError the caller sees for ``exc``."""
+    part_number = exc.part_number if isinstance(exc, PartError) else None
+    cause = _cause(exc)
+    kind: type[UploadError] = UploadError
+    if isinstance(cause, SourceSizeError):
+        kind = SourceChangedError
+        part_number = cause.part_number or part_number
+    elif isinstance(cause, BadResponseError):
+        kind = IntegrityError
+    error = kind(
+        summarize(cause),
+        bucket=job.bucket,
+        key=job.key,
+        upload_id=job.upload_id,
+        part_number=part_number,
+        code=error_code(cause),
+        abort_succeeded=aborted,
+    )
+    error.__cause__ = cause
+    return error

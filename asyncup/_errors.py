@@ -1,0 +1,70 @@
+"""The exceptions asyncup raises.
+
+    AsyncupError                 root of everything asyncup raises itself
+    └── UploadError              an upload failed; it was aborted (see ``abort_succeeded``)
+        ├── IntegrityError       the bytes S3 acknowledged are not the bytes that were sent
+        └── SourceChangedError   the source changed (size) while it was being read
+
+Bad arguments raise ``ValueError`` / ``TypeError`` before any request is sent. Cancellation
+is never converted: a cancelled upload is aborted and the cancellation propagates.
+``UploadError.__cause__`` is the underlying exception (a botocore ``ClientError``, a
+connection error, or the source's own exception).
+"""
+
+from __future__ import annotations
+
+
+class AsyncupError(Exception):
+    """Root of the exceptions raised by asyncup."""
+
+
+class UploadError(AsyncupError):
+    """An upload failed. Unless ``abort_succeeded`` is False, nothing of it is left in S3.
+
+    Attributes:
+        bucket, key: the destination.
+        upload_id: the multipart upload id, or None for a single PutObject.
+        part_number: the part that failed for good, when a part did.
+        code: the S3 error code (``"NoSuchBucket"``, ``"AccessDenied"``...), when S3 sent one.
+        abort_succeeded: True if the multipart upload was aborted and confirmed gone,
+            False if aborting failed (an orphan may be left), None if there was nothing to abort.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        bucket: str,
+        key: str,
+        upload_id: str | None = None,
+        part_number: int | None = None,
+        code: str | None = None,
+        abort_succeeded: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.bucket = bucket
+        self.key = key
+        self.upload_id = upload_id
+        self.part_number = part_number
+        self.code = code
+        self.abort_succeeded = abort_succeeded
+
+    def __str__(self) -> str:
+        where = f"s3://{self.bucket}/{self.key}"
+        if self.part_number is not None:
+            where += f" (part {self.part_number})"
+        text = f"upload to {where} failed: {self.message}"
+        if self.abort_succeeded is True:
+            text += "; the multipart upload was aborted"
+        elif self.abort_succeeded is False:
+            text += f"; aborting multipart upload {self.upload_id} failed, it may be left behind"
+        return text
+
+
+class IntegrityError(UploadError):
+    """S3 acknowledged bytes that differ from what asyncup sent (checksum or ETag mismatch)."""
+
+
+class SourceChangedError(UploadError):
+    """The source returned fewer or more bytes than planned: it changed while being read."""

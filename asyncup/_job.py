@@ -1,0 +1,82 @@
+"""What the stages of one upload share: destination, arguments, budget and results."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+
+from ._budget import BufferPool, Lease
+from ._config import TransferConfig
+from ._params import RoutedArgs
+from ._s3 import S3
+
+ProgressCallback = Callable[[int], object | Awaitable[object]]
+
+
+@dataclass(slots=True)
+class FilledPart:
+    """A part read from the source: ``body`` is what is sent (exactly ``length`` bytes)."""
+
+    number: int
+    body: bytearray
+    buffer: bytearray
+    reserved: int
+
+    @property
+    def length(self) -> int:
+        return len(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedPart:
+    number: int
+    etag: str
+    md5: bytes
+    checksum: str | None
+    size: int
+
+
+@dataclass(slots=True)
+class Job:
+    """One upload in progress."""
+
+    s3: S3
+    bucket: str
+    key: str
+    config: TransferConfig
+    args: RoutedArgs
+    limiter: anyio.CapacityLimiter
+    lease: Lease
+    on_progress: ProgressCallback | None = None
+    upload_id: str | None = None
+    pool: BufferPool = field(default_factory=BufferPool)
+    completed: dict[int, CompletedPart] = field(default_factory=dict)
+
+    async def read_part(
+        self,
+        source_readinto: Callable[[memoryview], Awaitable[int]],
+        number: int,
+        size: int,
+        buffer_size: int,
+    ) -> FilledPart:
+        """Reserve budget, take a buffer and fill up to ``size`` bytes of it from the source."""
+        reserved = await self.lease.acquire(buffer_size)
+        buffer = self.pool.take(buffer_size)
+        n = await source_readinto(memoryview(buffer)[:size])
+        body = buffer if n == len(buffer) else buffer[:n]
+        return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
+
+    def recycle(self, part: FilledPart) -> None:
+        """The part is done with: its buffer goes back to the pool, its bytes to the budget."""
+        self.pool.give(part.buffer)
+        self.lease.release(part.reserved)
+
+    async def progress(self, amount: int) -> None:
+        if self.on_progress is None or amount == 0:
+            return
+        result = self.on_progress(amount)
+        if inspect.isawaitable(result):
+            await result

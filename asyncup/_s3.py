@@ -1,0 +1,149 @@
+"""The one module that talks to aiobotocore: client creation, calls with retries, errors.
+
+Every S3 request goes through ``S3.call``, which retries by asyncup's own policy
+(``_retry``) whatever the client's botocore retry settings are. A client asyncup creates
+itself has botocore's retries and checksum defaults switched off, so the policy and the
+checksums (computed off the event loop) are asyncup's alone.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import (
+    ClientError,
+    ConnectTimeoutError,
+    HTTPClientError,
+    ReadTimeoutError,
+    SSLError,
+)
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
+
+from ._config import TransferConfig
+from ._errors import AsyncupError
+from ._retry import Failure, backoff, is_retryable
+
+log = logging.getLogger("asyncup")
+
+Response = dict[str, Any]
+
+
+class BadResponseError(AsyncupError):
+    """S3 answered a request in a way that cannot be right (an ETag missing or wrong)."""
+
+
+def describe(exc: BaseException) -> Failure:
+    """What kind of failure ``exc`` is, for the retry policy."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        code = error.get("Code") or None
+        return Failure("http", code=code, status=int(status) if status else None)
+    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | TimeoutError):
+        return Failure("timeout")
+    if isinstance(exc, SSLError):
+        return Failure("other")  # a certificate that fails now fails on every attempt
+    if isinstance(exc, HTTPClientError | BotocoreConnectionError | ConnectionError):
+        return Failure("connection")
+    if isinstance(exc, BadResponseError):
+        return Failure("integrity")
+    return Failure("other")
+
+
+def error_code(exc: BaseException) -> str | None:
+    return describe(exc).code
+
+
+def summarize(exc: BaseException) -> str:
+    """One line about ``exc`` for messages: the S3 error code comes first when there is one."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = error.get("Code", "?")
+        message = error.get("Message", "")
+        return f"{code}: {message}" if message else str(code)
+    return f"{type(exc).__name__}: {exc}"
+
+
+@asynccontextmanager
+async def open_client(
+    endpoint_url: str | None,
+    config: TransferConfig,
+    *,
+    region_name: str | None = None,
+    client_config: AioConfig | None = None,
+) -> AsyncIterator[Any]:
+    """An aiobotocore S3 client from the default credential chain, sized for ``config``."""
+    ours = AioConfig(
+        # A connection per request in flight, plus room for Create/Complete/Abort.
+        max_pool_connections=config.concurrency + 4,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+    )
+    if client_config is not None:
+        ours = ours.merge(client_config)
+    session = get_session()
+    async with session.create_client(
+        "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours
+    ) as client:
+        yield client
+
+
+class S3:
+    """S3 operations on one client, each retried by ``TransferConfig``'s policy."""
+
+    def __init__(self, client: Any, config: TransferConfig) -> None:
+        self.client = client
+        self.config = config
+
+    async def call(
+        self,
+        operation: str,
+        params: Mapping[str, Any],
+        *,
+        limiter: anyio.CapacityLimiter | None = None,
+        check: Callable[[Response], None] | None = None,
+        on_retry: Callable[[Failure], None] | None = None,
+    ) -> Response:
+        """Run ``operation`` until it succeeds, fails for good, or runs out of attempts.
+
+        ``limiter`` is held for each attempt (not during backoff); ``check`` may reject a
+        response by raising ``BadResponseError``, which counts as a retryable failure.
+        """
+        method = getattr(self.client, operation)
+        for attempt in itertools.count(1):
+            try:
+                if limiter is None:
+                    response: Response = await method(**params)
+                else:
+                    async with limiter:
+                        response = await method(**params)
+                if check is not None:
+                    check(response)
+                return response
+            except Exception as exc:
+                failure = describe(exc)
+                if attempt >= self.config.max_attempts or not is_retryable(failure):
+                    raise
+                delay = backoff(attempt, self.config.retry_base_delay, self.config.retry_max_delay)
+                log.info(
+                    "%s s3://%s/%s part=%s attempt %d failed (%s); retrying in %.2fs",
+                    operation,
+                    params.get("Bucket"),
+                    params.get("Key"),
+                    params.get("PartNumber", "-"),
+                    attempt,
+                    failure.code or type(exc).__name__,
+                    delay,
+                )
+                if on_retry is not None:
+                    on_retry(failure)
+                await anyio.sleep(delay)
+        raise AssertionError("unreachable")  # pragma: no cover

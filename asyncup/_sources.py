@@ -1,0 +1,227 @@
+"""Source adapters: everything asyncup accepts, seen as one thing that fills buffers.
+
+Each adapter fills a caller-owned buffer (``readinto``) completely, unless the source ends
+first; the producer owns and reuses the buffers. Blocking reads (paths, sync file objects)
+run in worker threads; paths are read with positional ``preadv`` straight into the buffer.
+"""
+
+from __future__ import annotations
+
+import inspect
+import io
+import os
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import Any, Protocol
+
+import anyio.to_thread
+
+ACCEPTED = (
+    "bytes, bytearray or memoryview; a path (str or os.PathLike); a binary file object"
+    " (read/readinto); an object with an awaitable read(n); or an AsyncIterable[bytes]"
+)
+
+
+class Source(Protocol):
+    size: int | None
+    """Bytes from the current position to the end, when known before reading."""
+    path: str | None
+
+    async def open(self) -> None: ...
+
+    async def readinto(self, view: memoryview) -> int:
+        """Fill ``view`` completely unless the source ends first; return the bytes written."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def adapt(source: object) -> Source:
+    """Wrap ``source`` in the adapter for its kind; ``TypeError`` for anything else."""
+    if isinstance(source, bytes | bytearray | memoryview):
+        return BytesSource(source)
+    if isinstance(source, str | os.PathLike):
+        return PathSource(os.fspath(source))
+    if isinstance(source, io.TextIOBase):
+        raise TypeError(
+            f"source is a text file: open it in binary mode ('rb'); accepted: {ACCEPTED}"
+        )
+    read = getattr(source, "read", None)
+    if read is not None and inspect.iscoroutinefunction(read):
+        return AsyncReaderSource(source)
+    if isinstance(source, AsyncIterable):
+        return AsyncIterableSource(source)
+    if read is not None or hasattr(source, "readinto"):
+        return FileSource(source)
+    raise TypeError(f"cannot upload a {type(source).__name__}; accepted: {ACCEPTED}")
+
+
+def _as_bytes(chunk: object) -> memoryview:
+    if not isinstance(chunk, bytes | bytearray | memoryview):
+        raise TypeError(f"source produced {type(chunk).__name__}, expected bytes")
+    return memoryview(chunk).cast("B")
+
+
+class BytesSource:
+    path: str | None = None
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._view = memoryview(data).cast("B")
+        self.size: int | None = len(self._view)
+        self._pos = 0
+
+    async def open(self) -> None:
+        pass
+
+    async def readinto(self, view: memoryview) -> int:
+        n = min(len(view), len(self._view) - self._pos)
+        view[:n] = self._view[self._pos : self._pos + n]
+        self._pos += n
+        await anyio.lowlevel.checkpoint()
+        return n
+
+    async def aclose(self) -> None:
+        self._view.release()
+
+
+class PathSource:
+    def __init__(self, path: str) -> None:
+        self.path: str | None = path
+        self.size: int | None = None
+        self._fd = -1
+        self._offset = 0
+
+    async def open(self) -> None:
+        assert self.path is not None
+        self._fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
+        stat = await anyio.to_thread.run_sync(os.fstat, self._fd)
+        self.size = stat.st_size
+
+    async def readinto(self, view: memoryview) -> int:
+        n = await anyio.to_thread.run_sync(_pread_full, self._fd, view, self._offset)
+        self._offset += n
+        return n
+
+    async def aclose(self) -> None:
+        if self._fd >= 0:
+            fd, self._fd = self._fd, -1
+            await anyio.to_thread.run_sync(os.close, fd)
+
+
+def _pread_full(fd: int, view: memoryview, offset: int) -> int:
+    filled = 0
+    while filled < len(view):
+        n = os.preadv(fd, [view[filled:]], offset + filled)
+        if n == 0:
+            break
+        filled += n
+    return filled
+
+
+class FileSource:
+    """A synchronous binary file object, seekable or not, read from its current position."""
+
+    path: str | None = None
+
+    def __init__(self, file: Any) -> None:
+        self._file = file
+        self.size: int | None = None
+
+    async def open(self) -> None:
+        self.size = await anyio.to_thread.run_sync(self._remaining)
+
+    def _remaining(self) -> int | None:
+        seekable = getattr(self._file, "seekable", None)
+        if seekable is None or not seekable():
+            return None
+        here: int = self._file.tell()
+        end: int = self._file.seek(0, os.SEEK_END)
+        self._file.seek(here)
+        return max(0, end - here)
+
+    async def readinto(self, view: memoryview) -> int:
+        return await anyio.to_thread.run_sync(self._fill, view)
+
+    def _fill(self, view: memoryview) -> int:
+        filled = 0
+        readinto = getattr(self._file, "readinto", None)
+        while filled < len(view):
+            if readinto is not None:
+                n = readinto(view[filled:])
+            else:
+                chunk = _as_bytes(self._file.read(len(view) - filled))
+                n = len(chunk)
+                view[filled : filled + n] = chunk
+            if n is None:
+                raise TypeError("file object is non-blocking and had no data; pass a blocking one")
+            if n == 0:
+                break
+            filled += n
+        return filled
+
+    async def aclose(self) -> None:
+        pass
+
+
+class AsyncReaderSource:
+    """An object with ``async def read(n)``: aiohttp's StreamReader, anyio's AsyncFile..."""
+
+    path: str | None = None
+    size: int | None = None
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    async def open(self) -> None:
+        pass
+
+    async def readinto(self, view: memoryview) -> int:
+        filled = 0
+        while filled < len(view):
+            chunk = _as_bytes(await self._reader.read(len(view) - filled))
+            if not chunk:
+                break
+            if len(chunk) > len(view) - filled:
+                raise ValueError("read(n) returned more than n bytes")
+            view[filled : filled + len(chunk)] = chunk
+            filled += len(chunk)
+        return filled
+
+    async def aclose(self) -> None:
+        pass
+
+
+class AsyncIterableSource:
+    """Any ``AsyncIterable[bytes]`` with chunks of any size (Starlette's request.stream())."""
+
+    path: str | None = None
+    size: int | None = None
+
+    def __init__(self, iterable: AsyncIterable[Any]) -> None:
+        self._iterator: AsyncIterator[Any] = aiter(iterable)
+        self._leftover = memoryview(b"")
+        self._done = False
+
+    async def open(self) -> None:
+        pass
+
+    async def readinto(self, view: memoryview) -> int:
+        filled = 0
+        while filled < len(view):
+            if not self._leftover:
+                if self._done:
+                    break
+                try:
+                    self._leftover = _as_bytes(await anext(self._iterator))
+                except StopAsyncIteration:
+                    self._done = True
+                    break
+            n = min(len(view) - filled, len(self._leftover))
+            view[filled : filled + n] = self._leftover[:n]
+            self._leftover = self._leftover[n:]
+            filled += n
+        return filled
+
+    async def aclose(self) -> None:
+        aclose = getattr(self._iterator, "aclose", None)
+        if aclose is not None and not self._done:
+            await aclose()

@@ -1,0 +1,133 @@
+"""Uploader: one S3 client and one budget, shared by every upload that runs through it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+
+from . import _coordinator
+from ._budget import ByteBudget, Lease
+from ._config import TransferConfig
+from ._job import Job, ProgressCallback
+from ._params import route
+from ._result import UploadResult
+from ._s3 import S3, open_client
+from ._sources import adapt
+
+
+class Uploader:
+    """Uploads to S3 through one client, under one budget, for as long as it is open.
+
+    The budget is shared by every upload running through the Uploader: at most
+    ``config.concurrency`` UploadPart/PutObject requests in flight, and at most
+    ``config.buffer_budget`` bytes of part buffers, in total. A web backend keeps one
+    Uploader for its lifetime::
+
+        async with asyncup.Uploader(endpoint_url="http://127.0.0.1:9000") as up:
+            result = await up.upload(b"hello", "bucket", "greeting.txt")
+
+    Args:
+        client: an aiobotocore S3 client owned by the caller; never closed by asyncup.
+            Without one, the Uploader creates its own from the default credential chain
+            (with ``endpoint_url``, ``region_name`` and ``client_config``, a
+            ``botocore.config.Config`` merged over asyncup's defaults) and closes it on exit.
+        config: the TransferConfig for every upload (default: ``TransferConfig()``).
+    """
+
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        config: TransferConfig | None = None,
+        region_name: str | None = None,
+        client_config: Any = None,
+    ) -> None:
+        if config is not None and not isinstance(config, TransferConfig):
+            raise TypeError(f"config must be a TransferConfig; got {type(config).__name__}")
+        self.config = config or TransferConfig()
+        self._client = client
+        self._endpoint_url = endpoint_url
+        self._region_name = region_name
+        self._client_config = client_config
+        self._stack: AsyncExitStack | None = None
+        self._s3: S3 | None = None
+        self._limiter = anyio.CapacityLimiter(self.config.concurrency)
+        self._budget = ByteBudget(self.config.buffer_budget)
+
+    async def __aenter__(self) -> Self:
+        if self._stack is not None:
+            raise RuntimeError("this Uploader is already open")
+        stack = AsyncExitStack()
+        client = self._client
+        if client is None:
+            client = await stack.enter_async_context(
+                open_client(
+                    self._endpoint_url,
+                    self.config,
+                    region_name=self._region_name,
+                    client_config=self._client_config,
+                )
+            )
+        self._stack = stack
+        self._s3 = S3(client, self.config)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        stack, self._stack, self._s3 = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    @property
+    def client(self) -> Any:
+        """The aiobotocore S3 client in use (the caller's, or the Uploader's own)."""
+        if self._s3 is None:
+            raise RuntimeError("use the Uploader in 'async with' first")
+        return self._s3.client
+
+    async def upload(
+        self,
+        source: object,
+        bucket: str,
+        key: str,
+        *,
+        extra_args: Mapping[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> UploadResult:
+        """Upload ``source`` to ``s3://bucket/key``; see ``asyncup.upload`` for the details."""
+        if self._s3 is None:
+            raise RuntimeError("use the Uploader in 'async with' before calling upload()")
+        _check_destination(bucket, key)
+        args = route(extra_args, self.config.checksum_algorithm)
+        adapted = adapt(source)
+        if on_progress is not None and not callable(on_progress):
+            raise TypeError("on_progress must be callable")
+        job = Job(
+            s3=self._s3,
+            bucket=bucket,
+            key=key,
+            config=self.config,
+            args=args,
+            limiter=self._limiter,
+            lease=Lease(self._budget),
+            on_progress=on_progress,
+        )
+        return await _coordinator.upload(job, adapted)
+
+
+def _check_destination(bucket: object, key: object) -> None:
+    if not isinstance(bucket, str) or not bucket:
+        raise ValueError(f"bucket must be a non-empty str; got {bucket!r}")
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"key must be a non-empty str; got {key!r}")
+    if len(key.encode("utf-8")) > 1024:
+        raise ValueError("key must be at most 1024 bytes of UTF-8 (S3's limit)")

@@ -1,0 +1,138 @@
+"""Fixtures: a real S3 endpoint (moto server on 127.0.0.1), a bucket per test, a fault proxy."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from moto.server import ThreadedMotoServer
+
+from tests.faultproxy import FaultProxy
+
+# The credential chain of asyncup's own clients must find something, and never a real account.
+os.environ.update(
+    AWS_ACCESS_KEY_ID="asyncup-test",
+    AWS_SECRET_ACCESS_KEY="asyncup-test",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_CONFIG_FILE=os.devnull,
+    AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_SESSION_TOKEN", None)
+
+MiB = 1024 * 1024
+_bucket_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def client_config(**overrides: Any) -> AioConfig:
+    """A caller's client as the tests make it: botocore's own retries off, so every retry
+    seen in a test is asyncup's."""
+    settings: dict[str, Any] = {
+        "retries": {"total_max_attempts": 1},
+        "connect_timeout": 5,
+        "read_timeout": 10,
+        "max_pool_connections": 32,
+    }
+    settings.update(overrides)
+    return AioConfig(**settings)
+
+
+async def make_client(endpoint: str, **overrides: Any) -> Any:
+    session = get_session()
+    return session.create_client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        config=client_config(**overrides),
+    )
+
+
+@pytest.fixture
+async def s3(moto_endpoint: str) -> AsyncIterator[Any]:
+    """An aiobotocore client straight to moto (for setting up and reading back)."""
+    async with await make_client(moto_endpoint) as client:
+        yield client
+
+
+@pytest.fixture
+async def bucket(s3: Any) -> str:
+    name = f"asyncup-test-{os.getpid()}-{next(_bucket_numbers)}"
+    await s3.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+async def proxy(moto_endpoint: str) -> AsyncIterator[FaultProxy]:
+    async with FaultProxy(moto_endpoint) as fault_proxy:
+        yield fault_proxy
+
+
+@pytest.fixture
+async def proxied(proxy: FaultProxy) -> AsyncIterator[Any]:
+    """A client whose requests go through the fault proxy; short read timeout."""
+    async with await make_client(proxy.url, read_timeout=1.5) as client:
+        yield client
+
+
+async def read_object(s3: Any, bucket: str, key: str) -> bytes:
+    response = await s3.get_object(Bucket=bucket, Key=key)
+    async with response["Body"] as body:
+        data: bytes = await body.read()
+    return data
+
+
+def expected_etag(data: bytes, part_size: int | None) -> str:
+    """S3's ETag for ``data``: plain MD5, or multipart (md5 of part MD5s, "-N")."""
+    if part_size is None:
+        return f'"{hashlib.md5(data).hexdigest()}"'
+    md5s = [
+        hashlib.md5(data[i : i + part_size]).digest() for i in range(0, max(len(data), 1), part_size)
+    ]
+    return f'"{hashlib.md5(b"".join(md5s)).hexdigest()}-{len(md5s)}"'
+
+
+async def assert_object(
+    s3: Any, bucket: str, key: str, data: bytes, part_size: int | None
+) -> None:
+    """The object reads back byte for byte and has the ETag its bytes and parts imply."""
+    head = await s3.head_object(Bucket=bucket, Key=key)
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"] == expected_etag(data, part_size)
+    assert await read_object(s3, bucket, key) == data
+
+
+async def assert_nothing_left(s3: Any, bucket: str, key: str) -> None:
+    """No multipart upload is left in the bucket and no object exists at ``key``."""
+    listing = await s3.list_multipart_uploads(Bucket=bucket)
+    assert listing.get("Uploads", []) == []
+    objects = await s3.list_objects_v2(Bucket=bucket, Prefix=key)
+    assert objects.get("KeyCount", 0) == 0
+
+
+def random_bytes(size: int, seed: int = 0) -> bytes:
+    """Deterministic, incompressible-looking bytes (fast: no os.urandom for MiBs)."""
+    block = hashlib.sha256(str(seed).encode()).digest() * 2048  # 64 KiB
+    reps = size // len(block) + 1
+    data = bytearray(block * reps)[:size]
+    # Make each 64 KiB block different so that misplaced parts are caught.
+    for i in range(0, size, len(block)):
+        stamp = i.to_bytes(8, "big")[: size - i]
+        data[i : i + len(stamp)] = stamp
+    return bytes(data)

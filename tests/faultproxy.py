@@ -1,0 +1,188 @@
+"""A loopback HTTP proxy in front of the S3 server that the tests script faults into.
+
+Each request is named by its S3 operation (CreateMultipartUpload, UploadPart, ...). A rule
+matches an operation (and optionally a part number) and injects a fault a number of times:
+
+    "503"     answer 503 SlowDown without forwarding
+    "500"     answer 500 InternalError without forwarding
+    "403"     answer 403 AccessDenied without forwarding
+    "reset"   read part of the request body, then drop the connection
+    "stall"   read the body, then answer nothing for ``stall`` seconds and close
+    "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
+
+``delay`` holds every matching request that long before forwarding (slow server). The proxy
+counts requests per operation and the UploadPart requests in flight (and their maximum).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+from aiohttp import web
+
+HOP_HEADERS = {"host", "content-length", "transfer-encoding", "connection", "expect", "keep-alive"}
+
+ERROR_BODY = (
+    '<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code>'
+    "<Message>{message}</Message><RequestId>faultproxy</RequestId></Error>"
+)
+
+
+@dataclass
+class Rule:
+    operation: str
+    fault: str
+    times: int = 1
+    part: int | None = None
+    stall: float = 30.0
+
+    def matches(self, operation: str, part: int | None) -> bool:
+        if self.times <= 0 or operation != self.operation:
+            return False
+        return self.part is None or self.part == part
+
+
+def operation_of(method: str, query: dict[str, str]) -> str:
+    if method == "PUT":
+        return "UploadPart" if "partNumber" in query else "PutObject"
+    if method == "POST":
+        return "CreateMultipartUpload" if "uploads" in query else "CompleteMultipartUpload"
+    if method == "DELETE" and "uploadId" in query:
+        return "AbortMultipartUpload"
+    if method == "GET" and "uploadId" in query:
+        return "ListParts"
+    return f"{method} other"
+
+
+class FaultProxy:
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.rstrip("/")
+        self.rules: list[Rule] = []
+        self.delays: dict[str, float] = {}
+        self.counts: Counter[str] = Counter()
+        self.faults_injected: Counter[str] = Counter()
+        self.parts_in_flight = 0
+        self.max_parts_in_flight = 0
+        self.first_part_started = asyncio.Event()
+        self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    def fail(
+        self,
+        operation: str,
+        fault: str,
+        *,
+        times: int = 1,
+        part: int | None = None,
+        stall: float = 30.0,
+    ) -> None:
+        self.rules.append(Rule(operation, fault, times, part, stall))
+
+    def delay(self, operation: str, seconds: float) -> None:
+        self.delays[operation] = seconds
+
+    async def __aenter__(self) -> Self:
+        self._session = aiohttp.ClientSession(auto_decompress=False)
+        app = web.Application(client_max_size=6 * 1024**3)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        if self._session is not None:
+            await self._session.close()
+
+    def _take_fault(self, operation: str, part: int | None) -> Rule | None:
+        for rule in self.rules:
+            if rule.matches(operation, part):
+                rule.times -= 1
+                self.faults_injected[rule.fault] += 1
+                return rule
+        return None
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        query = dict(request.query)
+        operation = operation_of(request.method, query)
+        part = int(query["partNumber"]) if "partNumber" in query else None
+        self.counts[operation] += 1
+        is_part = operation == "UploadPart"
+        if is_part:
+            self.parts_in_flight += 1
+            self.max_parts_in_flight = max(self.max_parts_in_flight, self.parts_in_flight)
+            self.first_part_started.set()
+        try:
+            return await self._respond(request, operation, part)
+        finally:
+            if is_part:
+                self.parts_in_flight -= 1
+
+    async def _respond(
+        self, request: web.Request, operation: str, part: int | None
+    ) -> web.StreamResponse:
+        rule = self._take_fault(operation, part)
+        fault = rule.fault if rule else None
+        if fault == "reset":
+            await request.content.read(1024)
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        body = await request.read()
+        if operation in self.delays:
+            await asyncio.sleep(self.delays[operation])
+        if fault in ("503", "500", "403", "200err"):
+            status = 200 if fault == "200err" else int(fault)
+            code = {"503": "SlowDown", "500": "InternalError", "403": "AccessDenied"}.get(
+                fault, "InternalError"
+            )
+            return _error(status, code, f"injected {code}")
+        if fault == "stall":
+            assert rule is not None
+            await asyncio.sleep(rule.stall)
+            assert request.transport is not None
+            request.transport.abort()
+            return web.Response(status=500)
+        return await self._forward(request, body)
+
+    async def _forward(self, request: web.Request, body: bytes) -> web.Response:
+        assert self._session is not None
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        async with self._session.request(
+            request.method,
+            self.upstream + request.path_qs,
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+        ) as upstream:
+            payload = await upstream.read()
+            response_headers = {
+                k: v
+                for k, v in upstream.headers.items()
+                if k.lower() not in HOP_HEADERS | {"content-encoding"}
+            }
+            return web.Response(status=upstream.status, headers=response_headers, body=payload)
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.Response(
+        status=status,
+        body=ERROR_BODY.format(code=code, message=message).encode(),
+        content_type="application/xml",
+    )
