@@ -28,6 +28,7 @@ from ._plan import plan_known_size, use_multipart
 from ._producer import SourceSizeError, produce_planned, produce_stream
 from ._result import UploadResult
 from ._s3 import BadResponseError, Response, error_code, summarize
+from ._shield import shielded
 from ._sources import Source
 from ._worker import PartError, check_write, etag_is_md5, run_worker
 
@@ -40,9 +41,11 @@ async def upload(job: Job, source: Source) -> UploadResult:
     try:
         return await _upload(job, source)
     finally:
-        with anyio.move_on_after(job.config.abort_timeout, shield=True):
-            await source.aclose()
-        job.lease.release_all()
+        try:
+            with anyio.move_on_after(job.config.abort_timeout, shield=True):
+                await source.aclose()
+        finally:
+            job.lease.release_all()
 
 
 async def _upload(job: Job, source: Source) -> UploadResult:
@@ -119,25 +122,26 @@ async def _put_body(job: Job, body: bytearray) -> UploadResult:
 
 async def _multipart(job: Job, produce: Producer) -> UploadResult:
     # Create runs shielded: cancelled mid-flight, the upload might exist with an id we never
-    # learnt, billed forever. Waiting for the answer lets us abort it.
-    with anyio.move_on_after(job.config.abort_timeout, shield=True) as create_scope:
-        try:
-            response = await job.s3.call(
-                "create_multipart_upload", {"Bucket": job.bucket, "Key": job.key, **job.args.create}
-            )
-        except Exception as exc:
-            raise _failure(job, exc) from exc
-    if create_scope.cancelled_caught:
-        timeout = TimeoutError(f"CreateMultipartUpload took over {job.config.abort_timeout}s")
-        raise _failure(job, timeout) from timeout
+    # learnt, billed until someone aborts it. Waiting for the answer lets us abort it.
+    create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+    try:
+        response, cancel = await shielded(
+            lambda: job.s3.call("create_multipart_upload", create), job.config.abort_timeout
+        )
+    except Exception as exc:
+        raise _failure(job, exc) from exc
     job.upload_id = response["UploadId"]
     log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
     try:
-        await anyio.lowlevel.checkpoint()  # a cancellation that arrived during Create
+        if cancel is not None:
+            raise cancel
+        await anyio.lowlevel.checkpoint()  # an anyio cancellation held off during Create
         await _run_pipeline(job, produce)
         response = await _complete(job)
     except BaseException as exc:
-        aborted = await _abort(job)
+        aborted, cancel = await shielded(lambda: _abort(job), job.config.abort_timeout + 1)
+        if cancel is not None and isinstance(exc, Exception):
+            raise cancel from exc  # cancelled while aborting a failure: cancellation wins
         if isinstance(exc, Exception) and not isinstance(exc, UploadError):
             raise _failure(job, exc, aborted) from _cause(exc)
         if isinstance(exc, UploadError) and exc.abort_succeeded is None:
@@ -239,9 +243,9 @@ def _completed(job: Job, response: Response) -> UploadResult:
 
 async def _abort(job: Job) -> bool:
     """Abort the upload and confirm it is gone; parts in flight may land after an abort,
-    so abort again until ListParts answers NoSuchUpload. Shielded, bounded in time."""
+    so abort again until ListParts answers NoSuchUpload. Bounded by ``abort_timeout``."""
     params = {"Bucket": job.bucket, "Key": job.key, "UploadId": job.upload_id, **job.args.control}
-    with anyio.move_on_after(job.config.abort_timeout, shield=True):
+    with anyio.move_on_after(job.config.abort_timeout):
         for round_ in range(1, 4):
             try:
                 await job.s3.call("abort_multipart_upload", params)

@@ -103,14 +103,13 @@ def expected_etag(data: bytes, part_size: int | None) -> str:
     if part_size is None:
         return f'"{hashlib.md5(data).hexdigest()}"'
     md5s = [
-        hashlib.md5(data[i : i + part_size]).digest() for i in range(0, max(len(data), 1), part_size)
+        hashlib.md5(data[i : i + part_size]).digest()
+        for i in range(0, max(len(data), 1), part_size)
     ]
     return f'"{hashlib.md5(b"".join(md5s)).hexdigest()}-{len(md5s)}"'
 
 
-async def assert_object(
-    s3: Any, bucket: str, key: str, data: bytes, part_size: int | None
-) -> None:
+async def assert_object(s3: Any, bucket: str, key: str, data: bytes, part_size: int | None) -> None:
     """The object reads back byte for byte and has the ETag its bytes and parts imply."""
     head = await s3.head_object(Bucket=bucket, Key=key)
     assert head["ContentLength"] == len(data)

@@ -10,14 +10,15 @@ matches an operation (and optionally a part number) and injects a fault a number
     "stall"   read the body, then answer nothing for ``stall`` seconds and close
     "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
 
-``delay`` holds every matching request that long before forwarding (slow server). The proxy
+``delay`` holds every forwarded request of an operation that long (a slow server); faults
+are answered at once. The proxy
 counts requests per operation and the UploadPart requests in flight (and their maximum).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -68,7 +69,7 @@ class FaultProxy:
         self.faults_injected: Counter[str] = Counter()
         self.parts_in_flight = 0
         self.max_parts_in_flight = 0
-        self.first_part_started = asyncio.Event()
+        self.seen: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -123,11 +124,11 @@ class FaultProxy:
         operation = operation_of(request.method, query)
         part = int(query["partNumber"]) if "partNumber" in query else None
         self.counts[operation] += 1
+        self.seen[operation].set()
         is_part = operation == "UploadPart"
         if is_part:
             self.parts_in_flight += 1
             self.max_parts_in_flight = max(self.max_parts_in_flight, self.parts_in_flight)
-            self.first_part_started.set()
         try:
             return await self._respond(request, operation, part)
         finally:
@@ -145,8 +146,6 @@ class FaultProxy:
             request.transport.abort()
             return web.Response(status=500)
         body = await request.read()
-        if operation in self.delays:
-            await asyncio.sleep(self.delays[operation])
         if fault in ("503", "500", "403", "200err"):
             status = 200 if fault == "200err" else int(fault)
             code = {"503": "SlowDown", "500": "InternalError", "403": "AccessDenied"}.get(
@@ -159,6 +158,8 @@ class FaultProxy:
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=500)
+        if operation in self.delays:
+            await asyncio.sleep(self.delays[operation])
         return await self._forward(request, body)
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:

@@ -45,7 +45,9 @@ class AsyncReader:
         return chunk
 
 
-async def chunks(data: bytes, sizes: tuple[int, ...] = (1, 100_003, 4_000_000, 7)) -> AsyncIterator[bytes]:
+async def chunks(
+    data: bytes, sizes: tuple[int, ...] = (1, 100_003, 4_000_000, 7)
+) -> AsyncIterator[bytes]:
     """Chunks of awkward sizes, spanning part boundaries."""
     pos = 0
     i = 0
@@ -74,7 +76,7 @@ async def _path_obj(data: bytes, tmp: pathlib.Path) -> Any:
 async def _seekable_file(data: bytes, tmp: pathlib.Path) -> Any:
     path = tmp / "source.bin"
     path.write_bytes(data)
-    return path.open("rb")  # noqa: ASYNC230 - the test hands a sync file object to asyncup
+    return path.open("rb")
 
 
 async def _anyio_file(data: bytes, tmp: pathlib.Path) -> Any:
@@ -177,7 +179,7 @@ async def test_seekable_file_uploads_from_its_current_position(
     data = random_bytes(PART + 10)
     path = tmp_path / "f.bin"
     path.write_bytes(b"skip me" + data)
-    with path.open("rb") as file:  # noqa: ASYNC230
+    with path.open("rb") as file:
         file.seek(7)
         result = await asyncup.upload(file, bucket, "obj", client=s3, config=CONFIG)
     assert result.size == len(data)

@@ -1,0 +1,237 @@
+"""Retries through the fault proxy, and clean failure: aborted, nothing left, one UploadError."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pathlib
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import asyncup
+from tests.conftest import MiB, assert_nothing_left, assert_object, random_bytes
+from tests.faultproxy import FaultProxy
+
+PART = 5 * MiB
+FAST_RETRY = {"retry_base_delay": 0.01, "retry_max_delay": 0.05}
+CONFIG = asyncup.TransferConfig(
+    part_size=PART, multipart_threshold=PART, concurrency=3, max_attempts=4, **FAST_RETRY
+)
+DATA = random_bytes(3 * PART + 1000, seed=3)  # 4 parts
+
+
+@pytest.mark.parametrize(
+    ("operation", "fault", "part"),
+    [
+        ("UploadPart", "503", 2),
+        ("UploadPart", "500", 1),
+        ("UploadPart", "reset", 3),
+        ("UploadPart", "stall", 4),
+        ("CreateMultipartUpload", "503", None),
+        ("CompleteMultipartUpload", "500", None),
+        ("CompleteMultipartUpload", "200err", None),
+    ],
+)
+async def test_transient_faults_are_retried_and_the_object_is_identical(
+    operation: str,
+    fault: str,
+    part: int | None,
+    proxy: FaultProxy,
+    proxied: Any,
+    s3: Any,
+    bucket: str,
+) -> None:
+    proxy.fail(operation, fault, times=2, part=part, stall=5)
+    result = await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    assert proxy.faults_injected[fault] == 2
+    expected_requests = {"UploadPart": 4, "CreateMultipartUpload": 1, "CompleteMultipartUpload": 1}
+    assert proxy.counts[operation] == expected_requests[operation] + 2
+    assert result.parts == 4
+    await assert_object(s3, bucket, "obj", DATA, PART)
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+
+@pytest.mark.parametrize("fault", ["503", "reset"])
+async def test_single_put_object_is_retried(
+    fault: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    data = random_bytes(PART - 1)
+    proxy.fail("PutObject", fault, times=2)
+    result = await asyncup.upload(data, bucket, "obj", client=proxied, config=CONFIG)
+    assert proxy.counts["PutObject"] == 3
+    assert result.upload_id is None
+    await assert_object(s3, bucket, "obj", data, None)
+
+
+async def test_client_with_retries_off_still_gets_part_retries(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    # The ``proxied`` client has botocore's total_max_attempts=1: every retry is asyncup's.
+    assert proxied.meta.config.retries["total_max_attempts"] == 1
+    proxy.fail("UploadPart", "503", times=3)
+    await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    assert proxy.counts["UploadPart"] == 4 + 3
+    await assert_object(s3, bucket, "obj", DATA, PART)
+
+
+async def test_access_denied_on_a_part_is_not_retried_and_the_upload_is_aborted(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    proxy.fail("UploadPart", "403", part=2)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    error = caught.value
+    assert type(error) is asyncup.UploadError
+    assert (error.code, error.part_number, error.abort_succeeded) == ("AccessDenied", 2, True)
+    assert error.upload_id
+    assert (error.bucket, error.key) == (bucket, "obj")
+    assert "AccessDenied" in str(error)
+    assert "part 2" in str(error)
+    assert error.__cause__ is not None
+    assert proxy.counts["UploadPart"] <= 4  # part 2 was not sent twice
+    assert proxy.counts["AbortMultipartUpload"] >= 1
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+async def test_a_part_that_keeps_failing_stops_the_others_promptly(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    proxy.fail("UploadPart", "503", part=1, times=100)
+    proxy.delay("UploadPart", 20)  # the other parts would take 20 s
+    config = asyncup.TransferConfig(
+        part_size=PART, multipart_threshold=PART, concurrency=3, max_attempts=3, **FAST_RETRY
+    )
+    started = time.monotonic()
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(DATA, bucket, "obj", client=proxied, config=config)
+    assert caught.value.code == "SlowDown"
+    assert caught.value.part_number == 1
+    assert caught.value.abort_succeeded is True
+    assert time.monotonic() - started < 10  # not waiting for the other parts' 20 s
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+async def test_missing_bucket_fails_with_the_s3_code_in_the_message(s3: Any) -> None:
+    for data in (b"small", DATA):
+        with pytest.raises(asyncup.UploadError, match="NoSuchBucket") as caught:
+            await asyncup.upload(data, "asyncup-no-such-bucket", "obj", client=s3, config=CONFIG)
+        assert caught.value.code == "NoSuchBucket"
+        assert caught.value.upload_id is None
+        assert caught.value.abort_succeeded is None
+
+
+class SourceBroke(Exception):
+    pass
+
+
+async def failing_stream(after: int) -> AsyncIterator[bytes]:
+    yield random_bytes(after)
+    raise SourceBroke("the client went away")
+
+
+async def test_a_failing_source_surfaces_its_own_exception_and_is_aborted(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(
+            failing_stream(2 * PART + 5), bucket, "obj", client=proxied, config=CONFIG
+        )
+    assert isinstance(caught.value.__cause__, SourceBroke)
+    assert "the client went away" in str(caught.value)
+    assert caught.value.abort_succeeded is True
+    assert proxy.counts["CreateMultipartUpload"] == 1
+    assert proxy.counts["AbortMultipartUpload"] >= 1
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+async def test_a_file_that_cannot_be_read_is_an_upload_error(
+    s3: Any, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(tmp_path / "missing.bin", bucket, "obj", client=s3)
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+
+
+class BrokenFile:
+    """A sync file whose disk fails after the first part."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def read(self, n: int) -> bytes:
+        self.calls += 1
+        if self.calls > 1:
+            raise OSError(5, "Input/output error")
+        return bytes(n)
+
+
+async def test_a_sync_file_that_fails_mid_way_is_aborted(s3: Any, bucket: str) -> None:
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(BrokenFile(), bucket, "obj", client=s3, config=CONFIG)
+    assert isinstance(caught.value.__cause__, OSError)
+    assert caught.value.abort_succeeded is True
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+async def test_a_file_truncated_while_read_is_source_changed(
+    s3: Any, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    path = tmp_path / "shrinking.bin"
+    path.write_bytes(DATA)
+    config = asyncup.TransferConfig(
+        part_size=PART, multipart_threshold=PART, concurrency=1, queue_size=0
+    )
+
+    def truncate_after_first_part(n: int) -> None:
+        os.truncate(path, PART + PART // 2)
+
+    with pytest.raises(asyncup.SourceChangedError) as caught:
+        await asyncup.upload(
+            path, bucket, "obj", client=s3, config=config, on_progress=truncate_after_first_part
+        )
+    assert isinstance(caught.value, asyncup.UploadError)
+    assert caught.value.part_number == 3
+    assert caught.value.abort_succeeded is True
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+@pytest.mark.parametrize("stage", ["parts", "create", "complete"])
+async def test_cancellation_aborts_and_propagates(
+    stage: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    operation = {
+        "parts": "UploadPart",
+        "create": "CreateMultipartUpload",
+        "complete": "CompleteMultipartUpload",
+    }[stage]
+    proxy.delay(operation, 1)  # under the client's read timeout: no retries here
+    task = asyncio.create_task(asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG))
+    await proxy.seen[operation].wait()
+    task.cancel()
+    started = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert time.monotonic() - started < 10
+    if stage == "complete":
+        # Complete may have landed before the abort: then the object is whole, not partial.
+        uploads = await s3.list_multipart_uploads(Bucket=bucket)
+        assert uploads.get("Uploads", []) == []
+        listing = await s3.list_objects_v2(Bucket=bucket)
+        if listing.get("KeyCount"):
+            await assert_object(s3, bucket, "obj", DATA, PART)
+        return
+    assert proxy.counts["AbortMultipartUpload"] >= 1
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+async def test_no_exception_group_reaches_the_caller_when_several_parts_fail(
+    proxy: FaultProxy, proxied: Any, bucket: str
+) -> None:
+    proxy.fail("UploadPart", "403", times=4)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    assert not isinstance(caught.value, BaseExceptionGroup)
+    assert not isinstance(caught.value.__cause__, BaseExceptionGroup)
