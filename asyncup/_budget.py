@@ -55,6 +55,14 @@ class ByteBudget:
             raise
         return amount
 
+    def try_acquire(self, amount: int) -> int | None:
+        """Take ``amount`` bytes if they are free now, without waiting; else None."""
+        amount = min(amount, self.capacity)
+        if self._waiters or self._available < amount:
+            return None
+        self._available -= amount
+        return amount
+
     def release(self, amount: int) -> None:
         self._available += amount
         if self._available > self.capacity:
@@ -77,9 +85,19 @@ class Lease:
         self._budget = budget
         self.held = 0
 
+    @property
+    def capacity(self) -> int:
+        return self._budget.capacity
+
     async def acquire(self, amount: int) -> int:
         taken = await self._budget.acquire(amount)
         self.held += taken
+        return taken
+
+    def try_acquire(self, amount: int) -> int | None:
+        taken = self._budget.try_acquire(amount)
+        if taken is not None:
+            self.held += taken
         return taken
 
     def release(self, amount: int) -> None:

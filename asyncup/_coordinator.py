@@ -1,7 +1,7 @@
 """The coordinator: decides single PutObject or multipart, runs the pipeline, cleans up.
 
     open source -> size known?  -- below threshold --> PutObject
-                   size unknown -> read part 1 -- ended below threshold --> PutObject
+                   size unknown -> read up to threshold -- ended below it --> PutObject
     CreateMultipartUpload -> [producer -> queue -> workers] -> CompleteMultipartUpload
                           \\-- any failure or cancellation --> AbortMultipartUpload (shielded)
 
@@ -25,7 +25,7 @@ from ._checksums import digest_part, multipart_etag
 from ._errors import IntegrityError, SourceChangedError, UploadError
 from ._job import FilledPart, Job
 from ._plan import plan_known_size, use_multipart
-from ._producer import SourceSizeError, produce_planned, produce_stream
+from ._producer import SourceSizeError, produce_planned, produce_stream, read_stream_head
 from ._result import UploadResult
 from ._s3 import BadResponseError, Response, error_code, summarize
 from ._shield import shielded
@@ -61,14 +61,15 @@ async def _upload(job: Job, source: Source) -> UploadResult:
         plan = plan_known_size(size, config.part_size)  # may refuse: before any request
         return await _multipart(job, lambda send: produce_planned(job, source, plan, send))
 
-    first_size = max(config.part_size, config.multipart_threshold)
     try:
-        first = await job.read_part(source.readinto, 1, first_size, first_size)
+        head, ended = await read_stream_head(job, source)
     except Exception as exc:
         raise _failure(job, exc) from exc
-    if first.length < first_size and not use_multipart(first.length, config.multipart_threshold):
-        return await _put_body(job, first.body)
-    return await _multipart(job, lambda send: produce_stream(job, source, first, send))
+    size = sum(part.length for part in head)
+    if ended and not use_multipart(size, config.multipart_threshold):
+        body = head[0].body if len(head) == 1 else bytearray().join(p.body for p in head)
+        return await _put_body(job, body)
+    return await _multipart(job, lambda send: produce_stream(job, source, head, ended, send))
 
 
 async def _put_object(job: Job, source: Source, size: int) -> UploadResult:

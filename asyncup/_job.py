@@ -14,6 +14,7 @@ from ._params import RoutedArgs
 from ._s3 import S3
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
+Reader = Callable[[memoryview], Awaitable[int]]
 
 
 @dataclass(slots=True)
@@ -56,16 +57,26 @@ class Job:
     completed: dict[int, CompletedPart] = field(default_factory=dict)
 
     async def read_part(
-        self,
-        source_readinto: Callable[[memoryview], Awaitable[int]],
-        number: int,
-        size: int,
-        buffer_size: int,
+        self, readinto: Reader, number: int, size: int, buffer_size: int
     ) -> FilledPart:
         """Reserve budget, take a buffer and fill up to ``size`` bytes of it from the source."""
         reserved = await self.lease.acquire(buffer_size)
+        return await self._fill(readinto, number, size, buffer_size, reserved)
+
+    async def try_read_part(
+        self, readinto: Reader, number: int, size: int, buffer_size: int
+    ) -> FilledPart | None:
+        """``read_part``, or None at once when the budget has no room now."""
+        reserved = self.lease.try_acquire(buffer_size)
+        if reserved is None:
+            return None
+        return await self._fill(readinto, number, size, buffer_size, reserved)
+
+    async def _fill(
+        self, readinto: Reader, number: int, size: int, buffer_size: int, reserved: int
+    ) -> FilledPart:
         buffer = self.pool.take(buffer_size)
-        n = await source_readinto(memoryview(buffer)[:size])
+        n = await readinto(memoryview(buffer)[:size])
         body = buffer if n == len(buffer) else buffer[:n]
         return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
 

@@ -52,19 +52,59 @@ async def produce_planned(
             )
 
 
+async def read_stream_head(job: Job, source: Source) -> tuple[list[FilledPart], bool]:
+    """Read the first parts of a stream of unknown length, to choose PutObject or multipart.
+
+    Reads until ``multipart_threshold`` bytes are in hand, the stream ends, or the memory
+    bound is reached (a threshold above it cannot be honoured for a stream). Only the first
+    part may wait for budget: the head has no consumer yet, so waiting while holding parts
+    could deadlock uploads sharing an Uploader; when the budget is short, the upload goes
+    multipart with what it has. Returns the parts and whether the stream ended.
+    """
+    config = job.config
+    most = max(
+        1, min(config.concurrency + config.read_ahead + 1, job.lease.capacity // config.part_size)
+    )
+    head: list[FilledPart] = []
+    total = 0
+    while True:
+        size = stream_part_size(len(head) + 1, config.part_size)
+        number = len(head) + 1
+        if head:
+            part = await job.try_read_part(source.readinto, number, size, size)
+        else:
+            part = await job.read_part(source.readinto, number, size, size)
+        if part is None:
+            return head, False
+        if part.length == 0 and head:
+            job.recycle(part)
+            return head, True
+        head.append(part)
+        total += part.length
+        if part.length < size:
+            return head, True
+        if total >= config.multipart_threshold or len(head) >= most:
+            return head, False
+
+
 async def produce_stream(
-    job: Job, source: Source, first: FilledPart, send: MemoryObjectSendStream[FilledPart]
+    job: Job,
+    source: Source,
+    head: list[FilledPart],
+    ended: bool,
+    send: MemoryObjectSendStream[FilledPart],
 ) -> None:
-    """Send the parts of a stream of unknown length, ``first`` being already read.
+    """Send the parts of a stream of unknown length, the first ones (``head``) already read.
 
     Part sizes grow with the stream (``stream_part_size``) so that it is not cut off at
     part_size x 10,000.
     """
     async with send:
-        await send.send(first)
-        if first.length < len(first.buffer):
-            return  # the stream ended inside the first part
-        for number in range(2, MAX_PARTS + 1):
+        for part in head:
+            await send.send(part)
+        if ended:
+            return
+        for number in range(len(head) + 1, MAX_PARTS + 1):
             size = stream_part_size(number, job.config.part_size)
             part = await job.read_part(source.readinto, number, size, size)
             if part.length == 0:
