@@ -8,6 +8,8 @@ matches an operation (and optionally a part number) and injects a fault a number
     "403"     answer 403 AccessDenied without forwarding
     "reset"   read part of the request body, then drop the connection
     "stall"   read the body, then answer nothing for ``stall`` seconds and close
+    "corrupt" forward the request with one byte of its body flipped
+    "noetag"  forward, then drop the ETag header from the answer
     "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
 
 ``delay`` holds every forwarded request of an operation that long (a slow server); faults
@@ -160,7 +162,14 @@ class FaultProxy:
             return web.Response(status=500)
         if operation in self.delays:
             await asyncio.sleep(self.delays[operation])
-        return await self._forward(request, body)
+        if fault == "corrupt" and body:
+            flipped = bytearray(body)
+            flipped[len(flipped) // 2] ^= 0xFF
+            body = bytes(flipped)
+        response = await self._forward(request, body)
+        if fault == "noetag":
+            response.headers.popall("ETag", None)
+        return response
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None
