@@ -77,7 +77,11 @@ class HugeFile(io.RawIOBase):
     ],
 )
 async def test_bad_input_is_refused_before_any_request(
-    call: dict[str, Any], error: type[Exception], match: str, proxy: FaultProxy, proxied: Any,
+    call: dict[str, Any],
+    error: type[Exception],
+    match: str,
+    proxy: FaultProxy,
+    proxied: Any,
     bucket: str,
 ) -> None:
     kwargs: dict[str, Any] = {"source": b"data", "bucket": bucket, "key": "obj", **call}
