@@ -235,3 +235,35 @@ async def test_no_exception_group_reaches_the_caller_when_several_parts_fail(
         await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
     assert not isinstance(caught.value, BaseExceptionGroup)
     assert not isinstance(caught.value.__cause__, BaseExceptionGroup)
+
+
+async def test_complete_answering_200_with_an_error_body_is_never_a_success(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    proxy.fail("CompleteMultipartUpload", "200err", times=100)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    assert caught.value.code == "InternalError"
+    assert caught.value.abort_succeeded is True
+    assert proxy.counts["CompleteMultipartUpload"] == CONFIG.max_attempts
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+@pytest.mark.parametrize("how", ["asyncio.timeout", "anyio.move_on_after"])
+async def test_deadlines_abort_the_upload(
+    how: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    import anyio
+
+    proxy.delay("UploadPart", 5)
+    upload = asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    if how == "asyncio.timeout":
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await upload
+    else:
+        with anyio.move_on_after(0.5) as scope:
+            await upload
+        assert scope.cancelled_caught
+    assert proxy.counts["AbortMultipartUpload"] >= 1
+    await assert_nothing_left(s3, bucket, "obj")
