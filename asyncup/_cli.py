@@ -1,6 +1,7 @@
 """The asyncup command: argument parsing and rendering only.
 
 asyncup demo    upload real bytes through the whole pipeline to an embedded S3 endpoint
+asyncup bench   asyncup against the other S3 uploaders (see asyncup.bench)
 """
 
 from __future__ import annotations
@@ -57,7 +58,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--size", type=parse_size, default=parse_size("96MiB"))
     demo.add_argument("--part-size", type=parse_size, default=8 * MiB)
     demo.add_argument("--concurrency", type=int, default=8)
+    bench = commands.add_parser(
+        "bench",
+        help="benchmark asyncup against other S3 uploaders on a local endpoint",
+        description="Starts a fast S3 sink (or moto, seaweedfs) on 127.0.0.1 and uploads the"
+        " same data with asyncup and each peer, each in its own process; prints MB/s, CPU"
+        " per GiB, peak RSS and each peer's ratio to asyncup.",
+    )
+    from .bench import add_arguments
+
+    add_arguments(bench, parse_size)
     args = parser.parse_args(argv)
+    if args.command == "bench":
+        from .bench import run
+
+        return run(args, bench)
     try:
         config = TransferConfig(part_size=args.part_size, concurrency=args.concurrency)
     except ValueError as exc:

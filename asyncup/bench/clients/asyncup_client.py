@@ -1,0 +1,55 @@
+"""asyncup: Uploader.upload of a path, an async iterator, or many small bytes objects."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import anyio
+from _common import async_chunks, load_spec, measure, read_small_objects
+
+import asyncup
+
+
+async def upload(spec: dict[str, Any], small: list[tuple[str, bytes]]) -> None:
+    config = asyncup.TransferConfig(
+        part_size=spec["part_size"],
+        multipart_threshold=spec["part_size"],
+        concurrency=spec["concurrency"],
+    )
+    async with asyncup.Uploader(endpoint_url=spec["endpoint"], config=config) as up:
+        if spec["case"] == "stream":
+            await up.upload(async_chunks(spec), spec["bucket"], spec["key"])
+        elif spec["case"] == "small":
+            await upload_many(up, small, spec)
+        else:
+            await up.upload(spec["path"], spec["bucket"], spec["key"])
+
+
+async def upload_many(
+    up: asyncup.Uploader, small: list[tuple[str, bytes]], spec: dict[str, Any]
+) -> None:
+    todo = iter(small)
+
+    async def worker() -> None:
+        for key, body in todo:
+            await up.upload(body, spec["bucket"], key)
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(spec["concurrency"]):
+            tasks.start_soon(worker)
+
+
+def main() -> None:
+    spec = load_spec()
+    small = read_small_objects(spec) if spec["case"] == "small" else []
+    try:
+        import uvloop
+    except ImportError:
+        measure(lambda: asyncio.run(upload(spec, small)))
+    else:
+        measure(lambda: uvloop.run(upload(spec, small)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""obstore (Rust object_store): put_async of a path, an async iterator, or bytes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import obstore
+from _common import async_chunks, load_spec, measure, read_small_objects
+from obstore.store import S3Store
+
+
+async def upload(spec: dict[str, Any], small: list[tuple[str, bytes]]) -> None:
+    client_options: dict[str, Any] = {"allow_http": True}
+    if spec["ca_bundle"]:
+        with open(spec["ca_bundle"]) as ca:  # noqa: ASYNC230 (a small file, once)
+            client_options["root_certificate"] = ca.read()
+    store = S3Store(
+        spec["bucket"],
+        endpoint=spec["endpoint"],
+        region="us-east-1",
+        access_key_id="bench",
+        secret_access_key="bench",
+        virtual_hosted_style_request=False,
+        client_options=client_options,
+    )
+    transfer = {"chunk_size": spec["part_size"], "max_concurrency": spec["concurrency"]}
+    if spec["case"] == "small":
+        limit = asyncio.Semaphore(spec["concurrency"])
+
+        async def put(name: str, body: bytes) -> None:
+            async with limit:
+                await obstore.put_async(store, name, body)
+
+        await asyncio.gather(*(put(name, body) for name, body in small))
+    elif spec["case"] == "stream":
+        await obstore.put_async(store, spec["key"], async_chunks(spec), **transfer)
+    else:
+        await obstore.put_async(store, spec["key"], Path(spec["path"]), **transfer)
+
+
+def main() -> None:
+    spec = load_spec()
+    small = read_small_objects(spec) if spec["case"] == "small" else []
+    measure(lambda: asyncio.run(upload(spec, small)))
+
+
+if __name__ == "__main__":
+    main()

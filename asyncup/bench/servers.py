@@ -1,0 +1,184 @@
+"""The endpoints a benchmark runs against, each in its own process on 127.0.0.1.
+
+``sink`` (the default) isolates the client's cost; ``moto`` and ``seaweedfs`` are real
+S3 implementations, much slower than the clients here, so they measure the server. Every
+server is stopped by its own PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+SERVERS = ("sink", "moto", "seaweedfs")
+
+
+class ServerError(RuntimeError):
+    """A server could not be started."""
+
+
+@dataclass(frozen=True, slots=True)
+class Server:
+    name: str
+    endpoint: str
+    ca_bundle: str | None
+    pid: int | None
+    """The server's own process, or None for an endpoint given with --endpoint-url."""
+    etag_is_md5: bool
+    """Whether its ETags are MD5-based and worth checking (the sink's only with --md5)."""
+
+
+def free_port(also_plus: int | None = None) -> int:
+    """A loopback port free now (and ``port + also_plus`` too, for SeaweedFS's gRPC)."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port: int = probe.getsockname()[1]
+        if also_plus is None:
+            return port
+        if port + also_plus < 65536:
+            with socket.socket() as other:
+                try:
+                    other.bind(("127.0.0.1", port + also_plus))
+                except OSError:
+                    continue
+            return port
+    raise ServerError("no free loopback port")
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(f"the server exited with status {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise ServerError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f}s")
+
+
+def _stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@contextlib.contextmanager
+def start(
+    name: str,
+    *,
+    tls: bool,
+    md5: bool = False,
+    part_delay: float = 0.0,
+    tools_dir: str | None = None,
+) -> Iterator[Server]:
+    """Start server ``name`` on 127.0.0.1 for the duration of the block."""
+    with tempfile.TemporaryDirectory(prefix=f"asyncup-bench-{name}-") as workdir:
+        if name == "sink":
+            with _sink(tls, md5, part_delay) as server:
+                yield server
+        elif name == "moto":
+            with _moto(tls, workdir) as server:
+                yield server
+        elif name == "seaweedfs":
+            if tls:
+                raise ServerError("seaweedfs: the harness runs it over HTTP only")
+            with _seaweedfs(workdir, tools_dir) as server:
+                yield server
+        else:
+            raise ServerError(f"unknown server {name!r}; one of {', '.join(SERVERS)}")
+
+
+@contextlib.contextmanager
+def _sink(tls: bool, md5: bool, part_delay: float) -> Iterator[Server]:
+    command = [sys.executable, "-m", "asyncup.bench.sink", "--part-delay", str(part_delay)]
+    command += ["--tls"] if tls else []
+    command += ["--md5"] if md5 else []
+    process = subprocess.Popen(command, stdout=subprocess.PIPE)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise ServerError(f"the sink exited with status {process.wait()}")
+        info = json.loads(line)
+        yield Server("sink", info["endpoint"], info["ca_bundle"], process.pid, md5)
+    finally:
+        _stop(process)
+
+
+@contextlib.contextmanager
+def _moto(tls: bool, workdir: str) -> Iterator[Server]:
+    if shutil.which("moto_server") is None and not _importable("moto.server"):
+        raise ServerError("moto is not installed: pip install 'asyncup[demo]'")
+    port = free_port()
+    command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    ca_bundle = None
+    if tls:
+        from .tlscert import make_certificates
+
+        files = make_certificates(workdir)
+        command += ["-s", "-c", files.cert, "-k", files.key]
+        ca_bundle = files.ca
+    log = open(os.path.join(workdir, "moto.log"), "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_listening(port, process, 30)
+        scheme = "https" if tls else "http"
+        yield Server("moto", f"{scheme}://127.0.0.1:{port}", ca_bundle, process.pid, True)
+    finally:
+        _stop(process)
+        log.close()
+
+
+@contextlib.contextmanager
+def _seaweedfs(workdir: str, tools_dir: str | None) -> Iterator[Server]:
+    weed = shutil.which("weed", path=tools_dir) or shutil.which("weed")
+    if weed is None:
+        raise ServerError("seaweedfs: no 'weed' command (asyncup bench --setup-peers installs it)")
+    ports = [free_port(10000) for _ in range(5)]
+    if len(set(ports)) < 5:
+        raise ServerError("seaweedfs: could not find free ports")
+    s3, master, volume, filer, _ = ports
+    data = os.path.join(workdir, "data")
+    os.makedirs(data)
+    command = [
+        weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
+        f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+        f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+        "-master.volumeSizeLimitMB=64", "-volume.max=4",
+    ]  # fmt: skip
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    log = open(os.path.join(workdir, "weed.log"), "wb")  # noqa: SIM115
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        _wait_listening(s3, process, 60)
+        time.sleep(1.0)  # the S3 gateway listens before the filer behind it is ready
+        yield Server("seaweedfs", f"http://127.0.0.1:{s3}", None, process.pid, True)
+    finally:
+        _stop(process, grace=15)
+        log.close()
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False

@@ -1,0 +1,370 @@
+"""A fast S3 sink: just enough of S3 to take uploads, and nothing stored but their sizes.
+
+    python -m asyncup.bench.sink [--tls] [--md5] [--part-delay SECONDS]
+
+prints one JSON line ``{"endpoint": ..., "ca_bundle": ..., "pid": ...}`` once it listens on
+127.0.0.1, and runs until SIGTERM/SIGINT. It isolates the client's cost: a raw asyncio
+protocol (uvloop when installed) counts body bytes as they arrive and throws them away, so it
+needs a small fraction of a core where the clients need one or two.
+
+Theory of operation: ``Connection`` parses HTTP/1.1 (Content-Length or chunked bodies,
+``Expect: 100-continue``, keep-alive) and hands each complete ``Request`` to ``Store``, which
+answers CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipartUpload,
+ListParts (NoSuchUpload once aborted), PutObject, HeadBucket/CreateBucket, HeadObject,
+DeleteObject, GetBucketLocation and an empty ListObjects. Authentication is ignored.
+
+ETags: with ``--md5`` the sink hashes every body (in a thread pool, so the event loop never
+stalls) and its ETags are real S3 ETags. Without it (the default, for speed) a part's ETag is
+the client's own Content-MD5 when it sent one ("claimed"), else a placeholder. HeadObject says
+which in ``x-sink-etag`` (computed, claimed, none) and lists the part sizes in
+``x-sink-parts`` (``8388608*127,4194304``) so that a runner can recompute the ETag.
+``GET /_sink/stats`` answers JSON counters and the sink's own CPU seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import binascii
+import hashlib
+import itertools
+import json
+import os
+import resource
+import signal
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from urllib.parse import unquote
+
+from . import _http
+from ._http import Request, Response, error
+
+
+@dataclass(slots=True)
+class Part:
+    size: int
+    md5: bytes | None
+    how: str  # "computed", "claimed" or "none"
+
+
+@dataclass(slots=True)
+class Upload:
+    bucket: str
+    key: str
+    parts: dict[int, Part] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class StoredObject:
+    size: int
+    etag: str
+    how: str
+    part_sizes: list[int]
+
+
+@dataclass(slots=True)
+class Options:
+    md5: bool = False
+    part_delay: float = 0.0
+
+
+def multipart_etag(parts: Sequence[Part]) -> tuple[str, str]:
+    """S3's ETag for these parts, and how much it can be trusted."""
+    if any(part.md5 is None for part in parts):
+        return f'"sink-unverified-{len(parts)}"', "none"
+    digest = hashlib.md5(b"".join(part.md5 for part in parts if part.md5 is not None))
+    how = "computed" if all(part.how == "computed" for part in parts) else "claimed"
+    return f'"{digest.hexdigest()}-{len(parts)}"', how
+
+
+def run_lengths(sizes: Sequence[int]) -> str:
+    """[8, 8, 8, 3] -> '8*3,3'."""
+    runs = []
+    for size, group in itertools.groupby(sizes):
+        count = len(list(group))
+        runs.append(f"{size}*{count}" if count > 1 else str(size))
+    return ",".join(runs)
+
+
+def decode_aws_chunked(body: bytes) -> bytes:
+    """The payload of an aws-chunked body (chunk signatures and trailers dropped)."""
+    out = bytearray()
+    pos = 0
+    while True:
+        end = body.index(b"\r\n", pos)
+        size = int(body[pos:end].split(b";", 1)[0], 16)
+        if size == 0:
+            return bytes(out)
+        out += body[end + 2 : end + 2 + size]
+        pos = end + 2 + size + 2
+
+
+def body_md5(chunks: list[bytes], aws_chunked: bool) -> bytes:
+    if aws_chunked:
+        return hashlib.md5(decode_aws_chunked(b"".join(chunks))).digest()
+    digest = hashlib.md5()
+    for chunk in chunks:
+        digest.update(chunk)
+    return digest.digest()
+
+
+class Store:
+    """The sink's S3: uploads in progress, objects' sizes and ETags, counters."""
+
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.uploads: dict[str, Upload] = {}
+        self.objects: dict[tuple[str, str], StoredObject] = {}
+        self.buckets: set[str] = set()
+        self.upload_ids = itertools.count(1)
+        self.counters = {"requests": 0, "body_bytes": 0, "parts": 0, "objects": 0}
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sink-md5")
+
+    def wants_body(self, request: Request) -> bool:
+        """Whether ``request``'s body must be kept: to hash it, or to read a small document."""
+        return self.options.md5 and request.method == "PUT" and "/" in request.path.strip("/")
+
+    async def handle(self, request: Request) -> Response:
+        self.counters["requests"] += 1
+        self.counters["body_bytes"] += request.body_size
+        bucket, _, key = unquote(request.path.lstrip("/")).partition("/")
+        query = request.query
+        if bucket == "_sink":
+            return self._stats()
+        if not key:
+            return self._bucket(request, bucket)
+        method = request.method
+        if method == "PUT" and "uploadId" in query and "partNumber" in query:
+            return await self._upload_part(request, query["uploadId"], int(query["partNumber"]))
+        if method == "PUT":
+            return await self._put_object(request, bucket, key)
+        if method == "POST" and "uploads" in query:
+            return self._create(bucket, key)
+        if method == "POST" and "uploadId" in query:
+            return self._complete(query["uploadId"], bucket, key)
+        if method == "DELETE" and "uploadId" in query:
+            self.uploads.pop(query["uploadId"], None)
+            return Response(204)
+        if method == "GET" and "uploadId" in query:
+            return self._list_parts(query["uploadId"], bucket, key)
+        if method in ("HEAD", "GET"):
+            return self._head_object(request, bucket, key)
+        if method == "DELETE":
+            self.objects.pop((bucket, key), None)
+            return Response(204)
+        return error(501, "NotImplemented", f"the sink does not do {method} with {query}")
+
+    def _stats(self) -> Response:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        stats = {**self.counters, "cpu_seconds": usage.ru_utime + usage.ru_stime}
+        return Response(200, json.dumps(stats).encode(), content_type="application/json")
+
+    def _bucket(self, request: Request, bucket: str) -> Response:
+        if request.method == "PUT":
+            self.buckets.add(bucket)
+            return Response(200, headers={"Location": f"/{bucket}"})
+        if request.method in ("HEAD", "DELETE"):
+            return Response(200 if request.method == "HEAD" else 204)
+        if "location" in request.query:
+            return Response(200, _http.xml("LocationConstraint", ""))
+        return self._list_objects(bucket, request.query)
+
+    def _list_objects(self, bucket: str, query: dict[str, str]) -> Response:
+        """ListObjectsV2 (and V1's first page): keys, sizes and ETags, 1,000 at a time."""
+        prefix = query.get("prefix", "")
+        after = query.get("continuation-token") or query.get("start-after") or ""
+        limit = min(int(query.get("max-keys", "1000")), 1000)
+        keys = sorted(
+            key for b, key in self.objects if b == bucket and key.startswith(prefix) and key > after
+        )
+        page, truncated = keys[:limit], len(keys) > limit
+        entries = "".join(
+            f"<Contents><Key>{_http.escape(key)}</Key><Size>{stored.size}</Size>"
+            f"<ETag>{_http.escape(stored.etag)}</ETag>"
+            "<LastModified>2026-01-01T00:00:00.000Z</LastModified>"
+            "<StorageClass>STANDARD</StorageClass></Contents>"
+            for key, stored in ((key, self.objects[(bucket, key)]) for key in page)
+        )
+        body = (
+            f"<Name>{bucket}</Name><Prefix>{_http.escape(prefix)}</Prefix><KeyCount>{len(page)}"
+            f"</KeyCount><MaxKeys>{limit}</MaxKeys><IsTruncated>{str(truncated).lower()}"
+            "</IsTruncated>"
+        )
+        if truncated:
+            body += f"<NextContinuationToken>{_http.escape(page[-1])}</NextContinuationToken>"
+        return Response(200, _http.xml("ListBucketResult", body + entries))
+
+    async def _digest(self, request: Request) -> Part:
+        if request.chunks is not None:
+            md5 = await asyncio.get_running_loop().run_in_executor(
+                self.pool, body_md5, request.chunks, request.aws_chunked
+            )
+            return Part(request.payload_size, md5, "computed")
+        claimed = request.headers.get("content-md5")
+        if claimed:
+            try:
+                return Part(request.payload_size, base64.b64decode(claimed), "claimed")
+            except binascii.Error:
+                pass
+        return Part(request.payload_size, None, "none")
+
+    async def _upload_part(self, request: Request, upload_id: str, number: int) -> Response:
+        part = await self._digest(request)
+        if self.options.part_delay:
+            await asyncio.sleep(self.options.part_delay)
+        upload = self.uploads.get(upload_id)
+        if upload is None:
+            return error(404, "NoSuchUpload", "The specified upload does not exist.")
+        upload.parts[number] = part
+        self.counters["parts"] += 1
+        etag = f'"{part.md5.hex()}"' if part.md5 is not None else '"sink-unverified"'
+        return Response(200, headers={"ETag": etag})
+
+    async def _put_object(self, request: Request, bucket: str, key: str) -> Response:
+        part = await self._digest(request)
+        etag = f'"{part.md5.hex()}"' if part.md5 is not None else '"sink-unverified"'
+        self.objects[(bucket, key)] = StoredObject(part.size, etag, part.how, [part.size])
+        self.counters["objects"] += 1
+        return Response(200, headers={"ETag": etag})
+
+    def _create(self, bucket: str, key: str) -> Response:
+        upload_id = f"sink-{os.getpid()}-{next(self.upload_ids)}"
+        self.uploads[upload_id] = Upload(bucket, key)
+        body = (
+            f"<Bucket>{bucket}</Bucket><Key>{_http.escape(key)}</Key>"
+            f"<UploadId>{upload_id}</UploadId>"
+        )
+        return Response(200, _http.xml("InitiateMultipartUploadResult", body))
+
+    def _complete(self, upload_id: str, bucket: str, key: str) -> Response:
+        upload = self.uploads.pop(upload_id, None)
+        if upload is None:
+            return error(404, "NoSuchUpload", "The specified upload does not exist.")
+        parts = [upload.parts[n] for n in sorted(upload.parts)]
+        etag, how = multipart_etag(parts)
+        sizes = [part.size for part in parts]
+        self.objects[(bucket, key)] = StoredObject(sum(sizes), etag, how, sizes)
+        self.counters["objects"] += 1
+        body = (
+            f"<Location>/{bucket}/{_http.escape(key)}</Location><Bucket>{bucket}</Bucket>"
+            f"<Key>{_http.escape(key)}</Key><ETag>{_http.escape(etag)}</ETag>"
+        )
+        return Response(200, _http.xml("CompleteMultipartUploadResult", body))
+
+    def _list_parts(self, upload_id: str, bucket: str, key: str) -> Response:
+        upload = self.uploads.get(upload_id)
+        if upload is None:
+            return error(404, "NoSuchUpload", "The specified upload does not exist.")
+        entries = "".join(
+            f"<Part><PartNumber>{n}</PartNumber><Size>{p.size}</Size>"
+            f"<ETag>&quot;{p.md5.hex() if p.md5 else 'sink-unverified'}&quot;</ETag></Part>"
+            for n, p in sorted(upload.parts.items())
+        )
+        body = (
+            f"<Bucket>{bucket}</Bucket><Key>{_http.escape(key)}</Key>"
+            f"<UploadId>{upload_id}</UploadId><IsTruncated>false</IsTruncated>{entries}"
+        )
+        return Response(200, _http.xml("ListPartsResult", body))
+
+    def _head_object(self, request: Request, bucket: str, key: str) -> Response:
+        stored = self.objects.get((bucket, key))
+        if stored is None:
+            return error(404, "NoSuchKey", "The specified key does not exist.")
+        headers = {
+            "ETag": stored.etag,
+            "Last-Modified": "Thu, 01 Jan 2026 00:00:00 GMT",
+            "x-sink-etag": stored.how,
+            "x-sink-parts": run_lengths(stored.part_sizes),
+        }
+        return Response(200, headers=headers, length=stored.size)
+
+
+async def serve(
+    options: Options,
+    *,
+    tls_dir: str | None = None,
+    port: int = 0,
+    on_ready: Callable[[dict[str, object]], None] | None = None,
+) -> None:
+    """Serve on 127.0.0.1 until cancelled; ``on_ready`` gets the endpoint description."""
+    store = Store(options)
+    ssl_context = None
+    ca_bundle = None
+    if tls_dir is not None:
+        import ssl
+
+        from .tlscert import make_certificates
+
+        files = make_certificates(tls_dir)
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(files.cert, files.key)
+        ca_bundle = files.ca
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: _http.Connection(store.handle, store.wants_body),
+        host="127.0.0.1",
+        port=port,
+        ssl=ssl_context,
+        backlog=256,
+    )
+    async with server:
+        bound = server.sockets[0].getsockname()[1]
+        scheme = "https" if ssl_context else "http"
+        if on_ready is not None:
+            on_ready(
+                {
+                    "endpoint": f"{scheme}://127.0.0.1:{bound}",
+                    "ca_bundle": ca_bundle,
+                    "pid": os.getpid(),
+                }
+            )
+        try:
+            await server.serve_forever()
+        finally:
+            store.pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _main(args: argparse.Namespace) -> int:
+    options = Options(md5=args.md5, part_delay=args.part_delay)
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+
+    def ready(info: dict[str, object]) -> None:
+        print(json.dumps(info), flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="asyncup-sink-") as tls_dir:
+        task = asyncio.create_task(
+            serve(options, tls_dir=tls_dir if args.tls else None, port=args.port, on_ready=ready)
+        )
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        waiter.cancel()
+        await asyncio.gather(task, waiter, return_exceptions=True)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asyncup.bench.sink", description=__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--tls", action="store_true", help="HTTPS with a certificate made now")
+    parser.add_argument("--md5", action="store_true", help="hash bodies: real S3 ETags")
+    parser.add_argument("--part-delay", type=float, default=0.0, help="seconds per UploadPart")
+    args = parser.parse_args(argv)
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(_main(args))
+    return uvloop.run(_main(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
