@@ -13,9 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from _common import load_spec, measure, skip, small_objects
-from awscrt.auth import AwsCredentialsProvider
-from awscrt.http import HttpHeaders, HttpRequest
-from awscrt.io import (
+from awscrt.auth import AwsCredentialsProvider  # type: ignore[import-untyped]
+from awscrt.http import HttpHeaders, HttpRequest  # type: ignore[import-untyped]
+from awscrt.io import (  # type: ignore[import-untyped]
     ClientBootstrap,
     ClientTlsContext,
     DefaultHostResolver,
