@@ -22,7 +22,7 @@ from awscrt.io import (  # type: ignore[import-untyped]
     EventLoopGroup,
     TlsContextOptions,
 )
-from awscrt.s3 import S3Client, S3RequestTlsMode, S3RequestType
+from awscrt.s3 import S3Client, S3RequestTlsMode, S3RequestType  # type: ignore[import-untyped]
 
 
 def main() -> None:
