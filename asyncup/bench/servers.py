@@ -119,6 +119,8 @@ def _sink(tls: bool, md5: bool, part_delay: float) -> Iterator[Server]:
         yield Server("sink", info["endpoint"], info["ca_bundle"], process.pid, md5)
     finally:
         _stop(process)
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 @contextlib.contextmanager

@@ -1,0 +1,186 @@
+"""`asyncup bench`: the sink speaks enough S3 to real clients, the numbers are summarized right,
+and the whole harness runs end to end (asyncup alone: no peer environment needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+from botocore.exceptions import ClientError
+
+import asyncup
+from asyncup.bench import measure, servers
+from asyncup.bench.sink import Part, decode_aws_chunked, multipart_etag, run_lengths
+from asyncup.bench.verify import equal_parts, etag_for, parse_run_lengths
+from tests.conftest import expected_etag, random_bytes
+
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module", params=["http", "https"])
+def sink(request: pytest.FixtureRequest) -> Iterator[servers.Server]:
+    with servers.start("sink", tls=request.param == "https", md5=True) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(sink: servers.Server) -> AsyncIterator[Any]:
+    session = get_session()
+    async with session.create_client(
+        "s3",
+        endpoint_url=sink.endpoint,
+        region_name="us-east-1",
+        verify=sink.ca_bundle,  # None over HTTP; the CA made by the sink over HTTPS
+    ) as s3:
+        yield s3
+
+
+async def test_sink_answers_the_multipart_conversation(client: Any, sink: servers.Server) -> None:
+    assert sink.endpoint.startswith("https://" if sink.ca_bundle else "http://127.0.0.1:")
+    await client.create_bucket(Bucket="b")
+    await client.head_bucket(Bucket="b")
+    data = random_bytes(11 * MiB)
+    upload = await client.create_multipart_upload(Bucket="b", Key="multi")
+    upload_id = upload["UploadId"]
+    parts = []
+    for number, start in enumerate(range(0, len(data), 5 * MiB), 1):
+        body = data[start : start + 5 * MiB]
+        answer = await client.upload_part(
+            Bucket="b", Key="multi", UploadId=upload_id, PartNumber=number, Body=body
+        )
+        assert answer["ETag"] == f'"{hashlib.md5(body).hexdigest()}"'
+        parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+    listed = await client.list_parts(Bucket="b", Key="multi", UploadId=upload_id)
+    assert [p["Size"] for p in listed["Parts"]] == [5 * MiB, 5 * MiB, MiB]
+    done = await client.complete_multipart_upload(
+        Bucket="b", Key="multi", UploadId=upload_id, MultipartUpload={"Parts": parts}
+    )
+    assert done["ETag"] == expected_etag(data, 5 * MiB)
+    head = await client.head_object(Bucket="b", Key="multi")
+    assert head["ContentLength"] == len(data)
+    assert head["ETag"] == expected_etag(data, 5 * MiB)
+
+
+async def test_sink_forgets_an_aborted_upload(client: Any) -> None:
+    upload = await client.create_multipart_upload(Bucket="b", Key="gone")
+    params = {"Bucket": "b", "Key": "gone", "UploadId": upload["UploadId"]}
+    await client.upload_part(**params, PartNumber=1, Body=b"x" * MiB)
+    await client.abort_multipart_upload(**params)
+    with pytest.raises(ClientError, match="NoSuchUpload"):
+        await client.list_parts(**params)
+    with pytest.raises(ClientError, match="404"):
+        await client.head_object(Bucket="b", Key="gone")
+
+
+async def test_sink_takes_put_object_and_lists_it(client: Any) -> None:
+    await client.put_object(Bucket="b", Key="small/1", Body=b"hello")
+    head = await client.head_object(Bucket="b", Key="small/1")
+    assert head["ContentLength"] == 5
+    assert head["ETag"] == f'"{hashlib.md5(b"hello").hexdigest()}"'
+    listing = await client.list_objects_v2(Bucket="b", Prefix="small/")
+    assert [(o["Key"], o["Size"]) for o in listing["Contents"]] == [("small/1", 5)]
+
+
+async def test_asyncup_uploads_to_the_sink_with_tls_verified(
+    sink: servers.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if sink.ca_bundle:
+        monkeypatch.setenv("AWS_CA_BUNDLE", sink.ca_bundle)
+    data = random_bytes(21 * MiB, seed=4)
+    config = asyncup.TransferConfig(part_size=8 * MiB, concurrency=3)
+    result = await asyncup.upload(data, "b", "asyncup", endpoint_url=sink.endpoint, config=config)
+    assert result.etag == expected_etag(data, 8 * MiB)
+    assert result.parts == 3
+
+
+async def test_an_unknown_ca_is_refused(sink: servers.Server) -> None:
+    if not sink.ca_bundle:
+        pytest.skip("HTTP has no certificate")
+    session = get_session()
+    async with session.create_client(
+        "s3", endpoint_url=sink.endpoint, region_name="us-east-1"
+    ) as s3:
+        with pytest.raises(Exception, match=r"(?i)certificate"):
+            await s3.head_bucket(Bucket="b")
+
+
+def test_aws_chunked_bodies_decode_to_their_payload() -> None:
+    body = b"5;chunk-signature=ab\r\nhello\r\n3\r\n wo\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n"
+    assert decode_aws_chunked(body) == b"hello wo"
+
+
+def test_part_sizes_round_trip_and_etags_match_s3s(tmp_path: Path) -> None:
+    assert run_lengths([8, 8, 8, 3]) == "8*3,3"
+    assert parse_run_lengths("8*3,3") == [8, 8, 8, 3]
+    assert equal_parts(10, 4) == [4, 4, 2]
+    data = random_bytes(13 * MiB, seed=2)
+    path = tmp_path / "data"
+    path.write_bytes(data)
+    assert etag_for(str(path), equal_parts(len(data), 5 * MiB)) == expected_etag(data, 5 * MiB)
+    assert etag_for(str(path), [len(data)]) == expected_etag(data, None)
+    parts = [Part(5, hashlib.md5(b"a").digest(), "computed"), Part(1, None, "none")]
+    assert multipart_etag(parts)[1] == "none"
+
+
+def _sample(peer: str, seconds: float, cpu: float, rss_mib: int = 100) -> measure.Sample:
+    return measure.Sample(
+        peer=peer,
+        case="file",
+        transport="http",
+        seconds=seconds,
+        cpu_seconds=cpu,
+        max_rss=rss_mib * MiB,
+        payload=measure.GiB,
+        upload_cpu_seconds=cpu / 2,
+    )
+
+
+def test_rows_are_medians_and_ratios_are_to_asyncup() -> None:
+    ours = measure.summarize(
+        "asyncup", "file", "http", [_sample("asyncup", s, 2.0) for s in (1, 2, 9)]
+    )
+    theirs = measure.summarize("peer", "file", "http", [_sample("peer", s, 4.0) for s in (4, 4, 3)])
+    assert ours.mb_per_s == pytest.approx(measure.GiB / 1e6 / 2)  # the median run, not the mean
+    assert ours.cpu_per_gib == pytest.approx(2.0)
+    assert ours.upload_cpu_per_gib == pytest.approx(1.0)
+    assert ours.rss_mib == pytest.approx(100)
+    measure.add_ratios([ours, theirs])
+    assert ours.speed_ratio == pytest.approx(1.0)
+    assert theirs.speed_ratio == pytest.approx(0.5)
+    assert theirs.cpu_ratio == pytest.approx(2.0)
+    text = measure.table([ours, theirs])
+    assert "| peer | 268.4 | 0.50x | 4.00 |" in text
+
+
+def test_a_peer_without_samples_keeps_its_reason() -> None:
+    row = measure.summarize("obstore", "file", "https", [])
+    row.note = "could not set up its environment"
+    measure.add_ratios([row])
+    assert row.mb_per_s is None
+    assert "| obstore | - | - |" in measure.table([row])
+    assert "could not set up its environment" in measure.table([row])
+
+
+@pytest.mark.timeout(60)
+def test_bench_runs_end_to_end(tmp_path: Path) -> None:
+    report = tmp_path / "bench.json"
+    env = {**os.environ, "ASYNCUP_BENCH_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", "--size", "16MiB", "--repeat", "1",
+         "--peers", "asyncup", "--no-setup", "--md5", "--json", str(report)],
+        capture_output=True, text=True, timeout=55, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "| asyncup |" in run.stdout
+    rows = json.loads(report.read_text())["rows"]
+    assert [(r["peer"], r["runs"], r["verified"]) for r in rows] == [("asyncup", 1, "size+etag")]
+    assert rows[0]["mb_per_s"] > 0
+    assert rows[0]["rss_mib"] > 10
