@@ -309,6 +309,7 @@ def _run_case(
     names = list(settings.peers)
     notes: dict[str, str] = {n: why for n, why in ready.items() if why}
     samples: dict[str, list[Sample]] = {n: [] for n in names}
+    failures: dict[str, list[str]] = {}
     size = settings.slow_size if case == "slow" else settings.size
     try:
         with _server(case, transport, settings) as server:
@@ -343,8 +344,11 @@ def _run_case(
                     try:
                         sample = run_once(peer, spec, server, verifier, settings)
                     except PeerFailed as exc:
-                        notes[name] = str(exc)
-                        log(f"  {case}/{transport} {name}: {exc}")
+                        log(f"  {case}/{transport} {label} {name}: {exc}")
+                        if round_number < settings.warmup:
+                            notes[name] = str(exc)  # cannot run: no more attempts
+                        else:
+                            failures.setdefault(name, []).append(str(exc))
                         continue
                     log(
                         f"  {case}/{transport} {label} {round_number + 1 - settings.warmup:>2}"
@@ -359,6 +363,8 @@ def _run_case(
     for name in names:
         row = summarize(name, case, transport, samples[name])
         row.note = notes.get(name, "") or peer_registry.PEERS[name].what
+        if name in failures:
+            row.note += f"; {len(failures[name])} run(s) failed: {failures[name][0]}"
         rows.append(row)
     return rows
 
