@@ -1,8 +1,18 @@
-"""Per-part digests: computed in worker threads (hashlib, zlib and awscrt release the GIL).
+"""Digests of parts and of whole objects: pure functions, run in worker threads.
 
-Every part gets an MD5: it is sent as Content-MD5 (S3 rejects a corrupted body with
-BadDigest), compared with the part's ETag where S3's ETags are MD5s, and combined into the
-expected multipart ETag. A ``checksum_algorithm`` adds that checksum on top.
+hashlib, zlib and awscrt release the GIL on large buffers, so parts are digested in
+threads and the event loop never hashes.
+
+Two modes, chosen by ``TransferConfig.checksum_algorithm``:
+
+- an S3 checksum (CRC32 by default, as boto3; or CRC32C, CRC64NVME, SHA1, SHA256): sent with
+  each part (S3 refuses a part whose bytes do not match), and combined locally into the
+  object's checksum, which is compared with what Complete answers. COMPOSITE checksums are the
+  checksum of the parts' binary checksums, suffixed "-N"; FULL_OBJECT checksums (linear CRCs
+  only) are the CRCs of the parts combined, as if the whole object had been read at once.
+- None: no x-amz-checksum headers (for stores that reject them). Each part is sent with
+  Content-MD5 instead, its ETag is compared with the MD5, and the multipart ETag with the
+  md5 of the parts' MD5s.
 """
 
 from __future__ import annotations
@@ -10,67 +20,88 @@ from __future__ import annotations
 import base64
 import hashlib
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
 
-def _crc32(data: memoryview) -> bytes:
-    return zlib.crc32(data).to_bytes(4, "big")
+def _crc32(data: memoryview) -> int:
+    return zlib.crc32(data)
 
 
-def _crc32c(data: memoryview) -> bytes:
+def _crc32c(data: memoryview) -> int:
     value: int = crt.crc32c(data)
-    return value.to_bytes(4, "big")
+    return value
 
 
-def _crc64nvme(data: memoryview) -> bytes:
+def _crc64nvme(data: memoryview) -> int:
     value: int = crt.crc64nvme(data)
-    return value.to_bytes(8, "big")
+    return value
 
 
-def _sha1(data: memoryview) -> bytes:
-    return hashlib.sha1(data).digest()
-
-
-def _sha256(data: memoryview) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-ALGORITHMS: dict[str, Callable[[memoryview], bytes]] = {
-    "CRC32": _crc32,
-    "CRC32C": _crc32c,
-    "CRC64NVME": _crc64nvme,
-    "SHA1": _sha1,
-    "SHA256": _sha256,
+CRCS: dict[str, tuple[Callable[[memoryview], int], Callable[[int, int, int], int], int]] = {
+    # name: (crc of a buffer, combine(crc1, crc2, len2), width in bytes)
+    "CRC32": (_crc32, crt.combine_crc32, 4),
+    "CRC32C": (_crc32c, crt.combine_crc32c, 4),
+    "CRC64NVME": (_crc64nvme, crt.combine_crc64nvme, 8),
 }
+HASHES = {"SHA1": "sha1", "SHA256": "sha256"}
+FULL_OBJECT_ONLY = frozenset({"CRC64NVME"})
+
+
+def raw_digest(algorithm: str, data: memoryview) -> bytes:
+    """The binary checksum of ``data`` (big-endian for CRCs, as S3 encodes them)."""
+    if algorithm in CRCS:
+        crc, _, width = CRCS[algorithm]
+        return crc(data).to_bytes(width, "big")
+    return hashlib.new(HASHES[algorithm], data).digest()
+
+
+def b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
 
 
 @dataclass(frozen=True, slots=True)
 class PartDigest:
-    md5: bytes
-    checksum: str | None
-    """base64 of the part's checksum, as S3 wants it in x-amz-checksum-*."""
+    """What is known of one part's bytes: its checksum (S3's base64 form) or its MD5."""
+
+    checksum: bytes | None = None
+    md5: bytes | None = None
 
     @property
-    def content_md5(self) -> str:
-        return base64.b64encode(self.md5).decode()
+    def checksum_b64(self) -> str | None:
+        return None if self.checksum is None else b64(self.checksum)
 
     @property
-    def etag(self) -> str:
-        return f'"{self.md5.hex()}"'
+    def content_md5(self) -> str | None:
+        return None if self.md5 is None else b64(self.md5)
 
 
 def digest_part(data: bytes | bytearray, algorithm: str | None) -> PartDigest:
     view = memoryview(data)
-    checksum = None
-    if algorithm is not None:
-        checksum = base64.b64encode(ALGORITHMS[algorithm](view)).decode()
-    return PartDigest(md5=hashlib.md5(view, usedforsecurity=False).digest(), checksum=checksum)
+    if algorithm is None:
+        return PartDigest(md5=hashlib.md5(view, usedforsecurity=False).digest())
+    return PartDigest(checksum=raw_digest(algorithm, view))
 
 
-def multipart_etag(part_md5s: Iterable[bytes]) -> str:
+def multipart_etag(part_md5s: Sequence[bytes]) -> str:
     """S3's ETag of a multipart object: md5 of the parts' binary MD5s, then "-N"."""
-    md5s = list(part_md5s)
-    return f'"{hashlib.md5(b"".join(md5s), usedforsecurity=False).hexdigest()}-{len(md5s)}"'
+    digest = hashlib.md5(b"".join(part_md5s), usedforsecurity=False).hexdigest()
+    return f'"{digest}-{len(part_md5s)}"'
+
+
+def composite_checksum(algorithm: str, part_checksums: Sequence[bytes]) -> str:
+    """S3's COMPOSITE checksum: the checksum of the parts' binary checksums, then "-N"."""
+    whole = raw_digest(algorithm, memoryview(b"".join(part_checksums)))
+    return f"{b64(whole)}-{len(part_checksums)}"
+
+
+def full_object_checksum(algorithm: str, parts: Sequence[tuple[bytes, int]]) -> str:
+    """S3's FULL_OBJECT checksum from (part CRC, part length) pairs, in part order."""
+    _, combine, width = CRCS[algorithm]
+    total = 0
+    for number, (raw, length) in enumerate(parts):
+        crc = int.from_bytes(raw, "big")
+        total = crc if number == 0 else combine(total, crc, length)
+    return b64(total.to_bytes(width, "big"))

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import os
 import re
 import sys
-import tempfile
-import time
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -77,52 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = TransferConfig(part_size=args.part_size, concurrency=args.concurrency)
     except ValueError as exc:
         parser.error(str(exc))
-    return _run(lambda: _demo(args.size, config))
+    from ._demo import run_demo
 
-
-async def _demo(size: int, config: TransferConfig) -> int:
-    from ._demo import embedded_s3
-    from ._uploader import Uploader
-
-    with tempfile.TemporaryDirectory(prefix="asyncup-demo-") as tmp:
-        path = os.path.join(tmp, "demo.bin")
-        sha = _write_random(path, size)
-        async with embedded_s3() as (endpoint, client):
-            print(f"embedded S3 endpoint (moto server): {endpoint}")
-            await client.create_bucket(Bucket="asyncup-demo")
-            async with Uploader(client=client, config=config) as up:
-                started = time.perf_counter()
-                result = await up.upload(path, "asyncup-demo", "demo.bin")
-                elapsed = time.perf_counter() - started
-            got = await client.get_object(Bucket="asyncup-demo", Key="demo.bin")
-            async with got["Body"] as body:
-                digest = hashlib.sha256()
-                while chunk := await body.read(1 << 20):
-                    digest.update(chunk)
-    same = digest.hexdigest() == sha
-    print(
-        f"uploaded {result.size / MiB:.1f} MiB in {result.parts} parts"
-        f" ({config.concurrency} in flight) in {elapsed:.2f}s:"
-        f" {result.size / MiB / elapsed:.1f} MiB/s"
-    )
-    print(
-        f"ETag {result.etag}: {'verified' if result.etag_verified else 'NOT verified'}"
-        " against the MD5s of the parts sent"
-    )
-    print(f"read back byte for byte: {'identical' if same else 'DIFFERENT'}")
-    return 0 if same and result.etag_verified else 1
-
-
-def _write_random(path: str, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "wb") as out:
-        left = size
-        while left:
-            chunk = os.urandom(min(left, 4 * MiB))
-            digest.update(chunk)
-            out.write(chunk)
-            left -= len(chunk)
-    return digest.hexdigest()
+    return _run(lambda: run_demo(args.size, config))
 
 
 if __name__ == "__main__":  # pragma: no cover

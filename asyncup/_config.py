@@ -44,8 +44,11 @@ class TransferConfig:
     """Parts read ahead and waiting for a worker (default: ``concurrency``)."""
     max_attempts: int = 5
     """Requests per operation, the first one included (1 = no retries)."""
-    checksum_algorithm: str | None = None
-    """One of CRC32, CRC32C, SHA1, SHA256, CRC64NVME, or None (Content-MD5 per part)."""
+    checksum_algorithm: str | None = "CRC32"
+    """The S3 checksum sent with every part and verified on the whole object: CRC32 (the
+    default, as boto3's), CRC32C, SHA1, SHA256 or CRC64NVME. None sends no x-amz-checksum
+    headers, for S3-compatible stores that reject them: each part then carries Content-MD5,
+    and ETags are verified instead."""
     retry_base_delay: float = 0.1
     """First backoff ceiling in seconds; it doubles per attempt (full jitter)."""
     retry_max_delay: float = 20.0

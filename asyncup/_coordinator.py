@@ -21,16 +21,25 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._checksums import digest_part, multipart_etag
+from ._checksums import digest_part
 from ._errors import IntegrityError, SourceChangedError, UploadError
 from ._job import FilledPart, Job
 from ._plan import plan_known_size, use_multipart
 from ._producer import SourceSizeError, produce_planned, produce_stream, read_stream_head
 from ._result import UploadResult
+from ._retry import CORRUPTION_CODES
 from ._s3 import BadResponseError, Response, error_code, summarize
 from ._shield import shielded
 from ._sources import Source
-from ._worker import PartError, check_write, etag_is_md5, run_worker
+from ._verify import (
+    CompletedPart,
+    Verified,
+    check_write,
+    complete_params,
+    digest_params,
+    expected_object,
+)
+from ._worker import PartError, run_worker
 
 log = logging.getLogger("asyncup")
 
@@ -86,38 +95,46 @@ async def _put_object(job: Job, source: Source, size: int) -> UploadResult:
 
 
 async def _put_body(job: Job, body: bytearray) -> UploadResult:
-    algorithm = job.args.checksum_algorithm
     try:
-        digest = await anyio.to_thread.run_sync(digest_part, body, algorithm)
+        digest = await anyio.to_thread.run_sync(digest_part, body, job.args.checksum_algorithm)
         params: dict[str, Any] = {
             "Bucket": job.bucket,
             "Key": job.key,
             "Body": body,
             "ContentLength": len(body),
-            "ContentMD5": digest.content_md5,
+            **digest_params(job.args, digest),
             **job.args.put,
         }
-        if algorithm is not None:
-            params[f"Checksum{algorithm}"] = digest.checksum
+        verified = Verified()
 
         def check(response: Response) -> None:
-            check_write(job, response, digest, "the object")
+            nonlocal verified
+            verified = check_write(job.args, response, digest, "the object")
 
         response = await job.s3.call("put_object", params, limiter=job.limiter, check=check)
     except Exception as exc:
         raise _failure(job, exc) from exc
     await job.progress(len(body))
+    return _result(job, response, size=len(body), parts=1, verified=verified)
+
+
+def _result(
+    job: Job, response: Response, *, size: int, parts: int, verified: Verified
+) -> UploadResult:
+    algorithm = job.args.checksum_algorithm
     return UploadResult(
         bucket=job.bucket,
         key=job.key,
         etag=response["ETag"],
-        size=len(body),
-        parts=1,
-        upload_id=None,
+        size=size,
+        parts=parts,
+        upload_id=job.upload_id,
         version_id=response.get("VersionId"),
         checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
         checksum_algorithm=algorithm,
-        etag_verified=etag_is_md5(job, response),
+        checksum_type=job.args.checksum_type,
+        etag_verified=verified.etag,
+        checksum_verified=verified.checksum,
     )
 
 
@@ -180,66 +197,45 @@ async def _run_pipeline(job: Job, produce: Producer) -> None:
         raise first_error
 
 
-async def _complete(job: Job) -> Response:
+def _parts_in_order(job: Job) -> list[CompletedPart]:
     numbers = sorted(job.completed)
     if numbers != list(range(1, len(numbers) + 1)):
         raise RuntimeError(f"parts are missing before Complete: have {numbers[:5]}...")
-    algorithm = job.args.checksum_algorithm
-    parts = []
-    for number in numbers:
-        done = job.completed[number]
-        entry = {"PartNumber": number, "ETag": done.etag}
-        if algorithm is not None and done.checksum is not None:
-            entry[f"Checksum{algorithm}"] = done.checksum
-        parts.append(entry)
+    return [job.completed[number] for number in numbers]
 
+
+async def _complete(job: Job) -> Response:
     def check(response: Response) -> None:
         if not response.get("ETag"):
             raise BadResponseError("CompleteMultipartUpload answered without an ETag")
 
-    response = await job.s3.call(
+    return await job.s3.call(
         "complete_multipart_upload",
         {
             "Bucket": job.bucket,
             "Key": job.key,
             "UploadId": job.upload_id,
-            "MultipartUpload": {"Parts": parts},
+            **complete_params(job.args, _parts_in_order(job)),
             **job.args.complete,
         },
         check=check,
     )
-    return response
 
 
 def _completed(job: Job, response: Response) -> UploadResult:
-    """The result of a completed upload, once its ETag is checked against the parts sent."""
-    numbers = sorted(job.completed)
-    algorithm = job.args.checksum_algorithm
-    etag = response["ETag"]
-    verifiable = etag_is_md5(job, response)
-    if verifiable:
-        expected = multipart_etag(job.completed[n].md5 for n in numbers)
-        if etag.strip('"').lower() != expected.strip('"'):
-            raise IntegrityError(
-                f"the object was written, but its ETag {etag} differs from {expected},"
-                " the one computed from the bytes sent: it may be corrupt",
-                bucket=job.bucket,
-                key=job.key,
-                upload_id=job.upload_id,
-            )
-    log.debug("s3://%s/%s: completed in %d parts", job.bucket, job.key, len(numbers))
-    return UploadResult(
-        bucket=job.bucket,
-        key=job.key,
-        etag=etag,
-        size=sum(job.completed[n].size for n in numbers),
-        parts=len(numbers),
-        upload_id=job.upload_id,
-        version_id=response.get("VersionId"),
-        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
-        checksum_algorithm=algorithm,
-        etag_verified=verifiable,
-    )
+    """The result of a completed upload, once S3's answer is checked against the parts."""
+    parts = _parts_in_order(job)
+    verified, mismatch = expected_object(job.args, response, parts)
+    if mismatch is not None:
+        raise IntegrityError(
+            f"the object was written, but {mismatch}: it may be corrupt",
+            bucket=job.bucket,
+            key=job.key,
+            upload_id=job.upload_id,
+        )
+    log.debug("s3://%s/%s: completed in %d parts", job.bucket, job.key, len(parts))
+    size = sum(part.size for part in parts)
+    return _result(job, response, size=size, parts=len(parts), verified=verified)
 
 
 async def _abort(job: Job) -> bool:
@@ -279,7 +275,7 @@ def _failure(job: Job, exc: BaseException, aborted: bool | None = None) -> Uploa
     if isinstance(cause, SourceSizeError):
         kind = SourceChangedError
         part_number = cause.part_number or part_number
-    elif isinstance(cause, BadResponseError):
+    elif isinstance(cause, BadResponseError) or error_code(cause) in CORRUPTION_CODES:
         kind = IntegrityError
     error = kind(
         summarize(cause),

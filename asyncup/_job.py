@@ -12,6 +12,7 @@ from ._budget import BufferPool, Lease
 from ._config import TransferConfig
 from ._params import RoutedArgs
 from ._s3 import S3
+from ._verify import CompletedPart
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
 Reader = Callable[[memoryview], Awaitable[int]]
@@ -29,15 +30,6 @@ class FilledPart:
     @property
     def length(self) -> int:
         return len(self.body)
-
-
-@dataclass(frozen=True, slots=True)
-class CompletedPart:
-    number: int
-    etag: str
-    md5: bytes
-    checksum: str | None
-    size: int
 
 
 @dataclass(slots=True)

@@ -9,9 +9,17 @@ from dataclasses import dataclass
 class UploadResult:
     """The object an upload wrote.
 
-    ``etag`` is as S3 returned it (quoted). ``etag_verified`` is True when asyncup computed
-    the expected ETag from the bytes it sent and S3's matched it (not possible under SSE-KMS
-    or SSE-C, whose ETags are not MD5s).
+    ``etag`` is as S3 returned it (quoted). What was verified end to end:
+    ``checksum_verified`` when S3 returned the object's checksum and it matched the one
+    asyncup computed from the bytes it sent; ``etag_verified`` likewise for the ETag (only
+    with ``checksum_algorithm=None``, which sends MD5s, and not under SSE-KMS or SSE-C,
+    whose ETags are not MD5s). Each part was also checked by S3 against its checksum or
+    Content-MD5 on arrival.
+
+    Example::
+
+        result = await asyncup.upload(b"data", "bucket", "key")
+        assert result.checksum_verified
     """
 
     bucket: str
@@ -25,4 +33,7 @@ class UploadResult:
     checksum: str | None = None
     """The object's checksum as S3 returned it (base64; "-N" suffixed when composite)."""
     checksum_algorithm: str | None = None
+    checksum_type: str | None = None
+    """COMPOSITE or FULL_OBJECT, when a checksum was sent."""
     etag_verified: bool = False
+    checksum_verified: bool = False

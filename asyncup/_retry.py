@@ -41,6 +41,12 @@ TRANSIENT_CODES = frozenset(
     }
 )
 TRANSIENT_STATUSES = frozenset({500, 502, 503, 504})
+# The body S3 received is not the body that was sent (it was damaged on the way): the bytes
+# in hand are still good, so sending them again is the cure. (The AWS SDKs do not retry
+# these; asyncup does, within max_attempts, since it holds the part and its digest.)
+CORRUPTION_CODES = frozenset(
+    {"BadDigest", "XAmzContentChecksumMismatch", "XAmzContentSHA256Mismatch"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +65,8 @@ def is_retryable(failure: Failure) -> bool:
     if failure.kind != "http":
         return False
     if failure.code in THROTTLING_CODES or failure.code in TRANSIENT_CODES:
+        return True
+    if failure.code in CORRUPTION_CODES:
         return True
     if failure.status == 429:
         return True

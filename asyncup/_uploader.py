@@ -107,8 +107,8 @@ class Uploader:
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
         _check_destination(bucket, key)
-        args = route(extra_args, self.config.checksum_algorithm)
         adapted = adapt(source)
+        args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
         job = Job(

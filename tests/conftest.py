@@ -15,11 +15,12 @@ from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
 from tests.faultproxy import FaultProxy
+from tests.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
 
 # The credential chain of asyncup's own clients must find something, and never a real account.
 os.environ.update(
-    AWS_ACCESS_KEY_ID="asyncup-test",
-    AWS_SECRET_ACCESS_KEY="asyncup-test",
+    AWS_ACCESS_KEY_ID=ACCESS_KEY,
+    AWS_SECRET_ACCESS_KEY=SECRET_KEY,
     AWS_DEFAULT_REGION="us-east-1",
     AWS_CONFIG_FILE=os.devnull,
     AWS_SHARED_CREDENTIALS_FILE=os.devnull,
@@ -39,6 +40,28 @@ def moto_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint() -> Iterator[str]:
+    with seaweedfs() as endpoint:
+        yield endpoint
+
+
+SERVERS = ["moto", "seaweedfs"]
+
+
+@pytest.fixture(params=SERVERS)
+def server(request: pytest.FixtureRequest) -> str:
+    """The name of the S3 server this test runs against; every integration test runs on both."""
+    name: str = request.param
+    return name
+
+
+@pytest.fixture
+def endpoint(server: str, request: pytest.FixtureRequest) -> str:
+    url: str = request.getfixturevalue(f"{server}_endpoint")
+    return url
 
 
 def client_config(**overrides: Any) -> AioConfig:
@@ -65,22 +88,36 @@ async def make_client(endpoint: str, **overrides: Any) -> Any:
 
 
 @pytest.fixture
-async def s3(moto_endpoint: str) -> AsyncIterator[Any]:
-    """An aiobotocore client straight to moto (for setting up and reading back)."""
-    async with await make_client(moto_endpoint) as client:
+async def s3(endpoint: str) -> AsyncIterator[Any]:
+    """An aiobotocore client straight to the server (for setting up and reading back)."""
+    async with await make_client(endpoint) as client:
         yield client
 
 
 @pytest.fixture
-async def bucket(s3: Any) -> str:
+async def bucket(s3: Any, server: str) -> AsyncIterator[str]:
+    """A new bucket per test; on SeaweedFS emptied and deleted afterwards (each bucket there
+    is a collection with volumes of its own)."""
     name = f"asyncup-test-{os.getpid()}-{next(_bucket_numbers)}"
     await s3.create_bucket(Bucket=name)
-    return name
+    yield name
+    if server == "seaweedfs":
+        await empty_and_delete(s3, name)
+
+
+async def empty_and_delete(s3: Any, name: str) -> None:
+    uploads = await s3.list_multipart_uploads(Bucket=name)
+    for upload in uploads.get("Uploads", []):
+        await s3.abort_multipart_upload(Bucket=name, Key=upload["Key"], UploadId=upload["UploadId"])
+    listing = await s3.list_objects_v2(Bucket=name)
+    for item in listing.get("Contents", []):
+        await s3.delete_object(Bucket=name, Key=item["Key"])
+    await s3.delete_bucket(Bucket=name)
 
 
 @pytest.fixture
-async def proxy(moto_endpoint: str) -> AsyncIterator[FaultProxy]:
-    async with FaultProxy(moto_endpoint) as fault_proxy:
+async def proxy(endpoint: str) -> AsyncIterator[FaultProxy]:
+    async with FaultProxy(endpoint) as fault_proxy:
         yield fault_proxy
 
 

@@ -173,7 +173,9 @@ class FaultProxy:
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
         assert self._session is not None
+        # The Host header is signed: forward it as the client sent it.
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_HEADERS}
+        headers["Host"] = request.headers["Host"]
         async with self._session.request(
             request.method,
             self.upstream + request.path_qs,

@@ -35,6 +35,8 @@ def client_error(code: str, status: int) -> ClientError:
         ("GatewayTimeout", 504),
         ("RequestTimeout", 400),
         ("TooManyRequests", 429),
+        ("BadDigest", 400),
+        ("XAmzContentSHA256Mismatch", 400),
     ],
 )
 def test_transient_s3_errors_are_retried(code: str, status: int) -> None:
@@ -52,7 +54,6 @@ def test_transient_s3_errors_are_retried(code: str, status: int) -> None:
         ("EntityTooLarge", 400),
         ("InvalidPart", 400),
         ("InvalidPartOrder", 400),
-        ("BadDigest", 400),
         ("InvalidDigest", 400),
         ("InvalidRequest", 400),
     ],

