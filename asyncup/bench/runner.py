@@ -90,6 +90,9 @@ def run_client(
         process = subprocess.Popen(command, stdin=stdin, stdout=out, stderr=err, env=env)
         watchdog = threading.Timer(timeout, _kill, (process.pid,))
         watchdog.start()
+        peak = [0]
+        watcher = threading.Thread(target=_watch_hwm, args=(process.pid, peak), daemon=True)
+        watcher.start()
         try:
             _, status, usage = os.wait4(process.pid, 0)
         finally:
@@ -102,10 +105,30 @@ def run_client(
             status=process.returncode,
             wall=wall,
             cpu_seconds=usage.ru_utime + usage.ru_stime,
-            max_rss=usage.ru_maxrss * 1024,  # KiB on Linux
+            # ru_maxrss (KiB) keeps the harness's own RSS from before exec as a floor: the
+            # child's VmHWM, watched while it ran, does not.
+            max_rss=peak[0] or usage.ru_maxrss * 1024,
             stdout=out.read().decode(errors="replace"),
             stderr=err.read().decode(errors="replace"),
         )
+
+
+def _watch_hwm(pid: int, peak: list[int]) -> None:
+    """Follow /proc/PID/status VmHWM (peak RSS since exec) until the process is gone."""
+    path = f"/proc/{pid}/status"
+    time.sleep(0.02)  # let it exec first: before that, VmHWM is the harness's
+    while True:
+        try:
+            with open(path) as status:
+                text = status.read()
+        except OSError:
+            return
+        if "State:\tZ" in text:
+            return
+        for line in text.splitlines():
+            if line.startswith("VmHWM:"):
+                peak[0] = max(peak[0], int(line.split()[1]) * 1024)
+        time.sleep(0.05)
 
 
 def _kill(pid: int) -> None:
@@ -204,6 +227,7 @@ def run_once(
     upload_cpu = report.get("cpu_seconds")
     if peer.script is None:
         upload_cpu = result.cpu_seconds  # a binary: nothing but the upload
+    max_rss = int(report.get("peak_rss") or result.max_rss)
     payload = (
         settings.small_count * settings.small_size if spec["case"] == "small" else spec["size"]
     )
@@ -213,7 +237,7 @@ def run_once(
         transport=spec["transport"],
         seconds=seconds,
         cpu_seconds=result.cpu_seconds,
-        max_rss=result.max_rss,
+        max_rss=max_rss,
         payload=payload,
         objects=settings.small_count if spec["case"] == "small" else 1,
         upload_cpu_seconds=None if upload_cpu is None else float(upload_cpu),

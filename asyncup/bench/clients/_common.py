@@ -34,12 +34,29 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def peak_rss() -> int | None:
+    """This process's own peak RSS in bytes (VmHWM), or None where /proc has none.
+
+    Unlike wait4's ru_maxrss, VmHWM starts afresh at exec: it does not include the pages
+    of the harness the client was forked from.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def measure(upload: Callable[[], object]) -> None:
-    """Run ``upload()`` and print how long it took, in wall and CPU seconds."""
+    """Run ``upload()`` and print how long it took, in wall and CPU seconds, and peak RSS."""
     started, cpu = time.perf_counter(), _cpu()
     upload()
     seconds = time.perf_counter() - started
-    print(json.dumps({"seconds": seconds, "cpu_seconds": _cpu() - cpu}), flush=True)
+    report = {"seconds": seconds, "cpu_seconds": _cpu() - cpu, "peak_rss": peak_rss()}
+    print(json.dumps(report), flush=True)
 
 
 def chunks(spec: dict[str, Any]) -> Iterator[bytes]:
