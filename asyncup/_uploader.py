@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -17,6 +18,8 @@ from ._params import route
 from ._result import UploadResult
 from ._s3 import S3, open_client
 from ._sources import adapt
+
+log = logging.getLogger("asyncup")
 
 
 class Uploader:
@@ -75,6 +78,12 @@ class Uploader:
             )
         self._stack = stack
         self._s3 = S3(client, self.config)
+        if self.config.checksum_algorithm is None and _adds_checksums(client):
+            log.warning(
+                "checksum_algorithm=None, but this client's botocore adds CRC32 checksum headers"
+                " itself: create it with request_checksum_calculation='when_required' for stores"
+                " that refuse them"
+            )
         return self
 
     async def __aexit__(
@@ -122,6 +131,11 @@ class Uploader:
             on_progress=on_progress,
         )
         return await _coordinator.upload(job, adapted)
+
+
+def _adds_checksums(client: Any) -> bool:
+    config = getattr(getattr(client, "meta", None), "config", None)
+    return getattr(config, "request_checksum_calculation", None) == "when_supported"
 
 
 def _check_destination(bucket: object, key: object) -> None:

@@ -33,9 +33,15 @@ class Verified:
 
 
 def digest_params(args: RoutedArgs, digest: PartDigest) -> dict[str, str]:
-    """The request parameters that let S3 check a part's (or object's) bytes."""
-    if args.checksum_algorithm is not None and digest.checksum_b64 is not None:
-        return {f"Checksum{args.checksum_algorithm}": digest.checksum_b64}
+    """The request parameters that let S3 check a part's (or object's) bytes.
+
+    The algorithm is named as well as its value (x-amz-sdk-checksum-algorithm: S3 requires it,
+    or Content-MD5, for object-lock writes); botocore sees the value is there and does not
+    compute it again.
+    """
+    algorithm = args.checksum_algorithm
+    if algorithm is not None and digest.checksum_b64 is not None:
+        return {"ChecksumAlgorithm": algorithm, f"Checksum{algorithm}": digest.checksum_b64}
     if digest.content_md5 is not None:
         return {"ContentMD5": digest.content_md5}
     return {}

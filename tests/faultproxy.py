@@ -10,6 +10,8 @@ matches an operation (and optionally a part number) and injects a fault a number
     "stall"   read the body, then answer nothing for ``stall`` seconds and close
     "corrupt" forward the request with one byte of its body flipped
     "noetag"  forward, then drop the ETag header from the answer
+    "badsum"  forward, then change the object checksum in Complete's answer
+    "badetag" forward, then change the ETag in Complete's answer
     "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
 
 ``delay`` holds every forwarded request of an operation that long (a slow server); faults
@@ -20,6 +22,7 @@ counts requests per operation and the UploadPart requests in flight (and their m
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from types import TracebackType
@@ -72,6 +75,10 @@ class FaultProxy:
         self.parts_in_flight = 0
         self.max_parts_in_flight = 0
         self.seen: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
+        self.requests: list[tuple[str, dict[str, str]]] = []
+        """(operation, lower-cased request headers) of every request, in arrival order."""
+        self.reject_checksums = False
+        """Answer 400 to any request with checksum headers, as some S3-compatible stores do."""
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -127,6 +134,7 @@ class FaultProxy:
         part = int(query["partNumber"]) if "partNumber" in query else None
         self.counts[operation] += 1
         self.seen[operation].set()
+        self.requests.append((operation, {k.lower(): v for k, v in request.headers.items()}))
         is_part = operation == "UploadPart"
         if is_part:
             self.parts_in_flight += 1
@@ -140,6 +148,12 @@ class FaultProxy:
     async def _respond(
         self, request: web.Request, operation: str, part: int | None
     ) -> web.StreamResponse:
+        if self.reject_checksums and any(
+            h.lower().startswith(("x-amz-checksum-", "x-amz-sdk-checksum", "x-amz-trailer"))
+            for h in request.headers
+        ):
+            await request.read()
+            return _error(400, "InvalidArgument", "checksum headers are not supported")
         rule = self._take_fault(operation, part)
         fault = rule.fault if rule else None
         if fault == "reset":
@@ -169,6 +183,13 @@ class FaultProxy:
         response = await self._forward(request, body)
         if fault == "noetag":
             response.headers.popall("ETag", None)
+        if fault in ("badsum", "badetag") and isinstance(response.body, bytes):
+            tag = "ETag" if fault == "badetag" else "Checksum(?:CRC32C?|CRC64NVME|SHA1|SHA256)"
+            response.body = re.sub(
+                rf"<({tag})>(&#34;|&quot;|\")?[0-9A-Za-z+/]".encode(),
+                lambda m: m.group(0)[:-1] + (b"A" if m.group(0)[-1:] != b"A" else b"B"),
+                response.body,
+            )
         return response
 
     async def _forward(self, request: web.Request, body: bytes) -> web.Response:
