@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio
+import botocore.auth
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import (
@@ -86,6 +87,11 @@ async def open_client(
         retries={"total_max_attempts": 1, "mode": "standard"},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
+        # Every write carries a signed CRC32 (or Content-MD5) header that S3 checks, so the
+        # body's SHA256 is not also needed (botocore's own choice over HTTPS when a checksum
+        # is sent). botocore's signer would hash each part on the event loop: on 2 cores that
+        # halved throughput. client_config={"s3": {"payload_signing_enabled": True}} restores it.
+        s3={"payload_signing_enabled": False},
     )
     if client_config is not None:
         ours = ours.merge(client_config)
@@ -93,7 +99,37 @@ async def open_client(
     async with session.create_client(
         "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours
     ) as client:
+        _streamline(client)
         yield client
+
+
+# botocore's pure-Python SigV4 signer, under a name of our own (no existing entry changes).
+_PYTHON_SIGNER = "asyncup-s3v4"
+botocore.auth.AUTH_TYPE_MAPS.setdefault(_PYTHON_SIGNER, botocore.auth.S3SigV4Auth)
+
+
+def _streamline(client: Any) -> None:
+    """Keep botocore from copying part bodies on the event loop (asyncup's own clients only).
+
+    With awscrt installed botocore signs with the CRT, which copies every bytearray body into
+    a BytesIO even when the payload is not signed; the pure-Python signer does not touch an
+    unsigned body. And aiohttp slices its body before writing: a bytearray slice is a copy, a
+    memoryview slice is not, so once botocore has validated the bytearray it is handed on as
+    a memoryview of the same buffer. Profiled: 16% of the event loop's time, gone.
+    """
+    client.meta.events.register_first("choose-signer.s3", _choose_python_signer)
+    for operation in ("UploadPart", "PutObject"):
+        client.meta.events.register(f"before-call.s3.{operation}", _body_as_view)
+
+
+def _choose_python_signer(signature_version: str, **_: Any) -> str | None:
+    return _PYTHON_SIGNER if signature_version in ("v4", "s3v4") else None
+
+
+def _body_as_view(params: dict[str, Any], **_: Any) -> None:
+    body = params.get("body")
+    if isinstance(body, bytearray):
+        params["body"] = memoryview(body)
 
 
 class S3:

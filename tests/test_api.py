@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 from typing import Any
 
@@ -253,3 +254,43 @@ async def test_upload_part_without_an_etag_is_never_completed(
         await asyncup.upload(random_bytes(2 * PART), bucket, "obj", client=proxied, config=CONFIG)
     assert proxy.counts["CompleteMultipartUpload"] == 0
     await assert_nothing_left(s3, bucket, "obj")
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", None], ids=["crc32", "md5"])
+@pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
+async def test_own_client_sends_unsigned_payloads_that_the_store_accepts(
+    algorithm: str | None, size: int, proxy: FaultProxy, s3: Any, bucket: str
+) -> None:
+    """asyncup's own client signs headers (the checksum header included) but not the body,
+    so no SHA256 of the part runs on the event loop; SeaweedFS checks every signature."""
+    config = asyncup.TransferConfig(
+        part_size=PART, multipart_threshold=PART, checksum_algorithm=algorithm
+    )
+    data = random_bytes(size)
+    result = await asyncup.upload(data, bucket, "obj", endpoint_url=proxy.url, config=config)
+    writes = [h for op, h in proxy.requests if op in ("UploadPart", "PutObject")]
+    assert writes
+    for headers in writes:
+        assert headers["x-amz-content-sha256"] == "UNSIGNED-PAYLOAD"
+        signed = headers["authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+        assert ("content-md5" if algorithm is None else "x-amz-checksum-crc32") in signed
+    assert result.size == size
+    await assert_object(s3, bucket, "obj", data, PART if size >= PART else None)
+
+
+async def test_own_client_can_sign_payloads_again(proxy: FaultProxy, s3: Any, bucket: str) -> None:
+    from aiobotocore.config import AioConfig
+
+    data = random_bytes(PART + 1)
+    async with asyncup.Uploader(
+        endpoint_url=proxy.url,
+        config=CONFIG,
+        client_config=AioConfig(s3={"payload_signing_enabled": True}),
+    ) as uploader:
+        await uploader.upload(data, bucket, "obj")
+    writes = [h for op, h in proxy.requests if op == "UploadPart"]
+    assert {h["x-amz-content-sha256"] for h in writes} == {
+        hashlib.sha256(data[:PART]).hexdigest(),
+        hashlib.sha256(data[PART:]).hexdigest(),
+    }
+    await assert_object(s3, bucket, "obj", data, PART)
