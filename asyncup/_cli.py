@@ -2,6 +2,7 @@
 
 asyncup demo    upload real bytes through the whole pipeline to an embedded S3 endpoint
 asyncup bench   asyncup against the other S3 uploaders (see asyncup.bench)
+asyncup cp      files, directories and stdin to S3 (see asyncup._cp)
 """
 
 from __future__ import annotations
@@ -64,7 +65,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .bench import add_arguments
 
     add_arguments(bench, parse_size)
+    cp = commands.add_parser(
+        "cp",
+        help="upload a file, a directory or stdin to S3",
+        description="Uploads SRC (a file, a directory, recursively, or - for stdin) to DST"
+        " (s3://bucket/key, or s3://bucket/prefix/). Many files share one client and one budget"
+        " of requests and buffers. Exit status: 0 ok, 1 a failure, 2 usage, 130 interrupted"
+        " (the uploads in flight are aborted first).",
+        allow_abbrev=False,
+    )
+    from ._cp import add_arguments as add_cp_arguments
+
+    add_cp_arguments(cp)
     args = parser.parse_args(argv)
+    if args.command == "cp":
+        from ._cp import run as run_cp
+
+        return run_cp(args, cp)
     if args.command == "bench":
         from .bench import run
 

@@ -1,0 +1,394 @@
+"""``asyncup cp SRC DST``: files, directories and stdin to S3 through one Uploader.
+
+    arguments -> TransferConfig + extra_args (checked: usage errors exit 2, before any request)
+    SRC, DST  -> items (``_cp_sources.plan``: directory walk, filters, keys checked)
+    items     -> memory stream -> ``--jobs`` workers -> Uploader.upload (one client, one budget)
+              -> an Outcome per item -> Reporter (bars, lines or JSON lines) -> summary
+
+A failed object is reported and the others go on (unless --fail-fast). Ctrl-C cancels the
+uploads in flight, which makes asyncup abort them, and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream
+
+from ._cli import _run, parse_size
+from ._config import CHECKSUM_ALGORITHMS, TransferConfig
+from ._cp_sources import STDIN, Filter, Item, Listing, StdinChunks, UsageError, parse_destination
+from ._cp_sources import plan as plan_items
+from ._errors import UploadError
+from ._params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
+from ._progress import Outcome, Reporter, Summary, make_reporter
+from ._uploader import Uploader
+
+EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
+SSE_C_KEY_BYTES = 32
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the uploads need besides the items."""
+
+    config: TransferConfig
+    extra_args: dict[str, Any]
+    endpoint_url: str | None
+    profile: str | None
+    region: str | None
+    verify_ssl: bool
+    jobs: int
+    fail_fast: bool
+
+
+def add_arguments(cp: argparse.ArgumentParser) -> None:
+    """The ``cp`` subcommand's arguments."""
+    cp.add_argument("src", metavar="SRC", help="a file, a directory (recursive) or - for stdin")
+    cp.add_argument(
+        "dst", metavar="DST", help="s3://bucket/key, or s3://bucket/prefix/ (keeps the names)"
+    )
+    _add_selection(cp)
+    _add_transfer(cp)
+    _add_object(cp)
+    _add_connection(cp)
+    output = cp.add_argument_group("output")
+    output.add_argument("--dry-run", action="store_true", help="print what would be uploaded")
+    output.add_argument("--quiet", "-q", action="store_true", help="only failures and warnings")
+    output.add_argument("--json", action="store_true", help="one JSON line per object")
+
+
+def _add_selection(cp: argparse.ArgumentParser) -> None:
+    group = cp.add_argument_group(
+        "directories",
+        "Globs match the path relative to SRC ('*' crosses '/'); the last matching filter"
+        " wins. Everything is selected unless the first filter is an --include.",
+    )
+    for kind in ("include", "exclude"):
+        group.add_argument(
+            f"--{kind}",
+            dest="filters",
+            action=_AppendFilter,
+            const=kind,
+            default=[],
+            metavar="GLOB",
+            help=f"{kind} matching files (repeatable)",
+        )
+    group.add_argument(
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="files uploaded at once (default: --concurrency); all share one budget",
+    )
+    group.add_argument(
+        "--fail-fast", action="store_true", help="stop everything at the first failure"
+    )
+
+
+def _add_transfer(cp: argparse.ArgumentParser) -> None:
+    group = cp.add_argument_group("transfer (sizes take units: 8MiB, 1GB)")
+    group.add_argument("--part-size", type=parse_size, metavar="SIZE", help="default 8MiB")
+    group.add_argument("--multipart-threshold", type=parse_size, metavar="SIZE")
+    group.add_argument("--concurrency", type=int, metavar="N", help="requests in flight")
+    group.add_argument("--queue-size", type=int, metavar="N", help="parts read ahead")
+    group.add_argument("--max-attempts", type=int, metavar="N", help="requests per operation")
+    group.add_argument(
+        "--checksum-algorithm",
+        type=str.upper,
+        choices=[*CHECKSUM_ALGORITHMS, "NONE"],
+        metavar="ALG",
+        help=f"{', '.join(CHECKSUM_ALGORITHMS)} or none (default CRC32)",
+    )
+    group.add_argument("--max-buffer-bytes", type=parse_size, metavar="SIZE")
+    group.add_argument("--retry-base-delay", type=float, metavar="SECONDS")
+    group.add_argument("--retry-max-delay", type=float, metavar="SECONDS")
+    group.add_argument("--abort-timeout", type=float, metavar="SECONDS")
+
+
+def _add_object(cp: argparse.ArgumentParser) -> None:
+    group = cp.add_argument_group("object attributes")
+    group.add_argument(
+        "--acl", choices=sorted(CANNED_ACLS), metavar="ACL", help="a canned ACL: private..."
+    )
+    group.add_argument("--content-type", metavar="TYPE", help="default: guessed from the name")
+    group.add_argument("--cache-control", metavar="VALUE")
+    group.add_argument(
+        "--metadata", type=_pair, action="append", default=[], metavar="K=V", help="repeatable"
+    )
+    group.add_argument(
+        "--tag", type=_pair, action="append", default=[], metavar="K=V", help="repeatable"
+    )
+    group.add_argument("--storage-class", metavar="CLASS", help="STANDARD_IA, GLACIER...")
+    group.add_argument("--sse", choices=sorted(SERVER_SIDE_ENCRYPTION))
+    group.add_argument("--sse-kms-key-id", metavar="ID")
+    group.add_argument(
+        "--sse-c-key-file", metavar="PATH", help="a file holding a 32-byte SSE-C key"
+    )
+    group.add_argument(
+        "--checksum-type",
+        "--checksum",
+        type=str.upper,
+        choices=["COMPOSITE", "FULL_OBJECT"],
+        help="the kind of whole-object checksum (default: COMPOSITE, FULL_OBJECT for CRC64NVME)",
+    )
+
+
+def _add_connection(cp: argparse.ArgumentParser) -> None:
+    group = cp.add_argument_group("connection")
+    group.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible endpoint")
+    group.add_argument("--profile", help="a profile from the AWS config files")
+    group.add_argument("--region")
+    group.add_argument(
+        "--no-verify-ssl",
+        action="store_true",
+        help="do not verify TLS certificates (verification is on otherwise)",
+    )
+
+
+class _AppendFilter(argparse.Action):
+    """--include and --exclude into one list, in command-line order."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        filters: list[Filter] = [*getattr(namespace, self.dest, []), (self.const, values)]
+        setattr(namespace, self.dest, filters)
+
+
+def _pair(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected K=V; got {text!r}")
+    return name, value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}")
+    return int(text)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """The Settings the arguments ask for; ``ValueError`` (a usage error) when S3 or asyncup
+    would refuse them."""
+    fields = (
+        *("part_size", "multipart_threshold", "concurrency", "queue_size", "max_attempts"),
+        *("max_buffer_bytes", "retry_base_delay", "retry_max_delay", "abort_timeout"),
+    )
+    options: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
+    if args.checksum_algorithm is not None:
+        options["checksum_algorithm"] = (
+            None if args.checksum_algorithm == "NONE" else args.checksum_algorithm
+        )
+    config = TransferConfig(**options)
+    extra_args = extra_args_from(args)
+    route(extra_args, config.checksum_algorithm)  # raises what every upload would raise
+    return Settings(
+        config=config,
+        extra_args=extra_args,
+        endpoint_url=args.endpoint_url,
+        profile=args.profile,
+        region=args.region,
+        verify_ssl=not args.no_verify_ssl,
+        jobs=args.jobs or config.concurrency,
+        fail_fast=args.fail_fast,
+    )
+
+
+def extra_args_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The object attributes, in boto3's ExtraArgs names."""
+    named = {
+        "ACL": args.acl,
+        "ContentType": args.content_type,
+        "CacheControl": args.cache_control,
+        "StorageClass": args.storage_class,
+        "ServerSideEncryption": args.sse,
+        "SSEKMSKeyId": args.sse_kms_key_id,
+        "ChecksumType": args.checksum_type,
+    }
+    extra: dict[str, Any] = {name: value for name, value in named.items() if value is not None}
+    if args.metadata:
+        extra["Metadata"] = dict(args.metadata)
+    if args.tag:
+        extra["Tagging"] = dict(args.tag)
+    if args.sse_c_key_file is not None:
+        extra["SSECustomerKey"] = _read_sse_c_key(args.sse_c_key_file)
+    return extra
+
+
+def _read_sse_c_key(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            key = file.read(SSE_C_KEY_BYTES + 1)
+    except OSError as exc:
+        raise ValueError(f"--sse-c-key-file: {exc.strerror or exc}: {path!r}") from None
+    if len(key) != SSE_C_KEY_BYTES:
+        raise ValueError(f"--sse-c-key-file must hold exactly {SSE_C_KEY_BYTES} bytes")
+    return key
+
+
+def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """``asyncup cp``: returns the exit status (usage errors exit 2 through ``parser``)."""
+    try:
+        settings = settings_from(args)
+        listing = plan_items(args.src, parse_destination(args.dst), args.filters)
+    except (UsageError, ValueError) as exc:
+        parser.error(str(exc))
+    except OSError as exc:
+        print(f"asyncup cp: {args.src}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    reporter = make_reporter(json_lines=args.json, quiet=args.quiet)
+    for warning in listing.skipped:
+        reporter.warn(f"skipped {warning}")
+    if args.dry_run:
+        for item in listing.items:
+            reporter.would_upload(item)
+        total = sum(item.size or 0 for item in listing.items if item.problem is None)
+        reporter.summary(f"(dry run) {len(listing.items)} objects, {total} bytes; nothing sent")
+        return EXIT_FAILED if any(item.problem for item in listing.items) else EXIT_OK
+    try:
+        return _run(lambda: copy(listing, settings, reporter))
+    except KeyboardInterrupt:
+        reporter.warn("interrupted; the uploads in flight were aborted")
+        return EXIT_INTERRUPTED
+
+
+async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
+    """Upload every item through one Uploader, ``settings.jobs`` at a time."""
+    outcomes: list[Outcome] = []
+    started = time.monotonic()
+    async with AsyncExitStack() as stack:
+        try:
+            uploader = await stack.enter_async_context(open_uploader(settings))
+        except Exception as exc:  # no credentials, no such profile...: nothing can go
+            reporter.warn(f"cannot connect: {exc}")
+            return EXIT_FAILED
+        stack.enter_context(reporter)
+        reporter.begin(listing.items)
+        send, receive = anyio.create_memory_object_stream[Item](0)
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(settings.jobs, len(listing.items))):
+                tg.start_soon(_work, uploader, receive.clone(), settings, reporter, outcomes, tg)
+            receive.close()
+            async with send:
+                for item in listing.items:
+                    await send.send(item)
+    failures = sum(not outcome.ok for outcome in outcomes)
+    uploaded = [o.result.size for o in outcomes if o.result is not None]
+    summary = Summary(
+        files=len(uploaded),
+        bytes=sum(uploaded),
+        seconds=time.monotonic() - started,
+        failures=failures,
+        not_uploaded=len(listing.items) - len(outcomes),
+    )
+    reporter.summary(str(summary))
+    return EXIT_FAILED if failures or summary.not_uploaded else EXIT_OK
+
+
+async def _work(
+    uploader: Uploader,
+    receive: MemoryObjectReceiveStream[Item],
+    settings: Settings,
+    reporter: Reporter,
+    outcomes: list[Outcome],
+    tg: anyio.abc.TaskGroup,
+) -> None:
+    async with receive:
+        async for item in receive:
+            outcome = await upload_item(uploader, item, settings.extra_args, reporter)
+            outcomes.append(outcome)
+            reporter.finish(outcome)
+            if not outcome.ok and settings.fail_fast:
+                tg.cancel_scope.cancel()
+
+
+async def upload_item(
+    uploader: Uploader, item: Item, extra_args: dict[str, Any], reporter: Reporter
+) -> Outcome:
+    """Upload one item; any failure (but cancellation) becomes the Outcome's error."""
+    if item.problem is not None:
+        return Outcome(item, 0.0, error=item.problem)
+    reporter.start(item)
+    started = time.monotonic()
+    source: object = item.source
+    if item.source == STDIN:
+        source = sys.stdin.buffer if item.size is not None else StdinChunks()
+    try:
+        result = await uploader.upload(
+            source,
+            item.bucket,
+            item.key,
+            extra_args=extra_args,
+            on_progress=lambda amount: reporter.advance(item, amount),
+        )
+    except Exception as exc:
+        return Outcome(item, time.monotonic() - started, error=_describe(exc))
+    return Outcome(item, time.monotonic() - started, result=result)
+
+
+def _describe(exc: Exception) -> str:
+    """The error without the destination (the line names it already)."""
+    error = exc.__cause__ if isinstance(exc.__cause__, OSError) else exc
+    if isinstance(error, OSError):
+        return f"{type(error).__name__}: {error.strerror or error}"
+    if not isinstance(exc, UploadError):
+        return f"{type(exc).__name__}: {exc}"
+    text = exc.message if exc.part_number is None else f"part {exc.part_number}: {exc.message}"
+    if exc.abort_succeeded is False:
+        text += f"; aborting multipart upload {exc.upload_id} failed, it may be left behind"
+    return text
+
+
+@asynccontextmanager
+async def open_uploader(settings: Settings) -> AsyncIterator[Uploader]:
+    """The one Uploader of the command. asyncup makes and closes its own client, unless a
+    profile or --no-verify-ssl asks for a client made here (and closed here)."""
+    if settings.profile is None and settings.verify_ssl:
+        async with Uploader(
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            config=settings.config,
+        ) as uploader:
+            yield uploader
+        return
+    from aiobotocore.config import AioConfig
+    from aiobotocore.session import AioSession
+
+    session = AioSession(profile=settings.profile)
+    client_config = AioConfig(
+        # As asyncup's own clients: a connection per request in flight, asyncup's retries
+        # only, checksums computed by asyncup (off the event loop), no payload SHA256.
+        max_pool_connections=settings.config.concurrency + 4,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"payload_signing_enabled": False},
+    )
+    if not settings.verify_ssl:
+        print("asyncup cp: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
+    async with (
+        session.create_client(
+            "s3",
+            endpoint_url=settings.endpoint_url,
+            region_name=settings.region,
+            config=client_config,
+            verify=False if not settings.verify_ssl else None,
+        ) as client,
+        Uploader(client=client, config=settings.config) as uploader,
+    ):
+        yield uploader
