@@ -13,6 +13,7 @@ from typing import Any
 
 import anyio
 import pytest
+from botocore.exceptions import ClientError
 
 from asyncup import UploadResult
 from asyncup._cp_sources import Item
@@ -78,6 +79,29 @@ async def test_a_file_reaches_its_key_with_its_attributes(
     tagging = await s3.get_object_tagging(Bucket=bucket, Key="media/video.bin")
     tags = {tag["Key"]: tag["Value"] for tag in tagging["TagSet"]}
     assert tags == {"env": "test", "kind": "a b"}
+
+
+@pytest.mark.parametrize("server", ["seaweedfs"], indirect=True)  # applies SSE-C; moto does not
+async def test_an_sse_c_key_file_encrypts_every_part(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Path
+) -> None:
+    key = bytes(range(32))
+    (tmp_path / "key").write_bytes(key)
+    data = random_bytes(6 * MiB, seed=6)
+    (tmp_path / "secret.bin").write_bytes(data)
+    run = await cp(
+        str(tmp_path / "secret.bin"), f"s3://{bucket}/secret.bin", "--endpoint-url", endpoint,
+        "--sse-c-key-file", str(tmp_path / "key"), "--part-size", "5MiB",
+        "--multipart-threshold", "5MiB",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    response = await s3.get_object(
+        Bucket=bucket, Key="secret.bin", SSECustomerAlgorithm="AES256", SSECustomerKey=key
+    )
+    async with response["Body"] as body:
+        assert await body.read() == data
+    with pytest.raises(ClientError):
+        await s3.head_object(Bucket=bucket, Key="secret.bin")  # not without the key
 
 
 @ON_MOTO
@@ -251,6 +275,28 @@ async def test_sigint_aborts_the_uploads_and_exits_130(
     assert proxy.counts["AbortMultipartUpload"] >= 1
     assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
     assert await keys(s3, bucket) == []
+
+
+@ON_MOTO
+@pytest.mark.timeout(40)
+async def test_sigint_while_stdin_is_silent_aborts_and_exits_130(
+    s3: Any, bucket: str, proxy: FaultProxy
+) -> None:
+    """A read blocked on a pipe that sends nothing does not hold up the interrupt."""
+    command = [sys.executable, "-m", "asyncup", "cp", "-", f"s3://{bucket}/stream.bin"]
+    command += ["--endpoint-url", proxy.url, "--part-size", "5MiB", "--multipart-threshold", "0"]
+    async with await anyio.open_process(command, env=os.environ) as process:
+        assert process.stdin is not None
+        # A first part and a little more, then silence: the pipe stays open.
+        await process.stdin.send(random_bytes(5 * MiB + 100, seed=5))
+        with anyio.fail_after(20):
+            await proxy.seen["CreateMultipartUpload"].wait()
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(20):
+            returncode = await process.wait()
+    assert returncode == 130
+    assert proxy.counts["AbortMultipartUpload"] >= 1
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
 
 
 @ON_MOTO
