@@ -221,6 +221,26 @@ async def test_fail_fast_stops_at_the_first_failure(
 
 
 @ON_MOTO
+async def test_many_files_share_one_budget_of_requests(
+    s3: Any, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    """4 files of 2 parts at once, --concurrency 2: one Uploader keeps 2 parts in flight in
+    all (an Uploader per file would allow 8)."""
+    files = {f"f{i}.bin": random_bytes(6 * MiB, seed=10 + i) for i in range(4)}
+    root = tree(tmp_path / "root", files)
+    proxy.delay("UploadPart", 0.3)
+    run = await cp(
+        str(root), f"s3://{bucket}/", "--endpoint-url", proxy.url, "--jobs", "4",
+        "--concurrency", "2", "--part-size", "5MiB", "--multipart-threshold", "5MiB",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert proxy.counts["UploadPart"] == 8
+    assert proxy.max_parts_in_flight == 2
+    assert proxy.counts["CreateMultipartUpload"] == 4
+    assert await keys(s3, bucket) == sorted(files)
+
+
+@ON_MOTO
 async def test_a_missing_bucket_fails_with_exit_1(endpoint: str, tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_bytes(b"a")
     run = await cp(
