@@ -19,10 +19,11 @@ class TransferConfig:
 
     Memory bound: one upload holds at most ``concurrency + queue_size + 1`` part buffers
     (``concurrency`` being sent, ``queue_size`` read ahead and waiting for a worker, one being
-    filled by the producer). With the defaults that is 21 x 8 MiB = 168 MiB. An ``Uploader``
-    shared by several uploads additionally caps the bytes buffered by all of them together at
-    ``max_buffer_bytes`` (default: the same 21 parts), and the UploadPart requests in flight
-    by all of them together at ``concurrency``.
+    filled by the producer). An ``Uploader`` also caps the bytes buffered by all its uploads
+    together at ``max_buffer_bytes``, by default ``(concurrency + queue_size) x part_size``
+    (20 x 8 MiB = 160 MiB with the defaults: the producer waits for a free buffer rather than
+    read one part beyond a full queue), and the UploadPart requests in flight by all of them
+    together at ``concurrency``.
 
     For a stream of unknown length the part size grows as the stream grows (see
     ``asyncup._plan.stream_part_size``); the bound above then holds in units of the
@@ -90,7 +91,7 @@ class TransferConfig:
         """Bytes of part buffers an Uploader with this config may hold at once."""
         if self.max_buffer_bytes is not None:
             return self.max_buffer_bytes
-        return (self.concurrency + self.read_ahead + 1) * self.part_size
+        return max(1, self.concurrency + self.read_ahead) * self.part_size
 
 
 def _require_int(name: str, value: object, low: int, high: int | None) -> None:

@@ -17,7 +17,7 @@ def test_defaults() -> None:
     assert config.multipart_threshold == 8 * MiB
     assert config.concurrency >= 1
     assert config.read_ahead == config.concurrency
-    assert config.buffer_budget == (2 * config.concurrency + 1) * 8 * MiB
+    assert config.buffer_budget == 2 * config.concurrency * 8 * MiB
     assert "concurrency + queue_size + 1" in (TransferConfig.__doc__ or "")
 
 
@@ -61,4 +61,4 @@ def test_checksum_algorithms(algorithm: str | None) -> None:
 def test_queue_size_zero_is_allowed() -> None:
     config = TransferConfig(concurrency=3, queue_size=0)
     assert config.read_ahead == 0
-    assert config.buffer_budget == 4 * 8 * MiB
+    assert config.buffer_budget == 3 * 8 * MiB
