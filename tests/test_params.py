@@ -102,6 +102,7 @@ async def test_object_attributes_round_trip(size: int, s3: Any, bucket: str) -> 
     assert head["CacheControl"] == "no-cache"
     assert head["ContentDisposition"] == 'inline; filename="a.bin"'
     assert head["ContentLanguage"] == "fr"
+    assert head["ContentEncoding"] == "identity"
     assert head.get("Expires") == LATER
     assert head["Metadata"] == {"alpha": "1", "beta": "two"}
     assert head["ServerSideEncryption"] == "AES256"
@@ -138,7 +139,10 @@ async def test_acl_grants_kms_storage_class_and_redirect_on_moto(
         config=CONFIG,
         extra_args={
             "GrantRead": 'uri="http://acs.amazonaws.com/groups/global/AuthenticatedUsers"',
+            "GrantReadACP": 'uri="http://acs.amazonaws.com/groups/global/AuthenticatedUsers"',
+            "GrantWriteACP": 'uri="http://acs.amazonaws.com/groups/global/AuthenticatedUsers"',
             "GrantFullControl": f'id="{owner}"',
+            "SSEKMSEncryptionContext": base64.b64encode(b'{"team": "core"}').decode(),
             "WebsiteRedirectLocation": "/elsewhere",
             "ServerSideEncryption": "aws:kms",
             "SSEKMSKeyId": "alias/asyncup",
@@ -147,7 +151,9 @@ async def test_acl_grants_kms_storage_class_and_redirect_on_moto(
         },
     )
     grants = (await s3.get_object_acl(Bucket=bucket, Key="granted"))["Grants"]
-    assert ("READ", "Group") in [(g["Permission"], g["Grantee"]["Type"]) for g in grants]
+    given = {(g["Permission"], g["Grantee"].get("Type")) for g in grants}
+    assert {("READ", "Group"), ("READ_ACP", "Group"), ("WRITE_ACP", "Group")} <= given
+    assert ("FULL_CONTROL", "CanonicalUser") in given
     head = await s3.head_object(Bucket=bucket, Key="granted")
     assert head["WebsiteRedirectLocation"] == "/elsewhere"
     assert head["ServerSideEncryption"] == "aws:kms"
