@@ -101,9 +101,8 @@ async def test_asyncup_uploads_to_the_sink_with_tls_verified(
     assert result.parts == 3
 
 
+@pytest.mark.parametrize("sink", ["https"], indirect=True)
 async def test_an_unknown_ca_is_refused(sink: servers.Server) -> None:
-    if not sink.ca_bundle:
-        pytest.skip("HTTP has no certificate")
     session = get_session()
     async with session.create_client(
         "s3", endpoint_url=sink.endpoint, region_name="us-east-1"
