@@ -8,6 +8,7 @@ See ``upload``, ``Uploader`` and ``TransferConfig``.
 from ._api import upload
 from ._config import TransferConfig
 from ._errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
+from ._many import UploadSummary
 from ._result import UploadResult
 from ._uploader import Uploader
 
@@ -18,6 +19,7 @@ __all__ = [
     "TransferConfig",
     "UploadError",
     "UploadResult",
+    "UploadSummary",
     "Uploader",
     "upload",
 ]

@@ -55,6 +55,11 @@ class ByteBudget:
             raise
         return amount
 
+    @property
+    def contended(self) -> bool:
+        """Whether someone is waiting for bytes."""
+        return bool(self._waiters)
+
     def try_acquire(self, amount: int) -> int | None:
         """Take ``amount`` bytes if they are free now, without waiting; else None."""
         amount = min(amount, self.capacity)
@@ -89,6 +94,10 @@ class Lease:
     def capacity(self) -> int:
         return self._budget.capacity
 
+    @property
+    def contended(self) -> bool:
+        return self._budget.contended
+
     async def acquire(self, amount: int) -> int:
         taken = await self._budget.acquire(amount)
         self.held += taken
@@ -110,17 +119,28 @@ class Lease:
 
 
 class BufferPool:
-    """Part buffers of one upload, reused from part to part instead of reallocated."""
+    """Part buffers of one upload, reused from part to part instead of reallocated.
+
+    A pooled buffer keeps its share of the budget (it is memory all the same), so the
+    budget bounds what is allocated, not only what is in use.
+    """
 
     def __init__(self) -> None:
-        self._free: list[bytearray] = []
+        self._free: list[tuple[bytearray, int]] = []
 
-    def take(self, size: int) -> bytearray:
+    def take(self, size: int, lease: Lease) -> tuple[bytearray, int] | None:
+        """A free buffer of ``size`` bytes and its reservation, if the pool has one; buffers
+        of another size (the part size grew) are dropped and their budget given back."""
         while self._free:
-            buffer = self._free.pop()
+            buffer, reserved = self._free.pop()
             if len(buffer) == size:
-                return buffer
-        return bytearray(size)
+                return buffer, reserved
+            lease.release(reserved)
+        return None
 
-    def give(self, buffer: bytearray) -> None:
-        self._free.append(buffer)
+    def give(self, buffer: bytearray, reserved: int) -> None:
+        self._free.append((buffer, reserved))
+
+    def clear(self, lease: Lease) -> None:
+        while self._free:
+            lease.release(self._free.pop()[1])

@@ -5,9 +5,9 @@
     CreateMultipartUpload -> [producer -> queue -> workers] -> CompleteMultipartUpload
                           \\-- any failure or cancellation --> AbortMultipartUpload (shielded)
 
-The pipeline's tasks report their first error here instead of raising into the task
-group, so the caller gets one ``UploadError`` (its ``__cause__`` the original error) and
-never an ExceptionGroup. Cancellation is never caught for good: the upload is aborted under
+The pipeline's stages run under ``_tasks.run_stages``: the first to fail stops the others,
+so the caller gets one ``UploadError`` (its ``__cause__`` the original error) and never an
+ExceptionGroup. Cancellation is never caught for good: the upload is aborted under
 a shield, bounded by ``abort_timeout``, and the cancellation goes on.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -31,6 +32,7 @@ from ._retry import CORRUPTION_CODES
 from ._s3 import BadResponseError, Response, error_code, summarize
 from ._shield import shielded
 from ._sources import Source
+from ._tasks import run_stages
 from ._verify import (
     CompletedPart,
     Verified,
@@ -173,28 +175,13 @@ async def _run_pipeline(job: Job, produce: Producer) -> None:
     send, receive = anyio.create_memory_object_stream[FilledPart](job.config.read_ahead)
     receivers = [receive.clone() for _ in range(job.config.concurrency)]
     receive.close()
-    first_error: Exception | None = None
-
-    async def guarded(stage: Callable[..., Awaitable[None]], *args: object) -> None:
-        nonlocal first_error
-        try:
-            await stage(*args)
-        except Exception as exc:
-            if first_error is None:
-                first_error = exc
-            tg.cancel_scope.cancel()
-
+    stages = [partial(produce, send)] + [partial(run_worker, job, r) for r in receivers]
     try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(guarded, produce, send)
-            for stream in receivers:
-                tg.start_soon(guarded, run_worker, job, stream)
+        await run_stages(stages)
     finally:
         send.close()
         for stream in receivers:
             stream.close()
-    if first_error is not None:
-        raise first_error
 
 
 def _parts_in_order(job: Job) -> list[CompletedPart]:

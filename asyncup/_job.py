@@ -46,36 +46,50 @@ class Job:
     on_progress: ProgressCallback | None = None
     upload_id: str | None = None
     pool: BufferPool = field(default_factory=BufferPool)
+    reading_done: bool = False
     completed: dict[int, CompletedPart] = field(default_factory=dict)
 
     async def read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int
     ) -> FilledPart:
-        """Reserve budget, take a buffer and fill up to ``size`` bytes of it from the source."""
-        reserved = await self.lease.acquire(buffer_size)
-        return await self._fill(readinto, number, size, buffer_size, reserved)
+        """Take a buffer (a pooled one, or a new one once the budget has room) and fill up to
+        ``size`` bytes of it from the source."""
+        pooled = self.pool.take(buffer_size, self.lease)
+        if pooled is None:
+            reserved = await self.lease.acquire(buffer_size)  # first the room, then the memory
+            pooled = bytearray(buffer_size), reserved
+        return await self._fill(readinto, number, size, *pooled)
 
     async def try_read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int
     ) -> FilledPart | None:
-        """``read_part``, or None at once when the budget has no room now."""
-        reserved = self.lease.try_acquire(buffer_size)
-        if reserved is None:
-            return None
-        return await self._fill(readinto, number, size, buffer_size, reserved)
+        """``read_part``, or None at once when there is no buffer and no room for one now."""
+        pooled = self.pool.take(buffer_size, self.lease)
+        if pooled is None:
+            reserved = self.lease.try_acquire(buffer_size)
+            if reserved is None:
+                return None
+            pooled = bytearray(buffer_size), reserved
+        return await self._fill(readinto, number, size, *pooled)
 
     async def _fill(
-        self, readinto: Reader, number: int, size: int, buffer_size: int, reserved: int
+        self, readinto: Reader, number: int, size: int, buffer: bytearray, reserved: int
     ) -> FilledPart:
-        buffer = self.pool.take(buffer_size)
         n = await readinto(memoryview(buffer)[:size])
         body = buffer if n == len(buffer) else buffer[:n]
         return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
 
     def recycle(self, part: FilledPart) -> None:
-        """The part is done with: its buffer goes back to the pool, its bytes to the budget."""
-        self.pool.give(part.buffer)
-        self.lease.release(part.reserved)
+        """The part is done with: its buffer goes back to the pool for the next part, or, once
+        the source is read or when another upload waits for budget, its bytes go back."""
+        if self.reading_done or self.lease.contended:
+            self.lease.release(part.reserved)
+        else:
+            self.pool.give(part.buffer, part.reserved)
+
+    def done_reading(self) -> None:
+        self.reading_done = True
+        self.pool.clear(self.lease)
 
     async def progress(self, amount: int) -> None:
         if self.on_progress is None or amount == 0:

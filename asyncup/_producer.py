@@ -43,6 +43,8 @@ async def produce_planned(
                     planned.number,
                 )
             await send.send(part)
+            del part  # it belongs to a worker now: once recycled, its bytes are free
+        job.done_reading()
         extra = await source.readinto(memoryview(bytearray(1)))
         if extra:
             raise SourceSizeError(
@@ -100,19 +102,24 @@ async def produce_stream(
     part_size x 10,000.
     """
     async with send:
-        for part in head:
-            await send.send(part)
+        first = len(head) + 1
+        while head:
+            await send.send(head.pop(0))
         if ended:
+            job.done_reading()
             return
-        for number in range(len(head) + 1, MAX_PARTS + 1):
+        for number in range(first, MAX_PARTS + 1):
             size = stream_part_size(number, job.config.part_size)
             part = await job.read_part(source.readinto, number, size, size)
             if part.length == 0:
+                job.done_reading()
                 job.recycle(part)
                 return
             await send.send(part)
             if part.length < size:
+                job.done_reading()
                 return
+            del part
         if await source.readinto(memoryview(bytearray(1))):
             raise StreamTooLongError(
                 f"stream is longer than {MAX_PARTS} parts can carry with part_size"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -14,6 +14,7 @@ from . import _coordinator
 from ._budget import ByteBudget, Lease
 from ._config import TransferConfig
 from ._job import Job, ProgressCallback
+from ._many import UploadSummary, upload_many
 from ._params import route
 from ._result import UploadResult
 from ._s3 import S3, open_client
@@ -131,6 +132,40 @@ class Uploader:
             on_progress=on_progress,
         )
         return await _coordinator.upload(job, adapted)
+
+    async def upload_many(
+        self,
+        items: Iterable[tuple[object, str]] | AsyncIterable[tuple[object, str]],
+        bucket: str,
+        *,
+        extra_args: Mapping[str, Any] | None = None,
+        objects_in_flight: int | None = None,
+        stop_on_error: bool = False,
+    ) -> UploadSummary:
+        """Upload many ``(source, key)`` pairs to ``bucket`` under this Uploader's one budget.
+
+        At most ``objects_in_flight`` objects (default: ``config.concurrency``) are open at
+        once; small ones go by PutObject, concurrently. A failed object is recorded in the
+        summary's ``errors`` and the others go on; with ``stop_on_error`` the first failure
+        cancels the rest (their uploads are aborted) and is raised. Example::
+
+            async with asyncup.Uploader() as up:
+                summary = await up.upload_many(((p, p.name) for p in paths), "bucket")
+            print(f"{len(summary.results)} objects, {summary.size} bytes, {summary.errors}")
+        """
+        if self._s3 is None:
+            raise RuntimeError("use the Uploader in 'async with' before calling upload_many()")
+        in_flight = self.config.concurrency if objects_in_flight is None else objects_in_flight
+        if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
+            raise ValueError(f"objects_in_flight must be an int >= 1; got {in_flight!r}")
+        route(extra_args, self.config.checksum_algorithm)  # refuse bad arguments up front
+
+        async def one(source: object, key: str) -> UploadResult:
+            return await self.upload(source, bucket, key, extra_args=extra_args)
+
+        return await upload_many(
+            one, items, objects_in_flight=in_flight, stop_on_error=stop_on_error
+        )
 
 
 def _adds_checksums(client: Any) -> bool:

@@ -35,8 +35,11 @@ async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -
                 job.completed[part.number] = await upload_part(job, part)
             except Exception as exc:
                 raise PartError(part.number) from exc
+            length = part.length
             job.recycle(part)
-            await job.progress(part.length)
+            # An idle worker must not keep its last buffer alive: the budget counts it free.
+            del part
+            await job.progress(length)
 
 
 async def upload_part(job: Job, part: FilledPart) -> CompletedPart:

@@ -74,6 +74,8 @@ class FaultProxy:
         self.faults_injected: Counter[str] = Counter()
         self.parts_in_flight = 0
         self.max_parts_in_flight = 0
+        self.writes_in_flight = 0
+        self.max_writes_in_flight = 0
         self.seen: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
         self.requests: list[tuple[str, dict[str, str]]] = []
         """(operation, lower-cased request headers) of every request, in arrival order."""
@@ -136,14 +138,20 @@ class FaultProxy:
         self.seen[operation].set()
         self.requests.append((operation, {k.lower(): v for k, v in request.headers.items()}))
         is_part = operation == "UploadPart"
+        is_write = is_part or operation == "PutObject"
         if is_part:
             self.parts_in_flight += 1
             self.max_parts_in_flight = max(self.max_parts_in_flight, self.parts_in_flight)
+        if is_write:
+            self.writes_in_flight += 1
+            self.max_writes_in_flight = max(self.max_writes_in_flight, self.writes_in_flight)
         try:
             return await self._respond(request, operation, part)
         finally:
             if is_part:
                 self.parts_in_flight -= 1
+            if is_write:
+                self.writes_in_flight -= 1
 
     async def _respond(
         self, request: web.Request, operation: str, part: int | None

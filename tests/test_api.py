@@ -29,6 +29,7 @@ def test_all_is_exactly_the_public_api() -> None:
         "TransferConfig",
         "UploadError",
         "UploadResult",
+        "UploadSummary",
         "Uploader",
         "upload",
     }
