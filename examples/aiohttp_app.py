@@ -1,0 +1,64 @@
+"""An aiohttp service that streams request bodies into S3 through one shared Uploader.
+
+    PUT /objects/{key}   the body goes to s3://BUCKET/{key} as it arrives
+
+The Uploader lives as long as the app (a cleanup context), so every request shares one
+client and one budget: requests in flight and bytes buffered stay bounded however many
+clients upload at once, and a slow S3 slows the reading of each client's socket
+(backpressure). A client that disconnects mid-body makes the upload fail: asyncup aborts
+it, nothing is left in the bucket, and the server goes on serving.
+
+Run: S3_BUCKET=my-bucket python examples/aiohttp_app.py  (credentials: the default chain)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+import asyncup
+
+UPLOADER = web.AppKey("uploader", asyncup.Uploader)
+
+
+def make_app(
+    bucket: str,
+    *,
+    endpoint_url: str | None = None,
+    config: asyncup.TransferConfig | None = None,
+    client: object = None,
+) -> web.Application:
+    async def uploader(app: web.Application) -> AsyncIterator[None]:
+        async with asyncup.Uploader(client=client, endpoint_url=endpoint_url, config=config) as up:
+            app[UPLOADER] = up
+            yield
+
+    async def put_object(request: web.Request) -> web.Response:
+        key = request.match_info["key"]
+        try:
+            result = await request.app[UPLOADER].upload(
+                request.content,  # an awaitable read(n): streamed, never buffered whole
+                bucket,
+                key,
+                extra_args={"ContentType": request.content_type},
+            )
+        except asyncup.UploadError as exc:
+            return web.json_response({"error": str(exc)}, status=502)
+        return web.json_response(
+            {"key": key, "size": result.size, "etag": result.etag, "parts": result.parts}
+        )
+
+    app = web.Application()
+    app.cleanup_ctx.append(uploader)
+    app.router.add_put("/objects/{key:.+}", put_object)
+    return app
+
+
+if __name__ == "__main__":
+    web.run_app(
+        make_app(os.environ["S3_BUCKET"], endpoint_url=os.environ.get("S3_ENDPOINT_URL")),
+        host="127.0.0.1",
+        port=int(os.environ.get("PORT", "8080")),
+    )
