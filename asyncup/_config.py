@@ -58,6 +58,9 @@ class TransferConfig:
     """Upper bound, in seconds, on the AbortMultipartUpload clean-up after a failure."""
     max_buffer_bytes: int | None = None
     """Bytes of part buffers an Uploader holds across all its uploads (default: see above)."""
+    max_bandwidth: int | None = None
+    """Bytes per second sent by all the uploads of an Uploader together (as s3transfer's
+    max_bandwidth); None for no cap."""
 
     def __post_init__(self) -> None:
         _require_int("part_size", self.part_size, MIN_PART_SIZE, MAX_PART_SIZE)
@@ -80,6 +83,8 @@ class TransferConfig:
                 raise ValueError(f"{name} must be a number >= 0; got {value!r}")
         if self.max_buffer_bytes is not None:
             _require_int("max_buffer_bytes", self.max_buffer_bytes, MIN_PART_SIZE, None)
+        if self.max_bandwidth is not None:
+            _require_int("max_bandwidth", self.max_bandwidth, 1, None)
 
     @property
     def read_ahead(self) -> int:

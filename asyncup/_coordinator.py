@@ -113,7 +113,9 @@ async def _put_body(job: Job, body: bytearray) -> UploadResult:
             nonlocal verified
             verified = check_write(job.args, response, digest, "the object")
 
-        response = await job.s3.call("put_object", params, limiter=job.limiter, check=check)
+        response = await job.s3.call(
+            "put_object", params, limiter=job.limiter, check=check, pace=job.pace(len(body))
+        )
     except Exception as exc:
         raise _failure(job, exc) from exc
     await job.progress(len(body))

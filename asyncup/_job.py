@@ -10,6 +10,7 @@ import anyio
 
 from ._budget import BufferPool, Lease
 from ._config import TransferConfig
+from ._pace import Pacer
 from ._params import RoutedArgs
 from ._s3 import S3
 from ._verify import CompletedPart
@@ -45,6 +46,7 @@ class Job:
     lease: Lease
     on_progress: ProgressCallback | None = None
     upload_id: str | None = None
+    pacer: Pacer | None = None
     pool: BufferPool = field(default_factory=BufferPool)
     reading_done: bool = False
     completed: dict[int, CompletedPart] = field(default_factory=dict)
@@ -90,6 +92,13 @@ class Job:
     def done_reading(self) -> None:
         self.reading_done = True
         self.pool.clear(self.lease)
+
+    def pace(self, amount: int) -> Callable[[], Awaitable[None]] | None:
+        """What a write of ``amount`` bytes awaits before each attempt (the bandwidth cap)."""
+        pacer = self.pacer
+        if pacer is None:
+            return None
+        return lambda: pacer.take(amount)
 
     async def progress(self, amount: int) -> None:
         if self.on_progress is None or amount == 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -179,15 +179,19 @@ class S3:
         limiter: anyio.CapacityLimiter | None = None,
         check: Callable[[Response], None] | None = None,
         on_retry: Callable[[Failure], None] | None = None,
+        pace: Callable[[], Awaitable[None]] | None = None,
     ) -> Response:
         """Run ``operation`` until it succeeds, fails for good, or runs out of attempts.
 
-        ``limiter`` is held for each attempt (not during backoff); ``check`` may reject a
-        response by raising ``BadResponseError``, which counts as a retryable failure.
+        ``pace`` is awaited before each attempt (the bandwidth cap) and ``limiter`` held for
+        each attempt (not during backoff); ``check`` may reject a response by raising
+        ``BadResponseError``, which counts as a retryable failure.
         """
         method = getattr(self.client, operation)
         for attempt in itertools.count(1):
             try:
+                if pace is not None:
+                    await pace()
                 if limiter is None:
                     response: Response = await method(**params)
                 else:

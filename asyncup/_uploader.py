@@ -15,6 +15,7 @@ from ._budget import ByteBudget, Lease
 from ._config import TransferConfig
 from ._job import Job, ProgressCallback
 from ._many import UploadSummary, upload_many
+from ._pace import Pacer
 from ._params import route
 from ._result import UploadResult
 from ._s3 import S3, open_client
@@ -62,6 +63,8 @@ class Uploader:
         self._s3: S3 | None = None
         self._limiter = anyio.CapacityLimiter(self.config.concurrency)
         self._budget = ByteBudget(self.config.buffer_budget)
+        bandwidth = self.config.max_bandwidth
+        self._pacer = None if bandwidth is None else Pacer(bandwidth)
 
     async def __aenter__(self) -> Self:
         if self._stack is not None:
@@ -130,6 +133,7 @@ class Uploader:
             limiter=self._limiter,
             lease=Lease(self._budget),
             on_progress=on_progress,
+            pacer=self._pacer,
         )
         return await _coordinator.upload(job, adapted)
 

@@ -58,5 +58,7 @@ async def upload_part(job: Job, part: FilledPart) -> CompletedPart:
     def check(response: Response) -> None:
         check_write(job.args, response, digest, f"part {part.number}")
 
-    response = await job.s3.call("upload_part", params, limiter=job.limiter, check=check)
+    response = await job.s3.call(
+        "upload_part", params, limiter=job.limiter, check=check, pace=job.pace(part.length)
+    )
     return CompletedPart(part.number, response["ETag"], digest, part.length)

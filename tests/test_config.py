@@ -46,6 +46,7 @@ def test_frozen_and_keyword_only() -> None:
         {"retry_base_delay": -1},
         {"abort_timeout": "30"},
         {"max_buffer_bytes": 1},
+        {"max_bandwidth": 0},
     ],
 )
 def test_bad_values_raise_value_error(kwargs: dict[str, object]) -> None:
