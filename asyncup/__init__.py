@@ -10,11 +10,13 @@ from ._config import TransferConfig
 from ._errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
 from ._many import UploadSummary
 from ._result import UploadResult
+from ._sweeper import PendingUpload
 from ._uploader import Uploader
 
 __all__ = [
     "AsyncupError",
     "IntegrityError",
+    "PendingUpload",
     "SourceChangedError",
     "TransferConfig",
     "UploadError",

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import logging
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 
-from . import _coordinator
+from . import _coordinator, _sweeper
 from ._budget import ByteBudget, Lease
 from ._config import TransferConfig
 from ._job import Job, ProgressCallback
@@ -20,6 +21,7 @@ from ._params import route
 from ._result import UploadResult
 from ._s3 import S3, open_client
 from ._sources import adapt
+from ._sweeper import PendingUpload
 
 log = logging.getLogger("asyncup")
 
@@ -169,6 +171,39 @@ class Uploader:
 
         return await upload_many(
             one, items, objects_in_flight=in_flight, stop_on_error=stop_on_error
+        )
+
+    def list_uploads(self, bucket: str, prefix: str = "") -> AsyncIterator[PendingUpload]:
+        """The unfinished multipart uploads under ``s3://bucket/prefix``, page by page.
+
+        Example::
+
+            async for upload in up.list_uploads("bucket", "incoming/"):
+                print(upload.initiated, upload.key, upload.upload_id)
+        """
+        if self._s3 is None:
+            raise RuntimeError("use the Uploader in 'async with' before calling list_uploads()")
+        return _sweeper.list_uploads(self._s3, bucket, prefix)
+
+    async def abort_uploads(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        older_than: datetime.timedelta,
+        dry_run: bool = False,
+    ) -> list[tuple[PendingUpload, Exception | None]]:
+        """Abort the uploads under ``s3://bucket/prefix`` initiated more than ``older_than``
+        ago, 8 at a time; ``(upload, None)`` for each one gone, ``(upload, error)`` for each
+        that could not be aborted (see ``asyncup._sweeper.abort_uploads``)::
+
+            outcomes = await up.abort_uploads("bucket", older_than=timedelta(days=1))
+            failed = [(u.key, e) for u, e in outcomes if e is not None]
+        """
+        if self._s3 is None:
+            raise RuntimeError("use the Uploader in 'async with' before calling abort_uploads()")
+        return await _sweeper.abort_uploads(
+            self._s3, bucket, prefix, older_than=older_than, dry_run=dry_run
         )
 
 

@@ -25,6 +25,7 @@ def test_all_is_exactly_the_public_api() -> None:
     assert set(asyncup.__all__) == {
         "AsyncupError",
         "IntegrityError",
+        "PendingUpload",
         "SourceChangedError",
         "TransferConfig",
         "UploadError",
