@@ -3,6 +3,7 @@
 asyncup demo    upload real bytes through the whole pipeline to an embedded S3 endpoint
 asyncup bench   asyncup against the other S3 uploaders (see asyncup.bench)
 asyncup cp      files, directories and stdin to S3 (see asyncup._cp)
+asyncup uploads list or abort unfinished multipart uploads (see asyncup._uploads_cli)
 """
 
 from __future__ import annotations
@@ -77,11 +78,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._cp import add_arguments as add_cp_arguments
 
     add_cp_arguments(cp)
+    uploads = commands.add_parser(
+        "uploads",
+        help="list or abort unfinished multipart uploads (ls, abort)",
+        description="Unfinished multipart uploads are billed until aborted: 'ls' lists them,"
+        " 'abort --older-than AGE' aborts the stale ones.",
+    )
+    from ._uploads_cli import add_arguments as add_uploads_arguments
+
+    add_uploads_arguments(uploads)
     args = parser.parse_args(argv)
     if args.command == "cp":
         from ._cp import run as run_cp
 
         return run_cp(args, cp)
+    if args.command == "uploads":
+        from ._uploads_cli import run as run_uploads
+
+        return run_uploads(args, uploads)
     if args.command == "bench":
         from .bench import run
 
