@@ -8,6 +8,7 @@ See ``upload``, ``Uploader`` and ``TransferConfig``.
 from ._api import upload
 from ._config import TransferConfig
 from ._errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
+from ._events import UploadEvent, UploadEvents
 from ._many import UploadSummary
 from ._result import UploadResult
 from ._sweeper import PendingUpload
@@ -20,6 +21,8 @@ __all__ = [
     "SourceChangedError",
     "TransferConfig",
     "UploadError",
+    "UploadEvent",
+    "UploadEvents",
     "UploadResult",
     "UploadSummary",
     "Uploader",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._config import TransferConfig
+from ._events import UploadEvent
 from ._job import ProgressCallback
 from ._result import UploadResult
 from ._uploader import Uploader
@@ -21,6 +22,7 @@ async def upload(
     config: TransferConfig | None = None,
     extra_args: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
+    on_event: Callable[[UploadEvent], object] | None = None,
 ) -> UploadResult:
     """Upload ``source`` to ``s3://bucket/key``, multipart and concurrently when it is large.
 
@@ -34,6 +36,8 @@ async def upload(
     ``extra_args`` takes boto3's ExtraArgs names (ContentType, Metadata, ACL, SSECustomerKey,
     ...); an unknown name raises ``ValueError`` before any request. ``on_progress(n)`` is
     called with the bytes newly uploaded (sync or async); the calls add up to the size.
+    ``on_event`` receives an ``UploadEvent`` per part started and done, per retry, and at the
+    end (pass an ``UploadEvents`` to iterate them while the upload runs).
 
     Raises ``asyncup.UploadError`` (cause in ``__cause__``) when the upload fails; a failed or
     cancelled multipart upload is aborted first. Example::
@@ -45,5 +49,5 @@ async def upload(
     uploader = Uploader(client=client, endpoint_url=endpoint_url, config=config)
     async with uploader:
         return await uploader.upload(
-            source, bucket, key, extra_args=extra_args, on_progress=on_progress
+            source, bucket, key, extra_args=extra_args, on_progress=on_progress, on_event=on_event
         )

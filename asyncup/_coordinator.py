@@ -52,6 +52,7 @@ async def upload(job: Job, source: Source) -> UploadResult:
     try:
         return await _upload(job, source)
     finally:
+        job.emit("done")
         try:
             with anyio.move_on_after(job.config.abort_timeout, shield=True):
                 await source.aclose()
@@ -65,7 +66,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
         await source.open()
     except Exception as exc:
         raise _failure(job, exc) from exc
-    size = source.size
+    size = job.total = source.size
     if size is not None:
         if not use_multipart(size, config.multipart_threshold):
             return await _put_object(job, source, size)
@@ -113,12 +114,18 @@ async def _put_body(job: Job, body: bytearray) -> UploadResult:
             nonlocal verified
             verified = check_write(job.args, response, digest, "the object")
 
+        job.emit("part_started", part_number=1)
         response = await job.s3.call(
-            "put_object", params, limiter=job.limiter, check=check, pace=job.pace(len(body))
+            "put_object",
+            params,
+            limiter=job.limiter,
+            check=check,
+            pace=job.pace(len(body)),
+            on_retry=job.retried(1),
         )
     except Exception as exc:
         raise _failure(job, exc) from exc
-    await job.progress(len(body))
+    await job.progress(len(body), 1)
     return _result(job, response, size=len(body), parts=1, verified=verified)
 
 

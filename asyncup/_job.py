@@ -10,8 +10,10 @@ import anyio
 
 from ._budget import BufferPool, Lease
 from ._config import TransferConfig
+from ._events import EventKind, UploadEvent
 from ._pace import Pacer
 from ._params import RoutedArgs
+from ._retry import Failure
 from ._s3 import S3
 from ._verify import CompletedPart
 
@@ -47,6 +49,9 @@ class Job:
     on_progress: ProgressCallback | None = None
     upload_id: str | None = None
     pacer: Pacer | None = None
+    on_event: Callable[[UploadEvent], object] | None = None
+    total: int | None = None
+    bytes_done: int = 0
     pool: BufferPool = field(default_factory=BufferPool)
     reading_done: bool = False
     completed: dict[int, CompletedPart] = field(default_factory=dict)
@@ -100,7 +105,29 @@ class Job:
             return None
         return lambda: pacer.take(amount)
 
-    async def progress(self, amount: int) -> None:
+    def emit(self, kind: EventKind, **details: object) -> None:
+        if self.on_event is not None:
+            event = UploadEvent(
+                kind=kind,
+                bucket=self.bucket,
+                key=self.key,
+                bytes_done=self.bytes_done,
+                total=self.total,
+                **details,  # type: ignore[arg-type]
+            )
+            self.on_event(event)
+
+    def retried(self, part_number: int) -> Callable[[int, Failure], None]:
+        def on_retry(attempt: int, failure: Failure) -> None:
+            error = failure.code or failure.kind
+            self.emit("retry", part_number=part_number, attempt=attempt + 1, error=error)
+
+        return on_retry
+
+    async def progress(self, amount: int, part_number: int) -> None:
+        """``amount`` more bytes were acknowledged (part ``part_number`` is done)."""
+        self.bytes_done += amount
+        self.emit("part_done", part_number=part_number)
         if self.on_progress is None or amount == 0:
             return
         result = self.on_progress(amount)

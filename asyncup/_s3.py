@@ -178,7 +178,7 @@ class S3:
         *,
         limiter: anyio.CapacityLimiter | None = None,
         check: Callable[[Response], None] | None = None,
-        on_retry: Callable[[Failure], None] | None = None,
+        on_retry: Callable[[int, Failure], None] | None = None,
         pace: Callable[[], Awaitable[None]] | None = None,
     ) -> Response:
         """Run ``operation`` until it succeeds, fails for good, or runs out of attempts.
@@ -216,6 +216,6 @@ class S3:
                     delay,
                 )
                 if on_retry is not None:
-                    on_retry(failure)
+                    on_retry(attempt, failure)
                 await anyio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover

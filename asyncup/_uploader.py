@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
@@ -14,6 +14,7 @@ import anyio
 from . import _coordinator, _sweeper
 from ._budget import ByteBudget, Lease
 from ._config import TransferConfig
+from ._events import UploadEvent, UploadEvents
 from ._job import Job, ProgressCallback
 from ._many import UploadSummary, upload_many
 from ._pace import Pacer
@@ -117,8 +118,13 @@ class Uploader:
         *,
         extra_args: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
+        on_event: Callable[[UploadEvent], object] | None = None,
     ) -> UploadResult:
-        """Upload ``source`` to ``s3://bucket/key``; see ``asyncup.upload`` for the details."""
+        """Upload ``source`` to ``s3://bucket/key``; see ``asyncup.upload`` for the details.
+
+        ``on_event`` receives an ``UploadEvent`` for each part started and done, each retry,
+        and the end; an ``UploadEvents`` given here is closed when the upload ends.
+        """
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
         _check_destination(bucket, key)
@@ -126,6 +132,8 @@ class Uploader:
         args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
+        if on_event is not None and not callable(on_event):
+            raise TypeError("on_event must be callable (an UploadEvents, for instance)")
         job = Job(
             s3=self._s3,
             bucket=bucket,
@@ -136,8 +144,13 @@ class Uploader:
             lease=Lease(self._budget),
             on_progress=on_progress,
             pacer=self._pacer,
+            on_event=on_event,
         )
-        return await _coordinator.upload(job, adapted)
+        try:
+            return await _coordinator.upload(job, adapted)
+        finally:
+            if isinstance(on_event, UploadEvents):
+                on_event.close()
 
     async def upload_many(
         self,

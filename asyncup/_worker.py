@@ -35,11 +35,11 @@ async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -
                 job.completed[part.number] = await upload_part(job, part)
             except Exception as exc:
                 raise PartError(part.number) from exc
-            length = part.length
+            number, length = part.number, part.length
             job.recycle(part)
             # An idle worker must not keep its last buffer alive: the budget counts it free.
             del part
-            await job.progress(length)
+            await job.progress(length, number)
 
 
 async def upload_part(job: Job, part: FilledPart) -> CompletedPart:
@@ -58,7 +58,13 @@ async def upload_part(job: Job, part: FilledPart) -> CompletedPart:
     def check(response: Response) -> None:
         check_write(job.args, response, digest, f"part {part.number}")
 
+    job.emit("part_started", part_number=part.number)
     response = await job.s3.call(
-        "upload_part", params, limiter=job.limiter, check=check, pace=job.pace(part.length)
+        "upload_part",
+        params,
+        limiter=job.limiter,
+        check=check,
+        pace=job.pace(part.length),
+        on_retry=job.retried(part.number),
     )
     return CompletedPart(part.number, response["ETag"], digest, part.length)

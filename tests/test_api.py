@@ -29,6 +29,8 @@ def test_all_is_exactly_the_public_api() -> None:
         "SourceChangedError",
         "TransferConfig",
         "UploadError",
+        "UploadEvent",
+        "UploadEvents",
         "UploadResult",
         "UploadSummary",
         "Uploader",
