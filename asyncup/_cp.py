@@ -335,6 +335,7 @@ async def upload_item(
             item.key,
             extra_args=extra_args,
             on_progress=lambda amount: reporter.advance(item, amount),
+            on_event=reporter.event,
         )
     except Exception as exc:
         return Outcome(item, time.monotonic() - started, error=_describe(exc))

@@ -19,6 +19,7 @@ from types import TracebackType
 from typing import Any, Self, TextIO
 
 from ._cp_sources import Item
+from ._events import UploadEvent
 from ._result import UploadResult
 
 
@@ -136,6 +137,9 @@ class Reporter:
     def advance(self, item: Item, amount: int) -> None:
         """``amount`` more bytes of ``item`` were uploaded."""
 
+    def event(self, event: UploadEvent) -> None:
+        """A part started or ended, or was retried (shown on a terminal only)."""
+
     def finish(self, outcome: Outcome) -> None:
         if self.json_lines:
             self._print(json.dumps(outcome.as_json()), self.out)
@@ -203,7 +207,10 @@ class RichReporter(Reporter):
         )
         self.out = self.err = self.console.file
         self._total: TaskID | None = None
+        self._label = "total"
         self._tasks: dict[Item, TaskID] = {}
+        self.parts_in_flight = 0
+        self.retries = 0
 
     def __enter__(self) -> Self:
         self.progress.start()
@@ -220,8 +227,8 @@ class RichReporter(Reporter):
     def begin(self, items: list[Item]) -> None:
         sizes = [item.size for item in items if item.problem is None]
         total = None if None in sizes else sum(s for s in sizes if s is not None)
-        label = f"total ({len(sizes)} file{'' if len(sizes) == 1 else 's'})"
-        self._total = self.progress.add_task(label, total=total)
+        self._label = f"total ({len(sizes)} file{'' if len(sizes) == 1 else 's'})"
+        self._total = self.progress.add_task(self._label, total=total)
 
     def start(self, item: Item) -> None:
         self._tasks[item] = self.progress.add_task(f"  {item.key}", total=item.size)
@@ -232,6 +239,21 @@ class RichReporter(Reporter):
         task = self._tasks.get(item)
         if task is not None:
             self.progress.advance(task, amount)
+
+    def event(self, event: UploadEvent) -> None:
+        if event.kind == "part_started":
+            self.parts_in_flight += 1
+        elif event.kind == "part_done":
+            self.parts_in_flight -= 1
+        elif event.kind == "retry":
+            self.retries += 1
+        if self._total is not None:
+            self.progress.update(self._total, description=self.description())
+
+    def description(self) -> str:
+        """The total bar's label: files, parts in flight, retries."""
+        retries = f", {self.retries} retr{'y' if self.retries == 1 else 'ies'}" * bool(self.retries)
+        return f"{self._label}, {self.parts_in_flight} parts in flight{retries}"
 
     def finish(self, outcome: Outcome) -> None:
         task = self._tasks.pop(outcome.item, None)

@@ -386,3 +386,26 @@ def test_progress_bars_on_a_terminal() -> None:
     output = console.file.getvalue()  # type: ignore[attr-defined]
     assert "upload: a.bin -> s3://bucket/dir/a.bin (100 bytes, 1 part, 0.50 s)" in output
     assert "total (1 file)" in output
+
+
+def test_the_total_bar_shows_parts_in_flight_and_retries() -> None:
+    from rich.console import Console
+
+    from asyncup import UploadEvent
+
+    console = Console(file=io.StringIO(), force_terminal=True, width=160)
+    item = Item("a.bin", "bucket", "a.bin", 3 * 5 * 2**20)
+
+    def event(kind: str, part: int, **more: Any) -> UploadEvent:
+        fields: dict[str, Any] = {"bucket": "bucket", "key": "a.bin", "bytes_done": 0}
+        return UploadEvent(kind=kind, part_number=part, **fields, **more)  # type: ignore[arg-type]
+
+    with RichReporter(console) as reporter:
+        reporter.begin([item])
+        reporter.start(item)
+        for part in (1, 2, 3):
+            reporter.event(event("part_started", part))
+        reporter.event(event("retry", 2, attempt=2, error="SlowDown"))
+        reporter.event(event("part_done", 1))
+        assert reporter.description() == "total (1 file), 2 parts in flight, 1 retry"
+    # Uploads through the real command feed the same events (see upload_item).
