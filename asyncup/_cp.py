@@ -108,6 +108,12 @@ def _add_transfer(cp: argparse.ArgumentParser) -> None:
         help=f"{', '.join(CHECKSUM_ALGORITHMS)} or none (default CRC32)",
     )
     group.add_argument("--max-buffer-bytes", type=parse_size, metavar="SIZE")
+    group.add_argument(
+        "--max-bandwidth",
+        type=parse_size,
+        metavar="SIZE",
+        help="bytes per second, all files together",
+    )
     group.add_argument("--retry-base-delay", type=float, metavar="SECONDS")
     group.add_argument("--retry-max-delay", type=float, metavar="SECONDS")
     group.add_argument("--abort-timeout", type=float, metavar="SECONDS")
@@ -186,6 +192,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     fields = (
         *("part_size", "multipart_threshold", "concurrency", "queue_size", "max_attempts"),
         *("max_buffer_bytes", "retry_base_delay", "retry_max_delay", "abort_timeout"),
+        "max_bandwidth",
     )
     options: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.checksum_algorithm is not None:

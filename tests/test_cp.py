@@ -409,3 +409,32 @@ def test_the_total_bar_shows_parts_in_flight_and_retries() -> None:
         reporter.event(event("part_done", 1))
         assert reporter.description() == "total (1 file), 2 parts in flight, 1 retry"
     # Uploads through the real command feed the same events (see upload_item).
+
+
+def test_every_transfer_config_field_has_a_flag() -> None:
+    import argparse
+    import dataclasses
+
+    from asyncup import TransferConfig
+    from asyncup._cp import add_arguments, settings_from
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    flags = {o for action in parser._actions for o in action.option_strings}
+    fields = [f.name for f in dataclasses.fields(TransferConfig)]
+    assert {"--" + name.replace("_", "-") for name in fields} <= flags
+    args = parser.parse_args(
+        [
+            "src",
+            "s3://bucket/key",
+            "--max-bandwidth",
+            "2MiB",
+            "--abort-timeout",
+            "5",
+            "--checksum-algorithm",
+            "crc32c",
+        ]
+    )
+    config = settings_from(args).config
+    assert (config.max_bandwidth, config.abort_timeout) == (2 * 2**20, 5)
+    assert config.checksum_algorithm == "CRC32C"
