@@ -123,7 +123,16 @@ async def proxy(endpoint: str) -> AsyncIterator[FaultProxy]:
 
 @pytest.fixture
 async def proxied(proxy: FaultProxy) -> AsyncIterator[Any]:
-    """A client whose requests go through the fault proxy; short read timeout."""
+    """A client whose requests go through the fault proxy. Its read timeout is long enough
+    that a busy machine never times a request out: a timed-out request goes on in the proxy
+    while its retry runs, which would blur the in-flight counts the tests check."""
+    async with await make_client(proxy.url, read_timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
+async def proxied_short(proxy: FaultProxy) -> AsyncIterator[Any]:
+    """Through the fault proxy with a 1.5 s read timeout, for tests of stalls."""
     async with await make_client(proxy.url, read_timeout=1.5) as client:
         yield client
 

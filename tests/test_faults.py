@@ -40,12 +40,12 @@ async def test_transient_faults_are_retried_and_the_object_is_identical(
     fault: str,
     part: int | None,
     proxy: FaultProxy,
-    proxied: Any,
+    proxied_short: Any,
     s3: Any,
     bucket: str,
 ) -> None:
     proxy.fail(operation, fault, times=2, part=part, stall=5)
-    result = await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
+    result = await asyncup.upload(DATA, bucket, "obj", client=proxied_short, config=CONFIG)
     assert proxy.faults_injected[fault] == 2
     expected_requests = {"UploadPart": 4, "CreateMultipartUpload": 1, "CompleteMultipartUpload": 1}
     assert proxy.counts[operation] == expected_requests[operation] + 2

@@ -169,7 +169,7 @@ async def test_twenty_concurrent_uploads_share_one_budget(
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 async def test_a_slow_s3_pushes_back_on_the_clients_socket(
-    framework: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+    framework: str, proxy: FaultProxy, proxied_short: Any, s3: Any, bucket: str
 ) -> None:
     proxy.delay("UploadPart", 30)  # S3 takes the first part and never answers in time
     # While the budget is full asyncup does not read the socket, so it learns of the client's
@@ -178,7 +178,7 @@ async def test_a_slow_s3_pushes_back_on_the_clients_socket(
         part_size=PART, concurrency=1, queue_size=0, max_attempts=2, retry_base_delay=0.01
     )
     body = 96 * MiB
-    async with app_server(framework, bucket, proxied, config) as url:
+    async with app_server(framework, bucket, proxied_short, config) as url:
         sock = start_body(int(url.rsplit(":", 1)[1]), "pushed-back", body)
         sock.setblocking(False)
         chunk = b"\0" * (256 * 1024)
