@@ -28,7 +28,7 @@ from ._job import FilledPart, Job
 from ._plan import plan_known_size, use_multipart
 from ._producer import SourceSizeError, produce_planned, produce_stream, read_stream_head
 from ._result import UploadResult
-from ._retry import CORRUPTION_CODES
+from ._retry import CORRUPTION_CODES, Failure
 from ._s3 import BadResponseError, Response, error_code, summarize
 from ._shield import shielded
 from ._sources import Source
@@ -205,17 +205,49 @@ async def _complete(job: Job) -> Response:
         if not response.get("ETag"):
             raise BadResponseError("CompleteMultipartUpload answered without an ETag")
 
-    return await job.s3.call(
-        "complete_multipart_upload",
-        {
-            "Bucket": job.bucket,
-            "Key": job.key,
-            "UploadId": job.upload_id,
-            **complete_params(job.args, _parts_in_order(job)),
-            **job.args.complete,
-        },
-        check=check,
-    )
+    retried = False
+
+    def note_retry(attempt: int, failure: Failure) -> None:
+        nonlocal retried
+        retried = True
+
+    try:
+        return await job.s3.call(
+            "complete_multipart_upload",
+            {
+                "Bucket": job.bucket,
+                "Key": job.key,
+                "UploadId": job.upload_id,
+                **complete_params(job.args, _parts_in_order(job)),
+                **job.args.complete,
+            },
+            check=check,
+            on_retry=note_retry,
+        )
+    except Exception:
+        if not retried:
+            raise
+        found = await _completed_meanwhile(job)
+        if found is None:
+            job.complete_unconfirmed = True
+            raise
+        return found
+
+
+async def _completed_meanwhile(job: Job) -> Response | None:
+    """A Complete that was retried may have succeeded the first time, its answer lost on the
+    way (the retry then finds no upload). The object itself says whether it is ours: its
+    ETag or checksum must be the one computed from the parts sent."""
+    params = {"Bucket": job.bucket, "Key": job.key, "ChecksumMode": "ENABLED", **job.args.part}
+    try:
+        head: Response = await job.s3.call("head_object", params)
+    except Exception:
+        return None
+    verified, mismatch = expected_object(job.args, head, _parts_in_order(job))
+    if mismatch is not None or not (verified.etag or verified.checksum):
+        return None
+    log.info("s3://%s/%s: Complete's answer was lost; the object is ours", job.bucket, job.key)
+    return head
 
 
 def _completed(job: Job, response: Response) -> UploadResult:
@@ -273,8 +305,14 @@ def _failure(job: Job, exc: BaseException, aborted: bool | None = None) -> Uploa
         part_number = cause.part_number or part_number
     elif isinstance(cause, BadResponseError) or error_code(cause) in CORRUPTION_CODES:
         kind = IntegrityError
+    message = summarize(cause)
+    if job.complete_unconfirmed:
+        message += (
+            "; an earlier CompleteMultipartUpload may have succeeded with its answer lost:"
+            " an object may exist at the key, and it could not be confirmed as this upload's"
+        )
     error = kind(
-        summarize(cause),
+        message,
         bucket=job.bucket,
         key=job.key,
         upload_id=job.upload_id,

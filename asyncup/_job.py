@@ -54,6 +54,7 @@ class Job:
     bytes_done: int = 0
     pool: BufferPool = field(default_factory=BufferPool)
     reading_done: bool = False
+    complete_unconfirmed: bool = False
     completed: dict[int, CompletedPart] = field(default_factory=dict)
 
     async def read_part(

@@ -6,10 +6,13 @@ matches an operation (and optionally a part number) and injects a fault a number
     "503"     answer 503 SlowDown without forwarding
     "500"     answer 500 InternalError without forwarding
     "403"     answer 403 AccessDenied without forwarding
+    "404"     answer 404 NoSuchUpload without forwarding
     "reset"   read part of the request body, then drop the connection
     "stall"   read the body, then answer nothing for ``stall`` seconds and close
     "corrupt" forward the request with one byte of its body flipped
     "noetag"  forward, then drop the ETag header from the answer
+    "lost"    forward, then drop the connection instead of answering (the server did it)
+    "alien"   forward, then alter the ETag and checksum headers (someone else's object)
     "badsum"  forward, then change the object checksum in Complete's answer
     "badetag" forward, then change the ETag in Complete's answer
     "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
@@ -62,6 +65,8 @@ def operation_of(method: str, query: dict[str, str]) -> str:
         return "AbortMultipartUpload"
     if method == "GET" and "uploadId" in query:
         return "ListParts"
+    if method == "HEAD":
+        return "HeadObject"
     return f"{method} other"
 
 
@@ -170,11 +175,10 @@ class FaultProxy:
             request.transport.abort()
             return web.Response(status=500)
         body = await request.read()
-        if fault in ("503", "500", "403", "200err"):
+        if fault in ("503", "500", "403", "404", "200err"):
             status = 200 if fault == "200err" else int(fault)
-            code = {"503": "SlowDown", "500": "InternalError", "403": "AccessDenied"}.get(
-                fault, "InternalError"
-            )
+            codes = {"503": "SlowDown", "403": "AccessDenied", "404": "NoSuchUpload"}
+            code = codes.get(fault, "InternalError")
             return _error(status, code, f"injected {code}")
         if fault == "stall":
             assert rule is not None
@@ -189,8 +193,17 @@ class FaultProxy:
             flipped[len(flipped) // 2] ^= 0xFF
             body = bytes(flipped)
         response = await self._forward(request, body)
+        if fault == "lost":
+            assert request.transport is not None
+            request.transport.abort()
+            return response
         if fault == "noetag":
             response.headers.popall("ETag", None)
+        if fault == "alien":
+            for name in list(response.headers):
+                if name.lower() == "etag" or name.lower().startswith("x-amz-checksum-"):
+                    response.headers[name] = "AAAAAA==-1" if "checksum" in name.lower() else '"0"'
+
         if fault in ("badsum", "badetag") and isinstance(response.body, bytes):
             tag = "ETag" if fault == "badetag" else "Checksum(?:CRC32C?|CRC64NVME|SHA1|SHA256)"
             response.body = re.sub(

@@ -272,3 +272,51 @@ async def test_deadlines_abort_the_upload(
         assert scope.cancelled_caught
     assert proxy.counts["AbortMultipartUpload"] >= 1
     await assert_nothing_left(s3, bucket, "obj")
+
+
+@pytest.mark.parametrize(
+    ("server", "algorithm"),
+    [
+        pytest.param("moto", None, id="moto-md5"),
+        pytest.param("seaweedfs", None, id="seaweedfs-md5"),
+        pytest.param("seaweedfs", "CRC32", id="seaweedfs-crc32"),
+    ],
+    indirect=["server"],
+)
+async def test_a_lost_complete_answer_is_found_out(
+    algorithm: str | None, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    """The server completed the upload, but its answer never arrived, and the retry finds no
+    upload (as S3 may answer; moto and SeaweedFS would accept the repeat, so the proxy says
+    NoSuchUpload): asyncup asks the object itself, and accepts it only with the ETag or
+    checksum computed from the parts sent."""
+    proxy.fail("CompleteMultipartUpload", "lost")
+    proxy.fail("CompleteMultipartUpload", "404", times=10)
+    config = asyncup.TransferConfig(
+        part_size=PART,
+        multipart_threshold=PART,
+        checksum_algorithm=algorithm,
+        max_attempts=3,
+        **FAST_RETRY,
+    )
+    result = await asyncup.upload(DATA, bucket, "obj", client=proxied, config=config)
+    assert proxy.counts["CompleteMultipartUpload"] == 2
+    assert proxy.counts["HeadObject"] == 1
+    assert result.etag_verified or result.checksum_verified
+    assert proxy.counts["AbortMultipartUpload"] == 0
+    await assert_object(s3, bucket, "obj", DATA, PART)
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+
+async def test_a_lost_complete_answer_that_cannot_be_confirmed_says_so(
+    proxy: FaultProxy, proxied: Any, bucket: str
+) -> None:
+    # As above, but the object found at the key is not this upload's.
+    proxy.fail("CompleteMultipartUpload", "lost")
+    proxy.fail("CompleteMultipartUpload", "404", times=10)
+    proxy.fail("HeadObject", "alien")
+    config = asyncup.TransferConfig(
+        part_size=PART, multipart_threshold=PART, max_attempts=2, **FAST_RETRY
+    )
+    with pytest.raises(asyncup.UploadError, match="an object may exist at the key"):
+        await asyncup.upload(DATA, bucket, "obj", client=proxied, config=config)
