@@ -8,7 +8,6 @@ from ._plan import MAX_PART_SIZE, MIN_PART_SIZE
 
 KiB = 1024
 MiB = 1024 * KiB
-GiB = 1024 * MiB
 
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
 

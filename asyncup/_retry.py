@@ -74,10 +74,6 @@ def is_retryable(failure: Failure) -> bool:
     return failure.status in TRANSIENT_STATUSES
 
 
-def is_throttling(failure: Failure) -> bool:
-    return failure.code in THROTTLING_CODES or failure.status in (429, 503)
-
-
 def backoff(attempt: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Seconds to wait after failed attempt number ``attempt`` (1-based): full jitter."""
     ceiling = min(cap, base * 2 ** (attempt - 1))
