@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -23,6 +24,7 @@ async def upload(
     extra_args: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
     on_event: Callable[[UploadEvent], object] | None = None,
+    resume: str | os.PathLike[str] | None = None,
 ) -> UploadResult:
     """Upload ``source`` to ``s3://bucket/key``, multipart and concurrently when it is large.
 
@@ -39,6 +41,14 @@ async def upload(
     ``on_event`` receives an ``UploadEvent`` per part started and done, per retry, and at the
     end (pass an ``UploadEvents`` to iterate them while the upload runs).
 
+    ``resume`` (a path source only) names a journal file that survives a crash: the upload
+    records its parts there as S3 acknowledges them, and run again with the same ``resume``
+    it sends only the parts S3 does not hold yet (checked with ListParts, and against the
+    file, whose size, mtime and bytes already sent must not have changed:
+    ``SourceChangedError`` otherwise). With ``resume``, a failed or cancelled upload is kept
+    for the next attempt rather than aborted (``UploadError.resume_path`` says so); the
+    journal is removed once the object is complete.
+
     Raises ``asyncup.UploadError`` (cause in ``__cause__``) when the upload fails; a failed or
     cancelled multipart upload is aborted first. Example::
 
@@ -49,5 +59,11 @@ async def upload(
     uploader = Uploader(client=client, endpoint_url=endpoint_url, config=config)
     async with uploader:
         return await uploader.upload(
-            source, bucket, key, extra_args=extra_args, on_progress=on_progress, on_event=on_event
+            source,
+            bucket,
+            key,
+            extra_args=extra_args,
+            on_progress=on_progress,
+            on_event=on_event,
+            resume=resume,
         )

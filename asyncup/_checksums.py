@@ -26,22 +26,22 @@ from dataclasses import dataclass
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
 
-def _crc32(data: memoryview) -> int:
-    return zlib.crc32(data)
+def _crc32(data: memoryview, previous: int = 0) -> int:
+    return zlib.crc32(data, previous)
 
 
-def _crc32c(data: memoryview) -> int:
-    value: int = crt.crc32c(data)
+def _crc32c(data: memoryview, previous: int = 0) -> int:
+    value: int = crt.crc32c(data, previous)
     return value
 
 
-def _crc64nvme(data: memoryview) -> int:
-    value: int = crt.crc64nvme(data)
+def _crc64nvme(data: memoryview, previous: int = 0) -> int:
+    value: int = crt.crc64nvme(data, previous)
     return value
 
 
-CRCS: dict[str, tuple[Callable[[memoryview], int], Callable[[int, int, int], int], int]] = {
-    # name: (crc of a buffer, combine(crc1, crc2, len2), width in bytes)
+CRCS: dict[str, tuple[Callable[[memoryview, int], int], Callable[[int, int, int], int], int]] = {
+    # name: (crc of a buffer continuing a previous crc, combine(crc1, crc2, len2), width in bytes)
     "CRC32": (_crc32, crt.combine_crc32, 4),
     "CRC32C": (_crc32c, crt.combine_crc32c, 4),
     "CRC64NVME": (_crc64nvme, crt.combine_crc64nvme, 8),
@@ -54,7 +54,7 @@ def raw_digest(algorithm: str, data: memoryview) -> bytes:
     """The binary checksum of ``data`` (big-endian for CRCs, as S3 encodes them)."""
     if algorithm in CRCS:
         crc, _, width = CRCS[algorithm]
-        return crc(data).to_bytes(width, "big")
+        return crc(data, 0).to_bytes(width, "big")
     return hashlib.new(HASHES[algorithm], data).digest()
 
 
@@ -83,6 +83,34 @@ def digest_part(data: bytes | bytearray, algorithm: str | None) -> PartDigest:
     if algorithm is None:
         return PartDigest(md5=hashlib.md5(view, usedforsecurity=False).digest())
     return PartDigest(checksum=raw_digest(algorithm, view))
+
+
+class RunningDigest:
+    """``digest_part`` of bytes that arrive in pieces (a part read back in slices)."""
+
+    def __init__(self, algorithm: str | None) -> None:
+        self._algorithm = algorithm
+        self._crc = 0
+        self._hash = None
+        if algorithm is None:
+            self._hash = hashlib.md5(usedforsecurity=False)
+        elif algorithm in HASHES:
+            self._hash = hashlib.new(HASHES[algorithm])
+
+    def update(self, data: memoryview) -> None:
+        if self._hash is not None:
+            self._hash.update(data)
+        else:
+            assert self._algorithm is not None
+            self._crc = CRCS[self._algorithm][0](data, self._crc)
+
+    def digest(self) -> PartDigest:
+        if self._algorithm is None:
+            assert self._hash is not None
+            return PartDigest(md5=self._hash.digest())
+        if self._hash is not None:
+            return PartDigest(checksum=self._hash.digest())
+        return PartDigest(checksum=self._crc.to_bytes(CRCS[self._algorithm][2], "big"))
 
 
 def multipart_etag(part_md5s: Sequence[bytes]) -> str:

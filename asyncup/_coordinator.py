@@ -5,6 +5,10 @@
     CreateMultipartUpload -> [producer -> queue -> workers] -> CompleteMultipartUpload
                           \\-- any failure or cancellation --> AbortMultipartUpload (shielded)
 
+With ``resume=PATH`` (a file source) the upload keeps a journal (``_journal``): it starts
+from the parts already sent (``_resume``), and a failure or cancellation keeps the multipart
+upload for the next attempt instead of aborting it, unless the file itself changed.
+
 The pipeline's stages run under ``_tasks.run_stages``: the first to fail stops the others,
 so the caller gets one ``UploadError`` (its ``__cause__`` the original error) and never an
 ExceptionGroup. Cancellation is never caught for good: the upload is aborted under
@@ -25,13 +29,20 @@ from anyio.streams.memory import MemoryObjectSendStream
 from ._checksums import digest_part
 from ._errors import IntegrityError, SourceChangedError, UploadError
 from ._job import FilledPart, Job
-from ._plan import plan_known_size, use_multipart
-from ._producer import SourceSizeError, produce_planned, produce_stream, read_stream_head
+from ._journal import Header, Journal, Origin, discard, load
+from ._plan import PartPlan, plan_known_size, use_multipart
+from ._producer import (
+    SourceSizeError,
+    produce_planned,
+    produce_stream,
+    read_stream_head,
+)
 from ._result import UploadResult
+from ._resume import StaleSourceError, check_journal, keepable, list_parts, missing, verify_kept
 from ._retry import CORRUPTION_CODES, Failure
 from ._s3 import BadResponseError, Response, error_code, summarize
 from ._shield import shielded
-from ._sources import Source
+from ._sources import PathSource, Source
 from ._tasks import run_stages
 from ._verify import (
     CompletedPart,
@@ -70,6 +81,9 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     if size is not None:
         if not use_multipart(size, config.multipart_threshold):
             return await _put_object(job, source, size)
+        if job.resume_path is not None:
+            assert isinstance(source, PathSource)
+            return await _resumable(job, source, size)
         plan = plan_known_size(size, config.part_size)  # may refuse: before any request
         return await _multipart(job, lambda send: produce_planned(job, source, plan, send))
 
@@ -149,26 +163,130 @@ def _result(
     )
 
 
-async def _multipart(job: Job, produce: Producer) -> UploadResult:
-    # Create runs shielded: cancelled mid-flight, the upload might exist with an id we never
-    # learnt, billed until someone aborts it. Waiting for the answer lets us abort it.
-    create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+async def _resumable(job: Job, source: PathSource, size: int) -> UploadResult:
+    """A multipart upload of a file that can be resumed from its journal after a crash."""
+    assert job.resume_path is not None
+    assert source.path is not None
+    origin = Origin(path=source.path, size=size, mtime_ns=source.mtime_ns)
+    loaded = await load(job.resume_path)  # a journal that cannot be used: ValueError
+    if loaded is None:
+        return await _begin_resumable(job, source, origin)
+    header, recorded = loaded
     try:
-        response, cancel = await shielded(
-            lambda: job.s3.call("create_multipart_upload", create), job.config.abort_timeout
-        )
+        check_journal(header, job, origin)
+    except StaleSourceError as exc:
+        job.upload_id = header.upload_id
+        raise _kept(job, SourceChangedError, exc) from exc
+    plan = plan_known_size(size, header.part_size)
+    job.upload_id = header.upload_id
+    try:
+        listed = await list_parts(job)
     except Exception as exc:
-        raise _failure(job, exc) from exc
-    job.upload_id = response["UploadId"]
-    log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
+        if error_code(exc) != "NoSuchUpload":
+            raise _kept(job, UploadError, exc) from exc
+        return await _after_upload_gone(job, source, origin, plan, recorded)
+    kept = keepable(recorded, listed, plan)
+    try:
+        await verify_kept(source.path, plan, kept, job.args.checksum_algorithm)
+    except StaleSourceError as exc:
+        raise _kept(job, SourceChangedError, exc) from exc
+    log.info(
+        "s3://%s/%s: resuming upload %s, %d of %d parts already sent",
+        job.bucket,
+        job.key,
+        job.upload_id,
+        len(kept),
+        plan.count,
+    )
+    job.journal = Journal(job.resume_path, header)
+    for number in sorted(kept):
+        job.completed[number] = kept[number]
+        await job.progress(kept[number].size, number)
+    todo = missing(plan, kept)
+    return await _multipart(job, lambda send: produce_planned(job, source, plan, send, todo))
+
+
+async def _after_upload_gone(
+    job: Job, source: PathSource, origin: Origin, plan: PartPlan, recorded: dict[int, CompletedPart]
+) -> UploadResult:
+    """The journal's upload is gone: completed by the run that crashed (its answer lost), or
+    aborted by someone. The object says which; if it is not ours, start again."""
+    assert job.resume_path is not None
+    if set(recorded) == {part.number for part in plan.parts()}:
+        job.completed = dict(recorded)
+        found = await _completed_meanwhile(job)
+        if found is not None:
+            await discard(job.resume_path)
+            return _completed(job, found)
+    log.warning(
+        "s3://%s/%s: upload %s from the resume journal is gone; starting again",
+        job.bucket,
+        job.key,
+        job.upload_id,
+    )
+    job.upload_id = None
+    job.completed = {}
+    return await _begin_resumable(job, source, origin)
+
+
+async def _begin_resumable(job: Job, source: PathSource, origin: Origin) -> UploadResult:
+    assert job.resume_path is not None
+    plan = plan_known_size(origin.size, job.config.part_size)
+    path = job.resume_path
+
+    async def start_journal() -> None:
+        assert job.upload_id is not None
+        header = Header(
+            bucket=job.bucket,
+            key=job.key,
+            upload_id=job.upload_id,
+            size=plan.size,
+            part_size=plan.part_size,
+            checksum_algorithm=job.args.checksum_algorithm,
+            checksum_type=job.args.checksum_type,
+            origin=origin,
+        )
+        job.journal = await Journal.create(path, header)
+
+    return await _multipart(
+        job, lambda send: produce_planned(job, source, plan, send), created=start_journal
+    )
+
+
+async def _multipart(
+    job: Job, produce: Producer, created: Callable[[], Awaitable[None]] | None = None
+) -> UploadResult:
+    """Create the upload (unless resumed: ``job.upload_id`` is set), send its parts, complete.
+    ``created`` runs once the upload exists (a resumable one writes its journal)."""
+    cancel: BaseException | None = None
+    if job.upload_id is None:
+        # Create runs shielded: cancelled mid-flight, the upload might exist with an id we
+        # never learnt, billed until someone aborts it. Waiting for the answer lets us abort.
+        create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+        try:
+            response, cancel = await shielded(
+                lambda: job.s3.call("create_multipart_upload", create), job.config.abort_timeout
+            )
+        except Exception as exc:
+            raise _failure(job, exc) from exc
+        job.upload_id = response["UploadId"]
+        log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
     try:
         if cancel is not None:
             raise cancel
         await anyio.lowlevel.checkpoint()  # an anyio cancellation held off during Create
+        if created is not None:
+            await created()
         await _run_pipeline(job, produce)
         response = await _complete(job)
     except BaseException as exc:
+        if job.journal is not None and not isinstance(_cause(exc), SourceSizeError):
+            # Kept for the next attempt: its journal says what is already there.
+            if isinstance(exc, Exception) and not isinstance(exc, UploadError):
+                raise _failure(job, exc, kept=True) from _cause(exc)
+            raise
         aborted, cancel = await shielded(lambda: _abort(job), job.config.abort_timeout + 1)
+        await _discard_journal(job)
         if cancel is not None and isinstance(exc, Exception):
             raise cancel from exc  # cancelled while aborting a failure: cancellation wins
         if isinstance(exc, Exception) and not isinstance(exc, UploadError):
@@ -176,8 +294,16 @@ async def _multipart(job: Job, produce: Producer) -> UploadResult:
         if isinstance(exc, UploadError) and exc.abort_succeeded is None:
             exc.abort_succeeded = aborted
         raise
-    # Past this point the object exists: nothing to abort any more.
+    # Past this point the object exists: nothing to abort any more, nothing to resume.
+    await _discard_journal(job)
     return _completed(job, response)
+
+
+async def _discard_journal(job: Job) -> None:
+    if job.journal is not None:
+        journal, job.journal = job.journal, None
+        with anyio.CancelScope(shield=True):
+            await journal.discard()
 
 
 async def _run_pipeline(job: Job, produce: Producer) -> None:
@@ -295,7 +421,23 @@ def _cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def _failure(job: Job, exc: BaseException, aborted: bool | None = None) -> UploadError:
+def _kept(job: Job, kind: type[UploadError], exc: BaseException) -> UploadError:
+    """A resumable upload refused or failed before any part was sent: kept as it was."""
+    error = kind(
+        summarize(exc) if not isinstance(exc, StaleSourceError) else str(exc),
+        bucket=job.bucket,
+        key=job.key,
+        upload_id=job.upload_id,
+        code=error_code(exc),
+        resume_path=job.resume_path,
+    )
+    error.__cause__ = exc
+    return error
+
+
+def _failure(
+    job: Job, exc: BaseException, aborted: bool | None = None, *, kept: bool = False
+) -> UploadError:
     """The UploadError the caller sees for ``exc``."""
     part_number = exc.part_number if isinstance(exc, PartError) else None
     cause = _cause(exc)
@@ -319,6 +461,7 @@ def _failure(job: Job, exc: BaseException, aborted: bool | None = None) -> Uploa
         part_number=part_number,
         code=error_code(cause),
         abort_succeeded=aborted,
+        resume_path=job.resume_path if kept else None,
     )
     error.__cause__ = cause
     return error

@@ -3,7 +3,8 @@
     AsyncupError                 root of everything asyncup raises itself
     └── UploadError              an upload failed; it was aborted (see ``abort_succeeded``)
         ├── IntegrityError       the bytes S3 acknowledged are not the bytes that were sent
-        └── SourceChangedError   the source changed (size) while it was being read
+        └── SourceChangedError   the source changed while it was being read (its size), or
+                                 since a resumable upload began (size, mtime, bytes sent)
 
 Bad arguments raise ``ValueError`` / ``TypeError`` before any request is sent. Cancellation
 is never converted: a cancelled upload is aborted and the cancellation propagates.
@@ -27,7 +28,10 @@ class UploadError(AsyncupError):
         part_number: the part that failed for good, when a part did.
         code: the S3 error code (``"NoSuchBucket"``, ``"AccessDenied"``...), when S3 sent one.
         abort_succeeded: True if the multipart upload was aborted and confirmed gone,
-            False if aborting failed (an orphan may be left), None if there was nothing to abort.
+            False if aborting failed (an orphan may be left), None if there was nothing to
+            abort, or if the upload was kept to be resumed.
+        resume_path: the resume journal, when the upload was kept so that running it again
+            with ``resume=`` the same path goes on where it stopped.
     """
 
     def __init__(
@@ -40,6 +44,7 @@ class UploadError(AsyncupError):
         part_number: int | None = None,
         code: str | None = None,
         abort_succeeded: bool | None = None,
+        resume_path: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -49,6 +54,7 @@ class UploadError(AsyncupError):
         self.part_number = part_number
         self.code = code
         self.abort_succeeded = abort_succeeded
+        self.resume_path = resume_path
 
     def __str__(self) -> str:
         where = f"s3://{self.bucket}/{self.key}"
@@ -59,6 +65,11 @@ class UploadError(AsyncupError):
             text += "; the multipart upload was aborted"
         elif self.abort_succeeded is False:
             text += f"; aborting multipart upload {self.upload_id} failed, it may be left behind"
+        if self.resume_path is not None:
+            text += (
+                f"; multipart upload {self.upload_id} was kept: upload again with"
+                f" resume={self.resume_path!r} to go on where it stopped"
+            )
         return text
 
 
@@ -67,4 +78,5 @@ class IntegrityError(UploadError):
 
 
 class SourceChangedError(UploadError):
-    """The source returned fewer or more bytes than planned: it changed while being read."""
+    """The source returned fewer or more bytes than planned: it changed while being read; or
+    a resumed upload found the file changed since the parts recorded were sent."""

@@ -11,6 +11,7 @@ import anyio
 from ._budget import BufferPool, Lease
 from ._config import TransferConfig
 from ._events import EventKind, UploadEvent
+from ._journal import Journal
 from ._pace import Pacer
 from ._params import RoutedArgs
 from ._retry import Failure
@@ -56,6 +57,9 @@ class Job:
     reading_done: bool = False
     complete_unconfirmed: bool = False
     completed: dict[int, CompletedPart] = field(default_factory=dict)
+    resume_path: str | None = None
+    """Where the resume journal is kept (``upload(..., resume=PATH)``), if anywhere."""
+    journal: Journal | None = None
 
     async def read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int

@@ -7,12 +7,14 @@ the one it is filling or waiting to hand over.
 
 from __future__ import annotations
 
+from functools import partial
+
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errors import AsyncupError
-from ._job import FilledPart, Job
-from ._plan import MAX_PARTS, PartPlan, stream_part_size
-from ._sources import Source
+from ._job import FilledPart, Job, Reader
+from ._plan import MAX_PARTS, Part, PartPlan, stream_part_size
+from ._sources import PathSource, Source
 
 
 class SourceSizeError(AsyncupError):
@@ -28,14 +30,20 @@ class StreamTooLongError(AsyncupError):
 
 
 async def produce_planned(
-    job: Job, source: Source, plan: PartPlan, send: MemoryObjectSendStream[FilledPart]
+    job: Job,
+    source: Source,
+    plan: PartPlan,
+    send: MemoryObjectSendStream[FilledPart],
+    only: list[Part] | None = None,
 ) -> None:
-    """Send the parts of a source of known size; the source must hold exactly ``plan.size``."""
+    """Send the parts of a source of known size; the source must hold exactly ``plan.size``.
+
+    ``only``: send just these parts, each read at its own offset (a resumed upload; the
+    source is then a file, ``PathSource``)."""
     async with send:
-        for planned in plan.parts():
-            part = await job.read_part(
-                source.readinto, planned.number, planned.length, plan.part_size
-            )
+        for planned in plan.parts() if only is None else only:
+            read = _reader(source, None if only is None else planned.offset)
+            part = await job.read_part(read, planned.number, planned.length, plan.part_size)
             if part.length != planned.length:
                 raise SourceSizeError(
                     f"source ended after {planned.offset + part.length} bytes,"
@@ -45,13 +53,21 @@ async def produce_planned(
             await send.send(part)
             del part  # it belongs to a worker now: once recycled, its bytes are free
         job.done_reading()
-        extra = await source.readinto(memoryview(bytearray(1)))
-        if extra:
+        read = _reader(source, None if only is None else plan.size)
+        if await read(memoryview(bytearray(1))):
             raise SourceSizeError(
                 f"source holds more than the {plan.size} bytes expected"
                 " (did it change while being read?)",
                 None,
             )
+
+
+def _reader(source: Source, offset: int | None) -> Reader:
+    """What fills a buffer: the source read on, or a file read at ``offset``."""
+    if offset is None:
+        return source.readinto
+    assert isinstance(source, PathSource)
+    return partial(source.readinto_at, offset=offset)
 
 
 async def read_stream_head(job: Job, source: Source) -> tuple[list[FilledPart], bool]:

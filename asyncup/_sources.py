@@ -87,6 +87,7 @@ class PathSource:
     def __init__(self, path: str) -> None:
         self.path: str | None = path
         self.size: int | None = None
+        self.mtime_ns = 0
         self._fd = -1
         self._offset = 0
 
@@ -95,11 +96,16 @@ class PathSource:
         self._fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
         stat = await anyio.to_thread.run_sync(os.fstat, self._fd)
         self.size = stat.st_size
+        self.mtime_ns = stat.st_mtime_ns
 
     async def readinto(self, view: memoryview) -> int:
-        n = await anyio.to_thread.run_sync(_pread_full, self._fd, view, self._offset)
+        n = await self.readinto_at(view, self._offset)
         self._offset += n
         return n
+
+    async def readinto_at(self, view: memoryview, offset: int) -> int:
+        """Fill ``view`` from ``offset`` on (a resumed upload reads only the missing parts)."""
+        return await anyio.to_thread.run_sync(_pread_full, self._fd, view, offset)
 
     async def aclose(self) -> None:
         if self._fd >= 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
@@ -119,6 +120,7 @@ class Uploader:
         extra_args: Mapping[str, Any] | None = None,
         on_progress: ProgressCallback | None = None,
         on_event: Callable[[UploadEvent], object] | None = None,
+        resume: str | os.PathLike[str] | None = None,
     ) -> UploadResult:
         """Upload ``source`` to ``s3://bucket/key``; see ``asyncup.upload`` for the details.
 
@@ -134,6 +136,7 @@ class Uploader:
             raise TypeError("on_progress must be callable")
         if on_event is not None and not callable(on_event):
             raise TypeError("on_event must be callable (an UploadEvents, for instance)")
+        resume_path = _check_resume(resume, adapted.path)
         job = Job(
             s3=self._s3,
             bucket=bucket,
@@ -145,6 +148,7 @@ class Uploader:
             on_progress=on_progress,
             pacer=self._pacer,
             on_event=on_event,
+            resume_path=resume_path,
         )
         try:
             return await _coordinator.upload(job, adapted)
@@ -223,6 +227,19 @@ class Uploader:
 def _adds_checksums(client: Any) -> bool:
     config = getattr(getattr(client, "meta", None), "config", None)
     return getattr(config, "request_checksum_calculation", None) == "when_supported"
+
+
+def _check_resume(resume: object, source_path: str | None) -> str | None:
+    if resume is None:
+        return None
+    if not isinstance(resume, str | os.PathLike):
+        raise TypeError(f"resume must be a path (str or os.PathLike); got {type(resume).__name__}")
+    if source_path is None:
+        raise ValueError(
+            "resume= needs a file path as the source: a stream or a file object cannot be"
+            " read again after a crash"
+        )
+    return os.fspath(resume)
 
 
 def _check_destination(bucket: object, key: object) -> None:

@@ -32,7 +32,9 @@ async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -
     async with receive:
         async for part in receive:
             try:
-                job.completed[part.number] = await upload_part(job, part)
+                completed = job.completed[part.number] = await upload_part(job, part)
+                if job.journal is not None:
+                    await job.journal.record(completed)
             except Exception as exc:
                 raise PartError(part.number) from exc
             number, length = part.number, part.length
