@@ -21,6 +21,7 @@ async def upload(
     client: Any = None,
     endpoint_url: str | None = None,
     config: TransferConfig | None = None,
+    verify: bool | str | os.PathLike[str] | None = None,
     extra_args: Mapping[str, Any] | None = None,
     on_progress: ProgressCallback | None = None,
     on_event: Callable[[UploadEvent], object] | None = None,
@@ -34,7 +35,9 @@ async def upload(
     ``TypeError``.
 
     ``client`` is an aiobotocore S3 client owned by the caller (never closed here); without
-    one, a client is made from the default credential chain and ``endpoint_url``.
+    one, a client is made from the default credential chain and ``endpoint_url``; it
+    verifies TLS certificates unless ``verify=False``, and ``verify="ca.pem"`` trusts that
+    CA bundle instead of the default one (boto3's ``verify``).
     ``extra_args`` takes boto3's ExtraArgs names (ContentType, Metadata, ACL, SSECustomerKey,
     ...); an unknown name raises ``ValueError`` before any request. ``on_progress(n)`` is
     called with the bytes newly uploaded (sync or async); the calls add up to the size.
@@ -56,7 +59,7 @@ async def upload(
                                       extra_args={"ContentType": "video/mp4"})
         print(result.etag, result.parts)
     """
-    uploader = Uploader(client=client, endpoint_url=endpoint_url, config=config)
+    uploader = Uploader(client=client, endpoint_url=endpoint_url, config=config, verify=verify)
     async with uploader:
         return await uploader.upload(
             source,

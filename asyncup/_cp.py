@@ -12,6 +12,7 @@ uploads in flight, which makes asyncup abort them, and exits 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -45,7 +46,8 @@ class Settings:
     endpoint_url: str | None
     profile: str | None
     region: str | None
-    verify_ssl: bool
+    verify: bool | str | None
+    """boto3's ``verify``: None (AWS_CA_BUNDLE or botocore's CA bundle), a CA bundle, False."""
     jobs: int
     fail_fast: bool
 
@@ -117,6 +119,7 @@ def _add_transfer(cp: argparse.ArgumentParser) -> None:
     group.add_argument("--retry-base-delay", type=float, metavar="SECONDS")
     group.add_argument("--retry-max-delay", type=float, metavar="SECONDS")
     group.add_argument("--abort-timeout", type=float, metavar="SECONDS")
+    group.add_argument("--request-timeout", type=float, metavar="SECONDS", help="default 60")
 
 
 def _add_object(cp: argparse.ArgumentParser) -> None:
@@ -152,10 +155,17 @@ def _add_connection(cp: argparse.ArgumentParser) -> None:
     group.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible endpoint")
     group.add_argument("--profile", help="a profile from the AWS config files")
     group.add_argument("--region")
-    group.add_argument(
+    tls = group.add_mutually_exclusive_group()
+    tls.add_argument(
         "--no-verify-ssl",
         action="store_true",
         help="do not verify TLS certificates (verification is on otherwise)",
+    )
+    tls.add_argument(
+        "--ca-bundle",
+        type=_existing_file,
+        metavar="PATH",
+        help="verify TLS certificates against this CA bundle (PEM) instead of the default",
     )
 
 
@@ -180,6 +190,17 @@ def _pair(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
+def verify_from(args: argparse.Namespace) -> bool | str | None:
+    """boto3's ``verify`` from --no-verify-ssl and --ca-bundle (exclusive, as parsed)."""
+    return False if args.no_verify_ssl else args.ca_bundle
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}")
@@ -193,6 +214,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         *("part_size", "multipart_threshold", "concurrency", "queue_size", "max_attempts"),
         *("max_buffer_bytes", "retry_base_delay", "retry_max_delay", "abort_timeout"),
         "max_bandwidth",
+        "request_timeout",
     )
     options: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.checksum_algorithm is not None:
@@ -208,7 +230,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         endpoint_url=args.endpoint_url,
         profile=args.profile,
         region=args.region,
-        verify_ssl=not args.no_verify_ssl,
+        verify=verify_from(args),
         jobs=args.jobs or config.concurrency,
         fail_fast=args.fail_fast,
     )
@@ -365,12 +387,15 @@ def _describe(exc: Exception) -> str:
 @asynccontextmanager
 async def open_uploader(settings: Settings) -> AsyncIterator[Uploader]:
     """The one Uploader of the command. asyncup makes and closes its own client, unless a
-    profile or --no-verify-ssl asks for a client made here (and closed here)."""
-    if settings.profile is None and settings.verify_ssl:
+    profile asks for a client made here (and closed here)."""
+    if settings.verify is False:
+        print("asyncup cp: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
+    if settings.profile is None:
         async with Uploader(
             endpoint_url=settings.endpoint_url,
             region_name=settings.region,
             config=settings.config,
+            verify=settings.verify,
         ) as uploader:
             yield uploader
         return
@@ -387,15 +412,13 @@ async def open_uploader(settings: Settings) -> AsyncIterator[Uploader]:
         response_checksum_validation="when_required",
         s3={"payload_signing_enabled": False},
     )
-    if not settings.verify_ssl:
-        print("asyncup cp: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
     async with (
         session.create_client(
             "s3",
             endpoint_url=settings.endpoint_url,
             region_name=settings.region,
             config=client_config,
-            verify=False if not settings.verify_ssl else None,
+            verify=settings.verify,
         ) as client,
         Uploader(client=client, config=settings.config) as uploader,
     ):

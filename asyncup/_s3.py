@@ -81,8 +81,13 @@ async def open_client(
     *,
     region_name: str | None = None,
     client_config: AioConfig | None = None,
+    verify: bool | str | None = None,
 ) -> AsyncIterator[Any]:
-    """An aiobotocore S3 client from the default credential chain, sized for ``config``."""
+    """An aiobotocore S3 client from the default credential chain, sized for ``config``.
+
+    ``verify`` is boto3's: None verifies TLS certificates against ``AWS_CA_BUNDLE`` or else
+    botocore's CA bundle, a path against that CA bundle, False not at all.
+    """
     ours = AioConfig(
         # A connection per request in flight, plus room for Create/Complete/Abort.
         max_pool_connections=config.concurrency + 4,
@@ -99,7 +104,7 @@ async def open_client(
         ours = ours.merge(client_config)
     session = get_session()
     async with session.create_client(
-        "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours
+        "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours, verify=verify
     ) as client:
         _streamline(client)
         yield client

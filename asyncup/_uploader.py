@@ -45,6 +45,10 @@ class Uploader:
             (with ``endpoint_url``, ``region_name`` and ``client_config``, a
             ``botocore.config.Config`` merged over asyncup's defaults) and closes it on exit.
         config: the TransferConfig for every upload (default: ``TransferConfig()``).
+        verify: TLS certificate verification of the Uploader's own client, as boto3's
+            ``verify``: None (the default) verifies against ``AWS_CA_BUNDLE`` or else
+            botocore's CA bundle, a path to a PEM file against that CA bundle instead, and
+            only ``False`` turns verification off. A ``client`` of your own has its own.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Uploader:
         config: TransferConfig | None = None,
         region_name: str | None = None,
         client_config: Any = None,
+        verify: bool | str | os.PathLike[str] | None = None,
     ) -> None:
         if config is not None and not isinstance(config, TransferConfig):
             raise TypeError(f"config must be a TransferConfig; got {type(config).__name__}")
@@ -63,6 +68,7 @@ class Uploader:
         self._endpoint_url = endpoint_url
         self._region_name = region_name
         self._client_config = client_config
+        self._verify = _check_verify(verify, client)
         self._stack: AsyncExitStack | None = None
         self._s3: S3 | None = None
         self._limiter = anyio.CapacityLimiter(self.config.concurrency)
@@ -82,6 +88,7 @@ class Uploader:
                     self.config,
                     region_name=self._region_name,
                     client_config=self._client_config,
+                    verify=self._verify,
                 )
             )
         self._stack = stack
@@ -240,6 +247,23 @@ def _check_resume(resume: object, source_path: str | None) -> str | None:
             " read again after a crash"
         )
     return os.fspath(resume)
+
+
+def _check_verify(verify: object, client: object) -> bool | str | None:
+    """boto3's ``verify``, checked before any request: a CA bundle that is not there would
+    otherwise fail only at the first request, with botocore's words."""
+    if verify is None:
+        return None  # botocore's default chain (AWS_CA_BUNDLE, ca_bundle) stays in charge
+    if client is not None:
+        raise ValueError("verify= applies to the Uploader's own client; configure your client")
+    if isinstance(verify, bool):
+        return verify  # True: botocore's own CA bundle, whatever AWS_CA_BUNDLE says
+    if not isinstance(verify, str | os.PathLike):
+        raise TypeError(f"verify must be None, a bool or a CA bundle path; got {verify!r}")
+    path = os.fspath(verify)
+    if not os.path.isfile(path):
+        raise ValueError(f"verify: no CA bundle file at {path!r}")
+    return path
 
 
 def _check_destination(bucket: object, key: object) -> None:

@@ -21,7 +21,7 @@ from typing import TypeVar
 from . import _sweeper
 from ._cli import _run
 from ._config import TransferConfig
-from ._cp import Settings, _add_connection, open_uploader
+from ._cp import Settings, _add_connection, open_uploader, verify_from
 from ._cp_sources import UsageError, parse_destination
 from ._s3 import S3, summarize
 from ._sweeper import PendingUpload
@@ -104,7 +104,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         endpoint_url=args.endpoint_url,
         profile=args.profile,
         region=args.region,
-        verify_ssl=not args.no_verify_ssl,
+        verify=verify_from(args),
         jobs=1,
         fail_fast=False,
     )

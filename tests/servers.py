@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -98,11 +99,53 @@ def seaweedfs() -> Iterator[str]:
         _wait_http(endpoint + "/", time.monotonic() + 60, process)
         yield endpoint
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        _stop(process)
         log.close()
         shutil.rmtree(data, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the PID, SIGKILL if it has not stopped 15 s later."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+@contextlib.contextmanager
+def moto_process(*args: str, scheme: str = "http") -> Iterator[str]:
+    """``moto_server ARGS`` on 127.0.0.1 as a process of its own, for tests that change what
+    the suite's in-process server must not (auth enforced, TLS); yield its endpoint.
+
+    Stopped by its PID. Its output goes to a file that is printed if it fails to start.
+    """
+    port = free_port()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port), *args],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                output = log.read().decode(errors="replace")
+                raise RuntimeError(f"moto_server {' '.join(args)} did not start:\n{output}")
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+                break
+            time.sleep(0.1)
+        yield f"{scheme}://127.0.0.1:{port}"
+    finally:
+        _stop(process)
+        log.close()

@@ -1,0 +1,180 @@
+"""TLS certificates are verified unless the user explicitly says otherwise.
+
+Two moto servers of their own, over HTTPS on 127.0.0.1: ``moto_server -s`` (werkzeug's ad-hoc
+self-signed certificate, which no CA bundle vouches for) and one serving a certificate signed
+by a throw-away CA (``asyncup.bench.tlscert``), whose CA file is the bundle a user would pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiobotocore.session import get_session
+from botocore.exceptions import SSLError
+
+import asyncup
+from asyncup.bench.tlscert import make_certificates
+from tests.conftest import MiB, assert_object, client_config, random_bytes
+from tests.servers import moto_process
+from tests.test_cp import cp
+
+pytestmark = pytest.mark.timeout(120)
+
+CONFIG = asyncup.TransferConfig(
+    part_size=5 * MiB, multipart_threshold=5 * MiB, concurrency=2, retry_base_delay=0.5
+)
+BIG = random_bytes(11 * MiB, seed=11)  # three parts: CreateMultipartUpload first
+SMALL = b"small object, one PutObject"
+_buckets = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def adhoc() -> Iterator[str]:
+    """``moto_server -s``: a self-signed certificate made up at start."""
+    with moto_process("-s", scheme="https") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def private_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(endpoint, CA bundle): moto serving a 127.0.0.1 certificate signed by a private CA."""
+    certs = make_certificates(str(tmp_path_factory.mktemp("tls")))
+    with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
+        yield url, certs.ca
+
+
+def client(endpoint: str, verify: bool | str) -> Any:
+    return get_session().create_client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", verify=verify, config=client_config()
+    )
+
+
+async def new_bucket(endpoint: str, verify: bool | str) -> str:
+    name = f"tls-{next(_buckets)}"
+    async with client(endpoint, verify) as s3:
+        await s3.create_bucket(Bucket=name)
+    return name
+
+
+async def refused(source: bytes, endpoint: str, bucket: str, **options: Any) -> Exception:
+    """The UploadError of an upload that must fail on the certificate, checked: about the
+    certificate, the botocore SSLError as cause, nothing created, and not retried."""
+    events: list[asyncup.UploadEvent] = []
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(
+            source, bucket, "refused", endpoint_url=endpoint, config=CONFIG,
+            on_event=events.append, **options,
+        )  # fmt: skip
+    error = caught.value
+    assert "CERTIFICATE_VERIFY_FAILED" in str(error)
+    assert isinstance(error.__cause__, SSLError)
+    assert error.upload_id is None  # the first request failed: nothing to abort
+    assert [event for event in events if event.kind == "retry"] == []
+    return error
+
+
+async def test_a_self_signed_certificate_fails_at_once_by_default(
+    adhoc: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="asyncup")
+    bucket = await new_bucket(adhoc, verify=False)
+    for source in (SMALL, BIG):  # PutObject, then CreateMultipartUpload
+        error = await refused(source, adhoc, bucket)
+        assert "self-signed certificate" in str(error)
+    # Retried, each failure would be logged (and the upload would take seconds).
+    assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
+    async with client(adhoc, verify=False) as s3:
+        listing = await s3.list_objects_v2(Bucket=bucket)
+        assert listing.get("KeyCount", 0) == 0
+
+
+async def test_only_verify_false_gets_past_a_self_signed_certificate(adhoc: str) -> None:
+    bucket = await new_bucket(adhoc, verify=False)
+    await refused(SMALL, adhoc, bucket, verify=True)  # explicit True verifies too
+    result = await asyncup.upload(
+        BIG, bucket, "big", endpoint_url=adhoc, config=CONFIG, verify=False
+    )
+    assert result.parts == 3
+    async with asyncup.Uploader(endpoint_url=adhoc, config=CONFIG, verify=False) as up:
+        await up.upload(SMALL, bucket, "small")
+    async with client(adhoc, verify=False) as s3:
+        await assert_object(s3, bucket, "big", BIG, 5 * MiB)
+        await assert_object(s3, bucket, "small", SMALL, None)
+
+
+async def test_a_ca_bundle_is_trusted_when_given_and_only_for_its_own_certificates(
+    private_ca: tuple[str, str], adhoc: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint, ca = private_ca
+    bucket = await new_bucket(endpoint, verify=ca)
+    await refused(SMALL, endpoint, bucket)  # botocore's bundle knows no such CA
+    await asyncup.upload(BIG, bucket, "by-path", endpoint_url=endpoint, config=CONFIG, verify=ca)
+    async with asyncup.Uploader(endpoint_url=endpoint, config=CONFIG, verify=Path(ca)) as up:
+        await up.upload(SMALL, bucket, "by-pathlike")
+    # The bundle vouches for the certificates its CA signed, not for any other.
+    await refused(SMALL, adhoc, await new_bucket(adhoc, verify=False), verify=ca)
+
+    # By default botocore's own chain decides, so AWS_CA_BUNDLE is honoured; an explicit
+    # verify=True means botocore's bundle, as in boto3.
+    monkeypatch.setenv("AWS_CA_BUNDLE", ca)
+    await asyncup.upload(SMALL, bucket, "by-env", endpoint_url=endpoint, config=CONFIG)
+    await refused(SMALL, endpoint, bucket, verify=True)
+
+    async with client(endpoint, verify=ca) as s3:
+        await assert_object(s3, bucket, "by-path", BIG, 5 * MiB)
+        for key in ("by-pathlike", "by-env"):
+            await assert_object(s3, bucket, key, SMALL, None)
+
+
+async def test_verify_is_checked_before_any_request(tmp_path: Path) -> None:
+    nowhere = "https://127.0.0.1:9"  # nothing listens: a request would fail otherwise
+    with pytest.raises(ValueError, match="no CA bundle file"):
+        await asyncup.upload(SMALL, "b", "k", endpoint_url=nowhere, verify=str(tmp_path / "no"))
+    with pytest.raises(ValueError, match="no CA bundle file"):
+        asyncup.Uploader(verify=tmp_path)  # a directory: botocore loads a file only
+    with pytest.raises(TypeError, match="verify must be"):
+        asyncup.Uploader(verify=1)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="own client"):
+        asyncup.Uploader(client=object(), verify=False)
+
+
+async def test_cp_verifies_unless_told_otherwise(
+    adhoc: str, private_ca: tuple[str, str], tmp_path: Path
+) -> None:
+    endpoint, ca = private_ca
+    (tmp_path / "a.txt").write_bytes(SMALL)
+    src = str(tmp_path / "a.txt")
+    adhoc_bucket = await new_bucket(adhoc, verify=False)
+    ca_bucket = await new_bucket(endpoint, verify=ca)
+
+    run = await cp(src, f"s3://{adhoc_bucket}/a.txt", "--endpoint-url", adhoc)
+    assert run.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in run.stdout + run.stderr
+    run = await cp(src, f"s3://{adhoc_bucket}/a.txt", "--endpoint-url", adhoc, "--no-verify-ssl")
+    assert run.returncode == 0, run.stderr
+    assert "NOT verified" in run.stderr
+
+    run = await cp(src, f"s3://{ca_bucket}/a.txt", "--endpoint-url", endpoint)
+    assert run.returncode == 1
+    assert "CERTIFICATE_VERIFY_FAILED" in run.stdout + run.stderr
+    run = await cp(src, f"s3://{ca_bucket}/a.txt", "--endpoint-url", endpoint, "--ca-bundle", ca)
+    assert run.returncode == 0, run.stderr
+    assert "NOT verified" not in run.stderr
+
+    async with client(adhoc, verify=False) as s3:
+        await assert_object(s3, adhoc_bucket, "a.txt", SMALL, None)
+    async with client(endpoint, verify=ca) as s3:
+        await assert_object(s3, ca_bucket, "a.txt", SMALL, None)
+
+    # Usage errors, before any request: a bundle that is not there, or both flags at once.
+    run = await cp(src, f"s3://{ca_bucket}/b.txt", "--ca-bundle", str(tmp_path / "absent.pem"))
+    assert run.returncode == 2
+    assert "no such file" in run.stderr
+    run = await cp(src, f"s3://{ca_bucket}/b.txt", "--no-verify-ssl", "--ca-bundle", ca)
+    assert run.returncode == 2
+    assert "not allowed with" in run.stderr
