@@ -17,8 +17,11 @@ a shield, bounded by ``abort_timeout``, and the cancellation goes on.
 
 from __future__ import annotations
 
+import datetime
 import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -43,6 +46,7 @@ from ._retry import CORRUPTION_CODES, Failure
 from ._s3 import BadResponseError, Response, error_code, summarize
 from ._shield import shielded
 from ._sources import PathSource, Source
+from ._sweeper import abort_twins
 from ._tasks import run_stages
 from ._verify import (
     CompletedPart,
@@ -259,22 +263,35 @@ async def _multipart(
     """Create the upload (unless resumed: ``job.upload_id`` is set), send its parts, complete.
     ``created`` runs once the upload exists (a resumable one writes its journal)."""
     cancel: BaseException | None = None
+    twins: _Twins | None = None
     if job.upload_id is None:
         # Create runs shielded: cancelled mid-flight, the upload might exist with an id we
         # never learnt, billed until someone aborts it. Waiting for the answer lets us abort.
         create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+        retries = 0
+
+        def note_retry(attempt: int, failure: Failure) -> None:
+            nonlocal retries
+            retries += 1
+
+        began = time.monotonic()
         try:
             response, cancel = await shielded(
-                lambda: job.s3.call("create_multipart_upload", create), job.config.abort_timeout
+                lambda: job.s3.call("create_multipart_upload", create, on_retry=note_retry),
+                job.config.abort_timeout,
             )
         except Exception as exc:
             raise _failure(job, exc) from exc
         job.upload_id = response["UploadId"]
         log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
+        if retries:
+            twins = _Twins(took=time.monotonic() - began)
     try:
         if cancel is not None:
             raise cancel
         await anyio.lowlevel.checkpoint()  # an anyio cancellation held off during Create
+        if twins is not None:
+            await _abort_twins(job, twins)
         if created is not None:
             await created()
         await _run_pipeline(job, produce)
@@ -285,7 +302,14 @@ async def _multipart(
             if isinstance(exc, Exception) and not isinstance(exc, UploadError):
                 raise _failure(job, exc, kept=True) from _cause(exc)
             raise
-        aborted, cancel = await shielded(lambda: _abort(job), job.config.abort_timeout + 1)
+
+        async def clean_up() -> bool:
+            aborted = await _abort(job)
+            if twins is not None:
+                await _abort_twins(job, twins)
+            return aborted
+
+        aborted, cancel = await shielded(clean_up, 2 * job.config.abort_timeout + 1)
         await _discard_journal(job)
         if cancel is not None and isinstance(exc, Exception):
             raise cancel from exc  # cancelled while aborting a failure: cancellation wins
@@ -296,7 +320,41 @@ async def _multipart(
         raise
     # Past this point the object exists: nothing to abort any more, nothing to resume.
     await _discard_journal(job)
+    if twins is not None:
+        await _abort_twins(job, twins)
     return _completed(job, response)
+
+
+@dataclass(slots=True)
+class _Twins:
+    """A Create that was retried, whose earlier attempts may have begun uploads unseen."""
+
+    took: float
+    began: datetime.datetime | None = None
+
+
+async def _abort_twins(job: Job, twins: _Twins) -> None:
+    """Abort the uploads an earlier attempt of Create may have begun. Run as the upload
+    begins and once more as it ends: a late attempt may reach the server after ours."""
+    assert job.upload_id is not None
+    try:
+        with anyio.fail_after(job.config.abort_timeout):
+            twins.began, count = await abort_twins(
+                job.s3, job.bucket, job.key, job.upload_id, twins.took, twins.began
+            )
+    except Exception as exc:
+        message = summarize(exc)
+        log.warning(
+            "s3://%s/%s: could not look for a twin upload: %s", job.bucket, job.key, message
+        )
+        return
+    if count:
+        log.info(
+            "s3://%s/%s: aborted %d upload(s) begun by an earlier attempt of CreateMultipartUpload",
+            job.bucket,
+            job.key,
+            count,
+        )
 
 
 async def _discard_journal(job: Job) -> None:

@@ -180,3 +180,32 @@ async def abort_uploads(
     if dry_run:
         return [(upload, None) for upload in stale]
     return await abort_each(s3, stale)
+
+
+async def abort_twins(
+    s3: S3, bucket: str, key: str, ours: str, within: float, began: datetime.datetime | None
+) -> tuple[datetime.datetime | None, int]:
+    """Abort the uploads of ``key`` begun within ``within`` seconds of upload ``ours``.
+
+    A CreateMultipartUpload that timed out and was retried may still have succeeded on the
+    server, and S3 has no idempotency token for Create: the earlier attempt's upload is an
+    orphan nobody knows the id of. Its twin is found by key and time, on the server's clock:
+    its Initiated near our own upload's (``began``, or read from the listing when None).
+    An upload of the same key begun by someone else in that same window would be aborted
+    too: the window is only as wide as the retried Create took. Returns ``began`` and how
+    many were aborted; failures are left for the sweeper.
+    """
+    uploads = [upload async for upload in list_uploads(s3, bucket, key) if upload.key == key]
+    if began is None:
+        mine = [upload.initiated for upload in uploads if upload.upload_id == ours]
+        if not mine:
+            return None, 0
+        began = mine[0]
+    slack = datetime.timedelta(seconds=within + 1)
+    twins = [
+        upload
+        for upload in uploads
+        if upload.upload_id != ours and abs(upload.initiated - began) <= slack
+    ]
+    outcomes = await abort_each(s3, twins)
+    return began, sum(error is None for _, error in outcomes)

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 
 import asyncup
@@ -320,3 +321,32 @@ async def test_a_lost_complete_answer_that_cannot_be_confirmed_says_so(
     )
     with pytest.raises(asyncup.UploadError, match="an object may exist at the key"):
         await asyncup.upload(DATA, bucket, "obj", client=proxied, config=config)
+
+
+async def test_uploads_begun_by_timed_out_creates_are_aborted(
+    proxy: FaultProxy, proxied_short: Any, s3: Any, bucket: str
+) -> None:
+    """Create attempts that time out may still succeed on the server, one before asyncup's
+    own upload and one after it: each would be an orphan. asyncup looks for such twins (same
+    key, begun while Create was retried) as the upload begins and once more as it ends."""
+    proxy.delays["CreateMultipartUpload"] = 2.0  # > the client's 1.5 s read timeout
+    proxy.delays["UploadPart"] = 0.5  # the upload outlasts the second late Create
+    config = asyncup.TransferConfig(
+        part_size=PART, multipart_threshold=PART, concurrency=3, max_attempts=4, **FAST_RETRY
+    )
+
+    async def speed_up_once_the_first_landed() -> None:
+        for _ in range(200):  # 10 s at most
+            if (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads"):
+                break
+            await anyio.sleep(0.05)
+        proxy.delays.pop("CreateMultipartUpload")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(speed_up_once_the_first_landed)
+        result = await asyncup.upload(DATA, bucket, "obj", client=proxied_short, config=config)
+    assert proxy.counts["CreateMultipartUpload"] == 3
+    assert proxy.counts["AbortMultipartUpload"] == 2  # the two twins, not ours
+    await assert_object(s3, bucket, "obj", DATA, PART)
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+    assert result.parts == 4
