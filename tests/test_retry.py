@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import anyio
 import pytest
 from botocore.exceptions import (
     ClientError,
@@ -12,7 +13,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from asyncup._retry import Failure, backoff, is_retryable
+from asyncup._adaptive import AdaptiveLimiter, Aimd
+from asyncup._retry import (
+    Failure,
+    RetryQuota,
+    backoff,
+    is_retryable,
+    is_throttling,
+    request_deadline,
+)
 from asyncup._s3 import BadResponseError, describe
 
 
@@ -95,3 +104,167 @@ def test_tls_failures_are_not_retried() -> None:
     from botocore.exceptions import SSLError
 
     assert not is_retryable(describe(SSLError(endpoint_url="https://x", error="bad cert")))
+
+
+# --- Throttling, the retry quota and the request deadline (pure) ---
+
+
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [("SlowDown", 503), ("ServiceUnavailable", 503), ("Throttling", 400), ("X", 429)],
+)
+def test_throttling_is_recognised_by_code_or_status(code: str, status: int) -> None:
+    assert is_throttling(describe(client_error(code, status)))
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        Failure("http", code="InternalError", status=500),
+        Failure("http", code="AccessDenied", status=403),
+        Failure("timeout"),
+        Failure("connection"),
+    ],
+)
+def test_other_failures_are_not_throttling(failure: Failure) -> None:
+    assert not is_throttling(failure)
+
+
+SLOW_DOWN = Failure("http", code="SlowDown", status=503)
+
+
+def test_the_quota_pays_for_100_retries_then_refuses() -> None:
+    quota = RetryQuota()
+    costs = [quota.take(SLOW_DOWN) for _ in range(100)]
+    assert costs == [5] * 100
+    assert quota.take(SLOW_DOWN) is None
+    assert quota.available == 0
+
+
+def test_timeouts_and_connection_errors_cost_double() -> None:
+    quota = RetryQuota()
+    assert quota.take(Failure("timeout")) == 10
+    assert quota.take(Failure("connection")) == 10
+    assert quota.available == 480
+    quota = RetryQuota(available=9)
+    assert quota.take(Failure("timeout")) is None  # refused: nothing is taken
+    assert quota.available == 9
+    assert quota.take(SLOW_DOWN) == 5
+
+
+def test_a_success_refunds_what_its_retries_took_or_one() -> None:
+    quota = RetryQuota(available=100)
+    quota.refund(0)  # succeeded at once
+    assert quota.available == 101
+    spent = sum(cost or 0 for cost in (quota.take(SLOW_DOWN), quota.take(Failure("timeout"))))
+    assert quota.available == 101 - 15
+    quota.refund(spent)
+    assert quota.available == 101
+    quota = RetryQuota(available=499)
+    quota.refund(10)
+    assert quota.available == 500  # never beyond the capacity
+
+
+def test_the_request_deadline_grows_with_the_body_the_sharing_and_the_parts() -> None:
+    assert request_deadline(None, 8 * 2**20, sharing=10, parts=5) is None
+    assert request_deadline(60.0) == 60.0
+    # The body's time at 64 KiB/s shared by the requests in flight.
+    assert request_deadline(60.0, 64 * 1024) == 61.0
+    assert request_deadline(60.0, 64 * 1024, sharing=10) == 70.0
+    assert request_deadline(60.0, 8 * 2**20, sharing=10) == 60.0 + 1280.0
+    # Complete: S3's time to assemble the parts.
+    assert request_deadline(1.0, parts=10_000) == 1.0 + 500.0
+
+
+# --- AIMD (pure) ---
+
+
+def test_a_burst_of_throttled_answers_halves_the_limit_once() -> None:
+    aimd = Aimd(ceiling=10)
+    sent = aimd.epoch
+    assert aimd.throttled(sent) is True
+    assert aimd.limit == 5
+    # The other requests in flight were sent before the decrease: they do not count.
+    assert [aimd.throttled(sent) for _ in range(9)] == [False] * 9
+    assert aimd.limit == 5
+
+
+def test_throttling_that_goes_on_halves_down_to_one() -> None:
+    aimd = Aimd(ceiling=10)
+    limits = []
+    for _ in range(5):
+        aimd.throttled(aimd.epoch)  # a request sent under the current limit
+        limits.append(aimd.limit)
+    assert limits == [5, 2, 1, 1, 1]
+
+
+def test_successes_raise_the_limit_by_one_per_round_up_to_the_ceiling() -> None:
+    aimd = Aimd(ceiling=4)
+    for _ in range(3):
+        aimd.throttled(aimd.epoch)
+    assert aimd.limit == 1
+    raised_after = []
+    for n in range(1, 20):
+        if aimd.succeeded(aimd.epoch):
+            raised_after.append(n)
+    assert raised_after == [1, 3, 6]  # +1 after 1, then 2, then 3 successes: 1 -> 4
+    assert aimd.limit == 4
+
+
+def test_successes_of_requests_sent_before_a_decrease_do_not_raise_it() -> None:
+    aimd = Aimd(ceiling=4)
+    before = aimd.epoch
+    aimd.throttled(before)
+    assert aimd.limit == 2
+    assert [aimd.succeeded(before) for _ in range(10)] == [False] * 10
+    assert aimd.limit == 2
+    assert [aimd.succeeded(aimd.epoch) for _ in range(2)] == [False, True]
+    assert aimd.limit == 3
+
+
+def test_a_throttle_resets_the_count_of_successes() -> None:
+    aimd = Aimd(ceiling=8)
+    aimd.throttled(aimd.epoch)  # 4
+    for _ in range(3):
+        aimd.succeeded(aimd.epoch)
+    aimd.throttled(aimd.epoch)  # 2: the 3 successes towards 5 are forgotten
+    assert aimd.limit == 2
+    assert aimd.succeeded(aimd.epoch) is False
+    assert aimd.succeeded(aimd.epoch) is True
+    assert aimd.limit == 3
+
+
+def test_a_ceiling_of_one_never_moves() -> None:
+    aimd = Aimd(ceiling=1)
+    assert aimd.throttled(aimd.epoch) is False
+    assert aimd.succeeded(aimd.epoch) is False
+    assert aimd.limit == 1
+    with pytest.raises(ValueError, match="ceiling"):
+        Aimd(ceiling=0)
+
+
+async def test_a_lowered_limiter_lets_the_holders_finish_and_admits_fewer() -> None:
+    requests = AdaptiveLimiter(4)
+    slots = requests.slots
+    in_flight = 0
+    peak_of_newcomers = 0  # requests in flight when one sent after the decrease starts
+
+    async def request(newcomer: bool) -> None:
+        nonlocal in_flight, peak_of_newcomers
+        async with slots:
+            in_flight += 1
+            if newcomer:
+                peak_of_newcomers = max(peak_of_newcomers, in_flight)
+            await anyio.sleep(0.02)
+            in_flight -= 1
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(4):
+            tg.start_soon(request, False)
+        await anyio.sleep(0.005)
+        assert slots.borrowed_tokens == 4
+        requests.throttled(requests.epoch)
+        assert (slots.total_tokens, slots.borrowed_tokens) == (2, 4)  # holders keep theirs
+        for _ in range(8):
+            tg.start_soon(request, True)
+    assert peak_of_newcomers == 2
