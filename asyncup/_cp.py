@@ -12,6 +12,7 @@ uploads in flight, which makes asyncup abort them, and exits 130.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import sys
 import time
@@ -50,6 +51,8 @@ class Settings:
     """boto3's ``verify``: None (AWS_CA_BUNDLE or botocore's CA bundle), a CA bundle, False."""
     jobs: int
     fail_fast: bool
+    resume_dir: str | None = None
+    """Where each file's resume journal is kept (``--resume``); None: no resume."""
 
 
 def add_arguments(cp: argparse.ArgumentParser) -> None:
@@ -119,6 +122,17 @@ def _add_transfer(cp: argparse.ArgumentParser) -> None:
     group.add_argument("--retry-base-delay", type=float, metavar="SECONDS")
     group.add_argument("--retry-max-delay", type=float, metavar="SECONDS")
     group.add_argument("--abort-timeout", type=float, metavar="SECONDS")
+    group.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep an interrupted or failed upload and go on from it when the same command"
+        " runs again (files only; journals in --resume-dir)",
+    )
+    group.add_argument(
+        "--resume-dir",
+        metavar="DIR",
+        help=f"where --resume keeps its journals (default {_default_resume_dir()})",
+    )
     group.add_argument("--request-timeout", type=float, metavar="SECONDS", help="default 60")
 
 
@@ -201,6 +215,29 @@ def verify_from(args: argparse.Namespace) -> bool | str | None:
     return False if args.no_verify_ssl else args.ca_bundle
 
 
+def _default_resume_dir() -> str:
+    state = os.environ.get("XDG_STATE_HOME") or os.path.join("~", ".local", "state")
+    return os.path.join(state, "asyncup", "resume")
+
+
+def resume_dir_from(args: argparse.Namespace) -> str | None:
+    """The journals' directory: None without --resume; ``ValueError`` for what cannot resume."""
+    if args.resume_dir is not None and not args.resume:
+        raise ValueError("--resume-dir needs --resume")
+    if not args.resume:
+        return None
+    if args.src == STDIN:
+        raise ValueError("--resume needs files: stdin cannot be read again after a crash")
+    return os.path.expanduser(args.resume_dir or _default_resume_dir())
+
+
+def journal_path(directory: str, item: Item) -> str:
+    """Each file's journal: named after its source and destination, so that running the same
+    command again finds it."""
+    name = f"{os.path.abspath(item.source)}\0{item.bucket}\0{item.key}"
+    return os.path.join(directory, hashlib.sha256(name.encode()).hexdigest()[:32] + ".resume")
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1; got {text!r}")
@@ -233,6 +270,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         verify=verify_from(args),
         jobs=args.jobs or config.concurrency,
         fail_fast=args.fail_fast,
+        resume_dir=resume_dir_from(args),
     )
 
 
@@ -292,7 +330,10 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         return _run(lambda: copy(listing, settings, reporter))
     except KeyboardInterrupt:
-        reporter.warn("interrupted; the uploads in flight were aborted")
+        if settings.resume_dir is None:
+            reporter.warn("interrupted; the uploads in flight were aborted")
+        else:
+            reporter.warn("interrupted; run the same command again to resume the uploads")
         return EXIT_INTERRUPTED
 
 
@@ -339,7 +380,7 @@ async def _work(
 ) -> None:
     async with receive:
         async for item in receive:
-            outcome = await upload_item(uploader, item, settings.extra_args, reporter)
+            outcome = await upload_item(uploader, item, settings, reporter)
             outcomes.append(outcome)
             reporter.finish(outcome)
             if not outcome.ok and settings.fail_fast:
@@ -347,7 +388,7 @@ async def _work(
 
 
 async def upload_item(
-    uploader: Uploader, item: Item, extra_args: dict[str, Any], reporter: Reporter
+    uploader: Uploader, item: Item, settings: Settings, reporter: Reporter
 ) -> Outcome:
     """Upload one item; any failure (but cancellation) becomes the Outcome's error."""
     if item.problem is not None:
@@ -355,14 +396,18 @@ async def upload_item(
     reporter.start(item)
     started = time.monotonic()
     source: object = item.source
+    resume = None
     if item.source == STDIN:
         source = sys.stdin.buffer if item.size is not None else StdinChunks()
+    elif settings.resume_dir is not None:
+        resume = journal_path(settings.resume_dir, item)
     try:
         result = await uploader.upload(
             source,
             item.bucket,
             item.key,
-            extra_args=extra_args,
+            extra_args=settings.extra_args,
+            resume=resume,
             on_progress=lambda amount: reporter.advance(item, amount),
             on_event=reporter.event,
         )
@@ -381,6 +426,8 @@ def _describe(exc: Exception) -> str:
     text = exc.message if exc.part_number is None else f"part {exc.part_number}: {exc.message}"
     if exc.abort_succeeded is False:
         text += f"; aborting multipart upload {exc.upload_id} failed, it may be left behind"
+    if exc.resume_path is not None:
+        text += "; kept: run the same command again to resume it"
     return text
 
 

@@ -15,7 +15,7 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
-from asyncup import UploadResult
+from asyncup import UploadResult, _journal
 from asyncup._cp_sources import Item
 from asyncup._progress import Outcome, RichReporter
 from tests.conftest import MiB, assert_object, random_bytes, read_object
@@ -264,6 +264,8 @@ async def test_a_missing_bucket_fails_with_exit_1(endpoint: str, tmp_path: Path)
         pytest.param(["FILE", "s3://b/k", "--sse-c-key-file", os.devnull], id="sse-c-key-size"),
         pytest.param(["-", "s3://b/prefix/"], id="stdin-to-prefix"),
         pytest.param(["FILE"], id="no-dst"),
+        pytest.param(["-", "s3://b/k", "--resume"], id="resume-stdin"),
+        pytest.param(["FILE", "s3://b/k", "--resume-dir", "/tmp"], id="resume-dir-alone"),
     ],
 )
 async def test_usage_errors_exit_2(args: list[str]) -> None:
@@ -295,6 +297,54 @@ async def test_sigint_aborts_the_uploads_and_exits_130(
     assert proxy.counts["AbortMultipartUpload"] >= 1
     assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
     assert await keys(s3, bucket) == []
+
+
+def recorded_parts(journals: Path) -> set[int]:
+    """The parts recorded in the one journal under ``journals`` (none before it exists)."""
+    found = list(journals.glob("*.resume")) if journals.exists() else []
+    if not found:
+        return set()
+    return set(_journal.parse(found[0].read_text())[1])
+
+
+@ON_MOTO
+@pytest.mark.timeout(50)
+async def test_sigint_with_resume_keeps_the_upload_and_the_same_command_goes_on(
+    s3: Any, bucket: str, proxy: FaultProxy, tmp_path: Path
+) -> None:
+    data = random_bytes(21 * MiB, seed=5)  # 5 parts
+    (tmp_path / "big.bin").write_bytes(data)
+    journals = tmp_path / "journals"
+    args = [str(tmp_path / "big.bin"), f"s3://{bucket}/big.bin", "--endpoint-url", proxy.url]
+    args += ["--part-size", "5MiB", "--concurrency", "1", "--resume", "--resume-dir", str(journals)]
+    proxy.delay("UploadPart", 0.4)
+    command = [sys.executable, "-m", "asyncup", "cp", *args]
+    async with await anyio.open_process(command, env=os.environ) as process:
+        for _ in range(1000):  # 20 s at most
+            if len(recorded_parts(journals)) >= 2:
+                break
+            await anyio.sleep(0.02)
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(20):
+            returncode = await process.wait()
+        assert process.stderr is not None
+        stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+    assert returncode == 130, stderr
+    assert "run the same command again to resume" in stderr
+    assert proxy.counts["AbortMultipartUpload"] == 0
+    assert len((await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", [])) == 1
+    recorded = recorded_parts(journals)
+    assert 2 <= len(recorded) < 5
+
+    proxy.delays.clear()
+    proxy.counts.clear()
+    run = await cp(*args)
+    assert run.returncode == 0, run.stderr
+    assert proxy.counts["UploadPart"] == 5 - len(recorded)  # only what was missing
+    assert proxy.counts["CreateMultipartUpload"] == 0
+    await assert_object(s3, bucket, "big.bin", data, 5 * MiB)
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+    assert list(journals.iterdir()) == []
 
 
 @ON_MOTO
