@@ -17,6 +17,7 @@ import base64
 import contextlib
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from ._verify import CompletedPart
 
 FORMAT = "asyncup-resume"
 VERSION = 1
+OPTIONAL = ("origin", "parallel")  # read apart from the header's plain fields
 
 
 class JournalError(ValueError):
@@ -55,6 +57,11 @@ class Header:
     checksum_algorithm: str | None
     checksum_type: str | None
     origin: Origin
+    parallel: dict[str, Any] | None = None
+    """Only in the manifest of an upload fed by many hosts (``asyncup.parallel``): what else
+    its handle holds (the non-secret arguments every request repeats, the SSE-C key's MD5).
+    A plain resume journal has none; a journal without the field reads as None, and readers
+    that do not know it ignore it, so the format stays version 1 both ways."""
 
 
 def _part_record(part: CompletedPart) -> dict[str, Any]:
@@ -99,6 +106,13 @@ class Journal:
         async with self._lock:
             await anyio.to_thread.run_sync(_append, self.path, line)
 
+    async def record_many(self, parts: Iterable[CompletedPart]) -> None:
+        """Append several parts in one durable write (a batch of parts sent elsewhere)."""
+        data = "".join(json.dumps(_part_record(part)) + "\n" for part in parts).encode()
+        if data:
+            async with self._lock:
+                await anyio.to_thread.run_sync(_append, self.path, data)
+
     async def discard(self) -> None:
         """The upload is over (completed): the journal has nothing left to resume."""
         await discard(self.path)
@@ -134,8 +148,8 @@ def parse(text: str, path: str = "journal") -> tuple[Header, dict[int, Completed
                 f"{path} was written by another version of asyncup (format {first.get('version')})"
             )
         origin = Origin(**first["origin"])
-        fields = {k: first[k] for k in Header.__dataclass_fields__ if k != "origin"}
-        header = Header(origin=origin, **fields)
+        fields = {k: first[k] for k in Header.__dataclass_fields__ if k not in OPTIONAL}
+        header = Header(origin=origin, parallel=first.get("parallel"), **fields)
         parts = {}
         for line in lines[1:]:
             part = _part_from(json.loads(line))

@@ -1,0 +1,115 @@
+"""Parts read straight from a range of a file, for uploads fed by many hosts.
+
+A part of a multi-terabyte object can be 5 GiB: it is never held in memory. Its checksum is
+computed by reading the range in slices in a worker thread (``digest_range``), then the
+range is read again, slice by slice in threads, while it is sent (``_s3.RangePayload``).
+
+botocore validates a part's body before any hook runs and accepts only bytes or file-like
+objects, so the body handed to it is a ``RangeBody`` (a file-like view of the range). On a
+client that does not sign payloads (asyncup's own), ``before-call`` swaps it for a
+``RangePayload``, which aiohttp writes as it is. A client that signs payloads reads the
+``RangeBody`` itself (correct, but its SHA256 runs on the event loop).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+import anyio.to_thread
+
+from ._checksums import PartDigest, RunningDigest
+from ._s3 import RangePayload
+
+HASH_SLICE = 1024 * 1024
+HASH_STEP = 64 * 1024 * 1024  # bytes hashed per trip to a thread: a stop is seen between trips
+_HOOK_ID = "asyncup-range-body"
+
+
+class ShortRangeError(OSError):
+    """The file holds fewer bytes than the range needs: it shrank."""
+
+
+class RangeBody(io.RawIOBase):
+    """``length`` bytes of the file at ``path`` from ``offset``, as a seekable file object."""
+
+    def __init__(self, path: str, offset: int, length: int) -> None:
+        super().__init__()
+        self.path = path
+        self.offset = offset
+        self.length = length
+        self._position = 0
+        self._fd: int | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: self.length}[whence]
+        self._position = min(max(0, base + offset), self.length)
+        return self._position
+
+    def readinto(self, buffer: Any) -> int:
+        wanted = min(len(buffer), self.length - self._position)
+        if wanted <= 0:
+            return 0
+        if self._fd is None:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        n = os.preadv(self._fd, [memoryview(buffer)[:wanted]], self.offset + self._position)
+        self._position += n
+        return n
+
+    def close(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        super().close()
+
+
+def stream_ranges(client: Any) -> None:
+    """Let ``client`` send ``RangeBody`` parts as ``RangePayload`` (idempotent)."""
+    client.meta.events.register("before-call.s3.UploadPart", _range_as_payload, unique_id=_HOOK_ID)
+
+
+def _range_as_payload(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+    body = params.get("body")
+    if not isinstance(body, RangeBody):
+        return
+    body.seek(0)  # a retried request sends the range from its start
+    s3_config = getattr(context.get("client_config"), "s3", None) or {}
+    if s3_config.get("payload_signing_enabled", True):
+        return  # the signer reads the body to hash it: leave it a file
+    params["body"] = RangePayload(body.path, body.offset, body.length)
+
+
+async def digest_range(path: str, offset: int, length: int, algorithm: str | None) -> PartDigest:
+    """The checksum (or MD5, without an algorithm) of a file range, read off the event loop."""
+    running = RunningDigest(algorithm)
+    fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)
+    try:
+        for start in range(0, length, HASH_STEP):
+            step = min(HASH_STEP, length - start)
+            await anyio.to_thread.run_sync(_hash, fd, running, offset + start, step, path)
+    finally:
+        await anyio.to_thread.run_sync(os.close, fd)
+    return running.digest()
+
+
+def _hash(fd: int, running: RunningDigest, offset: int, length: int, path: str) -> None:
+    buffer = memoryview(bytearray(min(HASH_SLICE, max(length, 1))))
+    done = 0
+    while done < length:
+        n = os.preadv(fd, [buffer[: min(len(buffer), length - done)]], offset + done)
+        if n == 0:
+            raise ShortRangeError(
+                f"{path} ended at byte {offset + done}, inside a part (did it change?)"
+            )
+        running.update(buffer[:n])
+        done += n

@@ -1,0 +1,517 @@
+"""One multipart upload fed by many hosts, on no engine in particular.
+
+S3 takes UploadPart for one UploadId from any host; one coordinator completes. This module
+is that protocol, for a file every host can read at the same path (a shared filesystem),
+with asyncup's own client, retries and checksums on every host::
+
+    coordinator   handle = await begin(up, path, bucket, key)      CreateMultipartUpload
+                  manifest = await Manifest.create(PATH, handle)   (optional: crash-safe)
+    any worker    results = await upload_parts(up, handle, [5, 6, 7, 8])
+                      each part: checksum read from its file range in a thread, then
+                      UploadPart with the range streamed in slices (never held whole)
+    coordinator   await manifest.record(results)
+                  result = await complete(up, handle, all_results)
+                      ListParts (every page) -> for each part the result S3 kept ->
+                      sizes and checksums against the plan -> CompleteMultipartUpload
+               or await abort(up, handle)      Abort until ListParts says NoSuchUpload
+
+The handle (``ParallelUpload``) pickles and serializes to JSON; credentials and SSE-C keys
+never travel in it (see ``asyncup._handle``). ``up`` is an open ``asyncup.Uploader`` on each
+host. Engines sit on top: ``asyncup.dask`` schedules batches of parts on Dask workers; a Ray
+adapter would call the same four functions from its tasks.
+
+Example (one process standing in for many)::
+
+    async with asyncup.Uploader() as up:
+        handle = await parallel.begin(up, "/shared/big.bin", "bucket", "big.bin")
+        numbers = list(range(1, handle.part_count + 1))
+        halves = [numbers[0::2], numbers[1::2]]          # each half to another host
+        results = [r for half in halves for r in await parallel.upload_parts(up, handle, half)]
+        result = await parallel.complete(up, handle, results)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import socket
+import stat
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from anyio.abc import TaskGroup
+
+from . import _journal
+from ._budget import Lease
+from ._coordinator import _abort, _complete, _completed, _completed_meanwhile, _failure
+from ._errors import SourceChangedError, UploadError
+from ._handle import HANDLE_ARGS, SSE_CUSTOMER_KEY_ENV, ParallelUpload, PartResult
+from ._job import Job
+from ._params import EVERY_REQUEST_ARGS, RoutedArgs, route
+from ._plan import Part
+from ._range import RangeBody, ShortRangeError, digest_range, stream_ranges
+from ._result import UploadResult
+from ._resume import keepable, list_parts
+from ._s3 import Response, error_code, summarize
+from ._shield import shielded
+from ._spread import checked_numbers, plan, reconcile
+from ._uploader import Uploader, _check_destination
+from ._verify import CompletedPart, check_write, digest_params
+
+__all__ = [
+    "SSE_CUSTOMER_KEY_ENV",
+    "Manifest",
+    "MissingPartsError",
+    "ParallelUpload",
+    "PartResult",
+    "PartsError",
+    "Resumed",
+    "abort",
+    "begin",
+    "complete",
+    "plan",
+    "resume",
+    "upload_parts",
+]
+
+log = logging.getLogger("asyncup")
+
+FATAL_CODES = frozenset({"NoSuchUpload", "NoSuchBucket"})
+
+
+class PartsError(UploadError):
+    """Some parts of an ``upload_parts`` call failed for good.
+
+    ``results`` are the parts that went (they count: pass them to ``complete``), ``failed``
+    maps each other part number to why; ``fatal`` says the upload cannot go on (it is gone,
+    or the file changed), so sending the parts again elsewhere is pointless.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        results: list[PartResult],
+        failed: dict[int, str],
+        fatal: bool,
+        **details: Any,
+    ) -> None:
+        super().__init__(message, **details)
+        self.results = results
+        self.failed = failed
+        self.fatal = fatal
+
+
+class MissingPartsError(UploadError):
+    """``complete`` found parts S3 does not hold as any result reported them: send
+    ``part_numbers`` (again) and complete with all the results."""
+
+    def __init__(self, message: str, *, part_numbers: tuple[int, ...], **details: Any) -> None:
+        super().__init__(message, **details)
+        self.part_numbers = part_numbers
+
+
+async def begin(
+    up: Uploader,
+    path: str | os.PathLike[str],
+    bucket: str,
+    key: str,
+    *,
+    extra_args: Mapping[str, Any] | None = None,
+    part_size: int | None = None,
+) -> ParallelUpload:
+    """Create the multipart upload of the file at ``path`` and return its handle.
+
+    The plan cuts the file into parts of ``part_size`` (default: the Uploader's), grown as
+    needed to stay within 10,000 parts; a file over 48.8 TiB is refused before any request.
+    ``extra_args`` as for ``asyncup.upload``. Cancelled while Create is in flight, the
+    upload is aborted once its id is known.
+    """
+    _check_destination(bucket, key)
+    path = os.fspath(path)
+    size, mtime_ns = await anyio.to_thread.run_sync(_stat_file, path)
+    cut = plan(size, part_size or up.config.part_size)
+    args = route(extra_args, up.config.checksum_algorithm, path=path)
+    job = _job(up, bucket, key, None, args)
+    create = {"Bucket": bucket, "Key": key, **args.create}
+    try:
+        response, cancel = await shielded(
+            lambda: job.s3.call("create_multipart_upload", create), up.config.abort_timeout
+        )
+    except Exception as exc:
+        raise _failure(job, exc) from exc
+    handle = ParallelUpload(
+        bucket=bucket,
+        key=key,
+        upload_id=response["UploadId"],
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        part_size=cut.part_size,
+        part_count=cut.count,
+        checksum_algorithm=args.checksum_algorithm,
+        checksum_type=args.checksum_type,
+        request_args=tuple(sorted((k, v) for k, v in args.complete.items() if k in HANDLE_ARGS)),
+        sse_customer_key_md5=args.part.get("SSECustomerKeyMD5"),
+    )
+    if cancel is not None:
+        await abort(up, handle)
+        raise cancel
+    return handle
+
+
+async def upload_parts(
+    up: Uploader,
+    handle: ParallelUpload,
+    part_numbers: Iterable[int],
+    *,
+    sse_customer_key: str | bytes | None = None,
+    sender: str | None = None,
+) -> list[PartResult]:
+    """Send parts ``part_numbers`` of ``handle``'s upload from this host; their results in
+    part order.
+
+    Up to ``up.config.concurrency`` parts go at once, each through the Uploader's request
+    slots, retries and bandwidth cap. A part's checksum is computed from its file range in a
+    worker thread, then the range is streamed in 1 MiB slices read in threads: memory stays
+    at a few MiB per part in flight whatever the part size, and the event loop never reads
+    or hashes. The file must be as the handle says (size, mtime), else
+    ``SourceChangedError`` before any request. Under SSE-C the key comes from
+    ``sse_customer_key`` or this host's ``ASYNCUP_SSE_CUSTOMER_KEY``, and must be the one the
+    upload was created with. Parts that fail for good raise ``PartsError`` once the others
+    are done (at once when the upload is gone or the file changed); ``sender`` labels the
+    results (default ``host:pid``).
+    """
+    numbers = checked_numbers(part_numbers, handle.part_count)
+    job = _job(up, handle.bucket, handle.key, handle.upload_id, _args(handle, sse_customer_key))
+    await _check_source(job, handle)
+    stream_ranges(job.s3.client)
+    label = sender or f"{socket.gethostname()}:{os.getpid()}"
+    results: dict[int, PartResult] = {}
+    failures: dict[int, Exception] = {}
+    pending = iter(numbers)
+
+    async def send_parts(group: TaskGroup) -> None:
+        for number in pending:
+            try:
+                completed = await _send_part(job, handle.path, handle.part(number))
+            except Exception as exc:
+                failures[number] = exc
+                if _is_fatal(exc):
+                    group.cancel_scope.cancel()
+                continue
+            results[number] = PartResult.of(completed, label)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(min(up.config.concurrency, len(numbers))):
+            group.start_soon(send_parts, group)
+    if failures:
+        raise _parts_error(job, numbers, results, failures)
+    return [results[number] for number in numbers]
+
+
+async def complete(
+    up: Uploader,
+    handle: ParallelUpload,
+    results: Iterable[PartResult],
+    *,
+    sse_customer_key: str | bytes | None = None,
+) -> UploadResult:
+    """Complete the upload with the parts S3 holds, once each is checked against the plan.
+
+    ListParts (every page) says which bytes S3 kept for each part: the last writer's when a
+    part was sent twice, so the result with that ETag is the one listed in Complete. Every
+    planned part must be held at its planned size as a result reported it (else
+    ``MissingPartsError``: send those parts and call again), and results for one part must
+    agree on its checksum (else ``SourceChangedError``: the file changed under the
+    senders). The object's checksum (or ETag) is then checked against the parts'. An
+    upload found gone whose object is already this one (completed by a coordinator that
+    died before it could say so) is accepted. Nothing is aborted here on failure.
+    """
+    results = list(results)
+    job = _job(up, handle.bucket, handle.key, handle.upload_id, _args(handle, sse_customer_key))
+    try:
+        listed = await list_parts(job)
+    except Exception as exc:
+        if error_code(exc) == "NoSuchUpload":
+            found = await _completed_earlier(job, handle, results)
+            if found is not None:
+                return found
+        raise _failure(job, exc) from exc
+    reconciled = reconcile(handle.plan, results, listed)
+    divergent, missing = reconciled.divergent, reconciled.missing
+    where: dict[str, Any] = {
+        "bucket": handle.bucket,
+        "key": handle.key,
+        "upload_id": handle.upload_id,
+    }
+    if divergent:
+        raise SourceChangedError(
+            f"parts {list(divergent)[:10]} were sent with different bytes by different"
+            f" senders: {handle.path} changed while the upload ran",
+            part_number=divergent[0],
+            **where,
+        )
+    if missing:
+        raise MissingPartsError(
+            f"S3 does not hold parts {list(missing)[:10]} ({len(missing)} in all) as any"
+            " result reported them",
+            part_numbers=missing,
+            part_number=missing[0],
+            **where,
+        )
+    job.completed = {number: r.completed() for number, r in reconciled.chosen.items()}
+    try:
+        response = await _complete(job)
+    except Exception as exc:
+        raise _failure(job, exc) from exc
+    return _completed(job, response)
+
+
+async def abort(up: Uploader, handle: ParallelUpload) -> bool:
+    """Abort the upload, again until ListParts answers NoSuchUpload (parts in flight may
+    land after an abort: stop the senders first). True once it is confirmed gone."""
+    control = {k: v for k, v in handle.request_args if k in EVERY_REQUEST_ARGS}
+    args = RoutedArgs(control=control, part=dict(control), complete=dict(control))
+    return await _abort(_job(up, handle.bucket, handle.key, handle.upload_id, args))
+
+
+class Manifest:
+    """A parallel upload's crash-safe state: a resume journal (``asyncup._journal``) whose
+    header is the handle and whose lines are the parts acknowledged, fsynced as they come.
+    A new coordinator reads it back with ``resume``."""
+
+    def __init__(self, journal: _journal.Journal, handle: ParallelUpload) -> None:
+        self._journal = journal
+        self.handle = handle
+
+    @property
+    def path(self) -> str:
+        return self._journal.path
+
+    @classmethod
+    async def create(cls, path: str | os.PathLike[str], handle: ParallelUpload) -> Manifest:
+        journal = await _journal.Journal.create(os.fspath(path), handle.header())
+        return cls(journal, handle)
+
+    @classmethod
+    async def load(cls, path: str | os.PathLike[str]) -> tuple[Manifest, list[PartResult]] | None:
+        """The manifest at ``path`` and the parts it records; None when there is none."""
+        loaded = await _journal.load(os.fspath(path))
+        if loaded is None:
+            return None
+        header, parts = loaded
+        journal = _journal.Journal(os.fspath(path), header)
+        manifest = cls(journal, ParallelUpload.from_header(header))
+        return manifest, [PartResult.of(parts[number]) for number in sorted(parts)]
+
+    async def record(self, results: Iterable[PartResult]) -> None:
+        await self._journal.record_many(result.completed() for result in results)
+
+    async def discard(self) -> None:
+        await self._journal.discard()
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """What a new coordinator takes over: the manifest, the parts S3 still holds as it
+    records them, and the part numbers still to send."""
+
+    manifest: Manifest
+    results: list[PartResult]
+    todo: tuple[int, ...]
+
+
+async def resume(
+    up: Uploader, path: str | os.PathLike[str], *, sse_customer_key: str | bytes | None = None
+) -> Resumed | None:
+    """Take over the upload whose manifest is at ``path`` (None if there is no manifest).
+
+    Refuses a file changed since (size, mtime: ``SourceChangedError``). ListParts (every
+    page) decides which recorded parts stand; parts S3 holds that the manifest does not
+    record (in flight when the coordinator died) are sent again. An upload that is gone
+    raises ``UploadError`` with code NoSuchUpload, unless every part is recorded: then
+    ``todo`` is empty and ``complete`` finds out whether the object is already this one.
+    """
+    loaded = await Manifest.load(path)
+    if loaded is None:
+        return None
+    manifest, recorded = loaded
+    handle = manifest.handle
+    job = _job(up, handle.bucket, handle.key, handle.upload_id, _args(handle, sse_customer_key))
+    await _check_source(job, handle)
+    try:
+        listed = await list_parts(job)
+    except Exception as exc:
+        if error_code(exc) == "NoSuchUpload" and len(recorded) == handle.part_count:
+            return Resumed(manifest, recorded, ())
+        raise _failure(job, exc) from exc
+    completed = {result.number: result.completed() for result in recorded}
+    kept = keepable(completed, listed, handle.plan)
+    todo = tuple(n for n in range(1, handle.part_count + 1) if n not in kept)
+    results = [PartResult.of(part) for part in kept.values()]
+    log.info(
+        "s3://%s/%s: taking over upload %s, %d of %d parts held",
+        handle.bucket,
+        handle.key,
+        handle.upload_id,
+        len(kept),
+        handle.part_count,
+    )
+    return Resumed(manifest, results, todo)
+
+
+def _job(up: Uploader, bucket: str, key: str, upload_id: str | None, args: RoutedArgs) -> Job:
+    s3 = up._s3
+    if s3 is None:
+        raise RuntimeError("use the Uploader in 'async with' first")
+    return Job(
+        s3=s3,
+        bucket=bucket,
+        key=key,
+        config=up.config,
+        args=args,
+        limiter=up._limiter,
+        lease=Lease(up._budget),
+        pacer=up._pacer,
+        upload_id=upload_id,
+    )
+
+
+def _args(handle: ParallelUpload, sse_customer_key: str | bytes | None) -> RoutedArgs:
+    """The arguments of this host's requests: the handle's, plus the SSE-C key resolved
+    here (never from the handle), checked against the MD5 the upload was created with."""
+    extra: dict[str, Any] = dict(handle.request_args)
+    if handle.checksum_algorithm is not None:
+        extra["ChecksumType"] = handle.checksum_type
+    if handle.sse_customer_key_md5 is not None:
+        key = sse_customer_key if sse_customer_key is not None else _key_from_environment()
+        if key is None:
+            raise ValueError(
+                "this upload is encrypted with SSE-C: give this host its key"
+                f" (sse_customer_key=, or the {SSE_CUSTOMER_KEY_ENV} environment variable);"
+                " it never travels with the handle"
+            )
+        if _key_md5(key) != handle.sse_customer_key_md5:
+            raise ValueError("this host's SSE-C key is not the one the upload was created with")
+        extra["SSECustomerKey"] = key
+        extra["SSECustomerKeyMD5"] = handle.sse_customer_key_md5  # so route() reads base64 too
+    elif sse_customer_key is not None:
+        raise ValueError("sse_customer_key given, but the upload was not created with SSE-C")
+    return route(extra, handle.checksum_algorithm)
+
+
+def _key_from_environment() -> str | None:
+    return os.environ.get(SSE_CUSTOMER_KEY_ENV) or None
+
+
+def _key_md5(key: str | bytes) -> str | None:
+    """The MD5 S3 expects for an SSE-C key given raw (32 bytes) or base64-encoded."""
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if len(raw) != 32:
+        try:
+            raw = base64.b64decode(raw, validate=True)
+        except ValueError:
+            return None
+    return base64.b64encode(hashlib.md5(raw, usedforsecurity=False).digest()).decode()
+
+
+def _stat_file(path: str) -> tuple[int, int]:
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"{path} is not a regular file: parts are read from its byte ranges")
+    return info.st_size, info.st_mtime_ns
+
+
+async def _check_source(job: Job, handle: ParallelUpload) -> None:
+    try:
+        now = await anyio.to_thread.run_sync(_stat_file, handle.path)
+    except OSError as exc:
+        raise _failure(job, exc) from exc
+    if now != (handle.size, handle.mtime_ns):
+        raise SourceChangedError(
+            f"{handle.path} is not the file the upload began with (size, mtime_ns"
+            f" {handle.size}, {handle.mtime_ns} -> {now[0]}, {now[1]})",
+            bucket=handle.bucket,
+            key=handle.key,
+            upload_id=handle.upload_id,
+        )
+
+
+async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
+    algorithm = job.args.checksum_algorithm
+    digest = await digest_range(path, part.offset, part.length, algorithm)
+    with RangeBody(path, part.offset, part.length) as body:
+        params: dict[str, Any] = {
+            "Bucket": job.bucket,
+            "Key": job.key,
+            "UploadId": job.upload_id,
+            "PartNumber": part.number,
+            "Body": body,
+            "ContentLength": part.length,
+            **digest_params(job.args, digest),
+            **job.args.part,
+        }
+
+        def check(response: Response) -> None:
+            check_write(job.args, response, digest, f"part {part.number}")
+
+        response = await job.s3.call(
+            "upload_part",
+            params,
+            limiter=job.limiter,
+            check=check,
+            pace=job.pace(part.length),
+            on_retry=job.retried(part.number),
+        )
+    return CompletedPart(part.number, response["ETag"], digest, part.length)
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    return isinstance(exc, ShortRangeError | SourceChangedError) or error_code(exc) in FATAL_CODES
+
+
+def _parts_error(
+    job: Job,
+    numbers: tuple[int, ...],
+    results: dict[int, PartResult],
+    failures: dict[int, Exception],
+) -> PartsError:
+    first = min(failures)
+    cause = failures[first]
+    fatal = any(_is_fatal(exc) for exc in failures.values())
+    failed = {number: summarize(exc) for number, exc in failures.items()}
+    for number in numbers:
+        if number not in results and number not in failed:
+            failed[number] = "not sent: the upload could not go on"
+    error = PartsError(
+        f"{len(failed)} of {len(numbers)} parts failed; part {first}: {summarize(cause)}",
+        results=[results[n] for n in sorted(results)],
+        failed=dict(sorted(failed.items())),
+        fatal=fatal,
+        bucket=job.bucket,
+        key=job.key,
+        upload_id=job.upload_id,
+        part_number=first,
+        code=error_code(cause),
+    )
+    error.__cause__ = cause
+    return error
+
+
+async def _completed_earlier(
+    job: Job, handle: ParallelUpload, results: list[PartResult]
+) -> UploadResult | None:
+    """The upload is gone: if every part has a result, the object at the key may be this
+    upload, completed by a coordinator whose answer was lost. Its ETag or checksum says."""
+    latest = {result.number: result for result in results}
+    if set(latest) != set(range(1, handle.part_count + 1)):
+        return None
+    job.completed = {number: result.completed() for number, result in latest.items()}
+    found = await _completed_meanwhile(job)
+    return None if found is None else _completed(job, found)
