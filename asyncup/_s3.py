@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +17,6 @@ from typing import Any
 import aiohttp.abc
 import aiohttp.payload
 import anyio
-import anyio.to_thread
 import botocore.auth
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -31,9 +29,16 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
+from ._adaptive import AdaptiveLimiter
 from ._config import TransferConfig
 from ._errors import AsyncupError
-from ._retry import Failure, backoff, is_retryable
+from ._retry import (
+    Failure,
+    RetryQuota,
+    backoff,
+    is_retryable,
+    is_throttling,
+)
 
 log = logging.getLogger("asyncup")
 
@@ -171,57 +176,21 @@ class PartPayload(aiohttp.payload.Payload):
             await writer.write(view[start : min(start + self.SLICE, end)])
 
 
-class RangePayload(aiohttp.payload.Payload):
-    """A part's body that is ``length`` bytes of a file at ``offset``, read a slice at a time
-    in a worker thread while it is sent, so that a 5 GiB part never sits in memory and no
-    read blocks the event loop. Each write reads the range again from its start: a retried
-    request sends the same bytes. Fewer bytes than planned (the file shrank) fail the write.
+class S3:
+    """S3 operations on one client, each retried by ``TransferConfig``'s policy.
+
+    An Uploader has one: its ``retry_quota`` (``_retry.RetryQuota``) and the adaptive limit
+    of ``requests`` (``_adaptive.AdaptiveLimiter``, when given) are shared by every upload
+    running through it.
     """
 
-    SLICE = 1024 * 1024
-    _autoclose = True  # no file stays open between writes
-
-    def __init__(self, path: str, offset: int, length: int) -> None:
-        super().__init__(path)
-        self._path = path
-        self._offset = offset
-        self._length = self._size = length
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        with open(self._path, "rb") as file:
-            file.seek(self._offset)
-            return file.read(self._length).decode(encoding, errors)
-
-    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
-
-    async def write_with_length(
-        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
+    def __init__(
+        self, client: Any, config: TransferConfig, *, requests: AdaptiveLimiter | None = None
     ) -> None:
-        length = self._length
-        end = length if content_length is None else min(content_length, length)
-        fd = await anyio.to_thread.run_sync(os.open, self._path, os.O_RDONLY)
-        try:
-            for start in range(0, end, self.SLICE):
-                wanted = min(self.SLICE, end - start)
-                # A new bytes object per slice: the transport may keep it after write().
-                chunk = await anyio.to_thread.run_sync(os.pread, fd, wanted, self._offset + start)
-                if len(chunk) != wanted:
-                    raise OSError(
-                        f"{self._path} ended {self._offset + start + len(chunk)} bytes in,"
-                        " inside the part being sent (did it change?)"
-                    )
-                await writer.write(chunk)
-        finally:
-            await anyio.to_thread.run_sync(os.close, fd)
-
-
-class S3:
-    """S3 operations on one client, each retried by ``TransferConfig``'s policy."""
-
-    def __init__(self, client: Any, config: TransferConfig) -> None:
         self.client = client
         self.config = config
+        self.retry_quota = RetryQuota()
+        self.requests = requests
 
     async def call(
         self,
@@ -233,41 +202,93 @@ class S3:
         on_retry: Callable[[int, Failure], None] | None = None,
         pace: Callable[[], Awaitable[None]] | None = None,
     ) -> Response:
-        """Run ``operation`` until it succeeds, fails for good, or runs out of attempts.
+        """Run ``operation`` until it succeeds, fails for good, or runs out of attempts or of
+        retry quota.
 
         ``pace`` is awaited before each attempt (the bandwidth cap) and ``limiter`` held for
         each attempt (not during backoff); ``check`` may reject a response by raising
-        ``BadResponseError``, which counts as a retryable failure.
+        ``BadResponseError``, which counts as a retryable failure. An AbortMultipartUpload
+        retries without spending quota: it ends the billing and lightens the load, and
+        ``max_attempts`` still bounds it.
         """
         method = getattr(self.client, operation)
+        spent = 0
         for attempt in itertools.count(1):
             try:
                 if pace is not None:
                     await pace()
                 if limiter is None:
-                    response: Response = await method(**params)
+                    response = await self._send(method, params)
                 else:
                     async with limiter:
-                        response = await method(**params)
+                        response = await self._send(method, params)
                 if check is not None:
                     check(response)
-                return response
             except Exception as exc:
                 failure = describe(exc)
                 if attempt >= self.config.max_attempts or not is_retryable(failure):
                     raise
+                why = failure.code or type(exc).__name__
+                if operation != "abort_multipart_upload":
+                    cost = self.retry_quota.take(failure)
+                    if cost is None:
+                        note = QUOTA_SPENT.format(attempt=attempt)
+                        exc.add_note(note)
+                        _log_failure(logging.WARNING, operation, params, attempt, why, note)
+                        raise
+                    spent += cost
                 delay = backoff(attempt, self.config.retry_base_delay, self.config.retry_max_delay)
-                log.info(
-                    "%s s3://%s/%s part=%s attempt %d failed (%s); retrying in %.2fs",
-                    operation,
-                    params.get("Bucket"),
-                    params.get("Key"),
-                    params.get("PartNumber", "-"),
-                    attempt,
-                    failure.code or type(exc).__name__,
-                    delay,
+                _log_failure(
+                    logging.INFO, operation, params, attempt, why, f"retrying in {delay:.2f}s"
                 )
                 if on_retry is not None:
                     on_retry(attempt, failure)
                 await anyio.sleep(delay)
+            else:
+                self.retry_quota.refund(spent)
+                return response
         raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _send(
+        self, method: Callable[..., Awaitable[Response]], params: Mapping[str, Any]
+    ) -> Response:
+        """One attempt; its answer tells the adaptive limit."""
+        requests = self.requests
+        epoch = 0 if requests is None else requests.epoch
+        try:
+            response = await method(**params)
+        except Exception as exc:
+            if requests is not None and is_throttling(describe(exc)):
+                requests.throttled(epoch)
+            raise
+        if requests is not None:
+            requests.succeeded(epoch)
+        return response
+
+
+QUOTA_SPENT = (
+    "not retried after attempt {attempt}: the retry quota is spent (too many retries"
+    " recently across this Uploader's uploads; successes earn it back)"
+)
+
+
+def _log_failure(
+    level: int,
+    operation: str,
+    params: Mapping[str, Any],
+    attempt: int,
+    why: str,
+    then: str,
+) -> None:
+    """One line for a failed attempt and what comes of it (a retry, or the quota's note)."""
+    log.log(
+        level,
+        "%s s3://%s/%s part=%s attempt %d failed (%s); %s",
+        operation,
+        params.get("Bucket"),
+        params.get("Key"),
+        params.get("PartNumber", "-"),
+        attempt,
+        why,
+        then,
+    )

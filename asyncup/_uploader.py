@@ -10,9 +10,8 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-import anyio
-
 from . import _coordinator, _sweeper
+from ._adaptive import AdaptiveLimiter
 from ._budget import ByteBudget, Lease
 from ._config import TransferConfig
 from ._events import UploadEvent, UploadEvents
@@ -71,7 +70,9 @@ class Uploader:
         self._verify = _check_verify(verify, client)
         self._stack: AsyncExitStack | None = None
         self._s3: S3 | None = None
-        self._limiter = anyio.CapacityLimiter(self.config.concurrency)
+        # Requests in flight: at most config.concurrency, fewer while S3 throttles (AIMD).
+        self._requests = AdaptiveLimiter(self.config.concurrency)
+        self._limiter = self._requests.slots
         self._budget = ByteBudget(self.config.buffer_budget)
         bandwidth = self.config.max_bandwidth
         self._pacer = None if bandwidth is None else Pacer(bandwidth)
@@ -92,7 +93,7 @@ class Uploader:
                 )
             )
         self._stack = stack
-        self._s3 = S3(client, self.config)
+        self._s3 = S3(client, self.config, requests=self._requests)
         if self.config.checksum_algorithm is None and _adds_checksums(client):
             log.warning(
                 "checksum_algorithm=None, but this client's botocore adds CRC32 checksum headers"

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from types import TracebackType
@@ -79,6 +80,10 @@ class FaultProxy:
         self.faults_injected: Counter[str] = Counter()
         self.parts_in_flight = 0
         self.max_parts_in_flight = 0
+        self.part_timeline: list[tuple[float, int]] = []
+        """(time.monotonic(), UploadPart requests in flight) at each arrival and answer."""
+        self.fault_times: list[float] = []
+        """time.monotonic() of each fault injected."""
         self.writes_in_flight = 0
         self.max_writes_in_flight = 0
         self.seen: defaultdict[str, asyncio.Event] = defaultdict(asyncio.Event)
@@ -132,6 +137,7 @@ class FaultProxy:
             if rule.matches(operation, part):
                 rule.times -= 1
                 self.faults_injected[rule.fault] += 1
+                self.fault_times.append(time.monotonic())
                 return rule
         return None
 
@@ -147,6 +153,7 @@ class FaultProxy:
         if is_part:
             self.parts_in_flight += 1
             self.max_parts_in_flight = max(self.max_parts_in_flight, self.parts_in_flight)
+            self.part_timeline.append((time.monotonic(), self.parts_in_flight))
         if is_write:
             self.writes_in_flight += 1
             self.max_writes_in_flight = max(self.max_writes_in_flight, self.writes_in_flight)
@@ -155,6 +162,7 @@ class FaultProxy:
         finally:
             if is_part:
                 self.parts_in_flight -= 1
+                self.part_timeline.append((time.monotonic(), self.parts_in_flight))
             if is_write:
                 self.writes_in_flight -= 1
 

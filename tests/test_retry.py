@@ -13,6 +13,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from asyncup import TransferConfig
 from asyncup._adaptive import AdaptiveLimiter, Aimd
 from asyncup._retry import (
     Failure,
@@ -22,7 +23,7 @@ from asyncup._retry import (
     is_throttling,
     request_deadline,
 )
-from asyncup._s3 import BadResponseError, describe
+from asyncup._s3 import S3, BadResponseError, describe
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -268,3 +269,72 @@ async def test_a_lowered_limiter_lets_the_holders_finish_and_admits_fewer() -> N
         for _ in range(8):
             tg.start_soon(request, True)
     assert peak_of_newcomers == 2
+
+
+# --- S3.call with a fake client (no server) ---
+
+
+class FakeClient:
+    """Answers each upload_part / abort_multipart_upload with the next scripted outcome."""
+
+    def __init__(self, *outcomes: object, forever: object = None) -> None:
+        self.outcomes = list(outcomes)
+        self.forever = forever
+        self.calls = 0
+
+    async def _answer(self, **params: object) -> dict[str, object]:
+        self.calls += 1
+        outcome = self.outcomes.pop(0) if self.outcomes else self.forever
+        if outcome == "hang":
+            await anyio.sleep(3600)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return {"ETag": '"x"'}
+
+    upload_part = _answer
+    abort_multipart_upload = _answer
+
+
+NO_WAIT = TransferConfig(max_attempts=1000, retry_base_delay=0, retry_max_delay=0)
+
+
+async def test_s3_call_stops_retrying_when_the_quota_is_spent() -> None:
+    s3 = S3(FakeClient(forever=client_error("SlowDown", 503)), NO_WAIT)
+    with pytest.raises(ClientError) as caught:
+        await s3.call("upload_part", {"PartNumber": 1})
+    assert s3.client.calls == 1 + 100
+    assert any("retry quota is spent" in note for note in caught.value.__notes__)
+    # The quota is the S3's (the Uploader's): another request gets no retry either.
+    s3.client.outcomes = [client_error("SlowDown", 503)]
+    s3.client.forever = None
+    with pytest.raises(ClientError):
+        await s3.call("upload_part", {"PartNumber": 2})
+    assert s3.client.calls == 1 + 100 + 1
+
+
+async def test_s3_call_refunds_a_success() -> None:
+    s3 = S3(FakeClient(client_error("SlowDown", 503), client_error("InternalError", 500)), NO_WAIT)
+    await s3.call("upload_part", {})
+    assert s3.client.calls == 3
+    assert s3.retry_quota.available == 500
+    s3.retry_quota.available = 10
+    await s3.call("upload_part", {})
+    assert s3.retry_quota.available == 11
+
+
+async def test_s3_call_aborts_without_spending_quota() -> None:
+    s3 = S3(FakeClient(*[client_error("SlowDown", 503)] * 3), NO_WAIT)
+    s3.retry_quota.available = 0
+    await s3.call("abort_multipart_upload", {})
+    assert s3.client.calls == 4
+
+
+async def test_s3_call_reports_throttling_and_successes_to_the_adaptive_limit() -> None:
+    requests = AdaptiveLimiter(4)
+    s3 = S3(FakeClient(*[client_error("SlowDown", 503)] * 3), NO_WAIT, requests=requests)
+    await s3.call("upload_part", {}, limiter=requests.slots)
+    # Each retry was sent after the decrease before it: 4 -> 2 -> 1 -> 1, then one success.
+    assert requests.slots.total_tokens == 2
+    for _ in range(2):
+        await s3.call("upload_part", {}, limiter=requests.slots)
+    assert requests.slots.total_tokens == 3
