@@ -16,6 +16,15 @@ matches an operation (and optionally a part number) and injects a fault a number
     "badsum"  forward, then change the object checksum in Complete's answer
     "badetag" forward, then change the ETag in Complete's answer
     "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
+    "400"     answer 400 InvalidArgument without forwarding
+    "502"     answer 502 with a load balancer's HTML page (no S3 error code) without forwarding
+    "504"     likewise, 504
+    "hook"    await ``hook(request)`` (the test's own action: cancel the upload, abort it
+              behind its back...), then forward as usual
+
+A rule may name a ``key``: it then matches only requests for that object key, so that
+uploads running at once each have faults of their own (``key_counts`` counts requests per
+key and operation).
 
 ``delay`` holds every forwarded request of an operation that long (a slow server); faults
 are answered at once. The proxy
@@ -28,6 +37,7 @@ import asyncio
 import re
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -50,9 +60,13 @@ class Rule:
     times: int = 1
     part: int | None = None
     stall: float = 30.0
+    key: str | None = None
+    hook: Callable[[web.Request], Awaitable[None]] | None = None
 
-    def matches(self, operation: str, part: int | None) -> bool:
+    def matches(self, operation: str, part: int | None, key: str | None = None) -> bool:
         if self.times <= 0 or operation != self.operation:
+            return False
+        if self.key is not None and self.key != key:
             return False
         return self.part is None or self.part == part
 
@@ -71,12 +85,23 @@ def operation_of(method: str, query: dict[str, str]) -> str:
     return f"{method} other"
 
 
+def key_of(path: str) -> str | None:
+    """The object key of a path-style request (``/bucket/key``), None for a bucket's."""
+    pieces = path.split("/", 2)
+    return pieces[2] if len(pieces) == 3 and pieces[2] else None
+
+
 class FaultProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.rules: list[Rule] = []
         self.delays: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
+        self.key_counts: Counter[tuple[str | None, str]] = Counter()
+        """Requests per (object key, operation)."""
+        self.late: Counter[tuple[str | None, str]] = Counter()
+        """Requests forwarded without a fault whose client had gone (timed out) by the time
+        the server answered, per (object key, operation): a sign of a machine too busy."""
         self.faults_injected: Counter[str] = Counter()
         self.parts_in_flight = 0
         self.max_parts_in_flight = 0
@@ -103,8 +128,10 @@ class FaultProxy:
         times: int = 1,
         part: int | None = None,
         stall: float = 30.0,
+        key: str | None = None,
+        hook: Callable[[web.Request], Awaitable[None]] | None = None,
     ) -> None:
-        self.rules.append(Rule(operation, fault, times, part, stall))
+        self.rules.append(Rule(operation, fault, times, part, stall, key, hook))
 
     def delay(self, operation: str, seconds: float) -> None:
         self.delays[operation] = seconds
@@ -132,9 +159,9 @@ class FaultProxy:
         if self._session is not None:
             await self._session.close()
 
-    def _take_fault(self, operation: str, part: int | None) -> Rule | None:
+    def _take_fault(self, operation: str, part: int | None, key: str | None = None) -> Rule | None:
         for rule in self.rules:
-            if rule.matches(operation, part):
+            if rule.matches(operation, part, key):
                 rule.times -= 1
                 self.faults_injected[rule.fault] += 1
                 self.fault_times.append(time.monotonic())
@@ -146,6 +173,7 @@ class FaultProxy:
         operation = operation_of(request.method, query)
         part = int(query["partNumber"]) if "partNumber" in query else None
         self.counts[operation] += 1
+        self.key_counts[key_of(request.path), operation] += 1
         self.seen[operation].set()
         self.requests.append((operation, {k.lower(): v for k, v in request.headers.items()}))
         is_part = operation == "UploadPart"
@@ -175,17 +203,32 @@ class FaultProxy:
         ):
             await request.read()
             return _error(400, "InvalidArgument", "checksum headers are not supported")
-        rule = self._take_fault(operation, part)
+        rule = self._take_fault(operation, part, key_of(request.path))
         fault = rule.fault if rule else None
+        if fault == "hook":
+            assert rule is not None
+            assert rule.hook is not None
+            await rule.hook(request)
         if fault == "reset":
             await request.content.read(1024)
             assert request.transport is not None
             request.transport.abort()
             return web.Response(status=500)
         body = await request.read()
-        if fault in ("503", "500", "403", "404", "200err"):
+        if fault in ("502", "504"):
+            return web.Response(
+                status=int(fault),
+                text=f"<html><body>{fault} gateway</body></html>",
+                content_type="text/html",
+            )
+        if fault in ("503", "500", "400", "403", "404", "200err"):
             status = 200 if fault == "200err" else int(fault)
-            codes = {"503": "SlowDown", "403": "AccessDenied", "404": "NoSuchUpload"}
+            codes = {
+                "503": "SlowDown",
+                "400": "InvalidArgument",
+                "403": "AccessDenied",
+                "404": "NoSuchUpload",
+            }
             code = codes.get(fault, "InternalError")
             return _error(status, code, f"injected {code}")
         if fault == "stall":
@@ -201,6 +244,8 @@ class FaultProxy:
             flipped[len(flipped) // 2] ^= 0xFF
             body = bytes(flipped)
         response = await self._forward(request, body)
+        if rule is None and request.transport is None:
+            self.late[key_of(request.path), operation] += 1
         if fault == "lost":
             assert request.transport is not None
             request.transport.abort()
