@@ -60,6 +60,15 @@ class TransferConfig:
     max_bandwidth: int | None = None
     """Bytes per second sent by all the uploads of an Uploader together (as s3transfer's
     max_bandwidth); None for no cap."""
+    request_timeout: float | None = 60.0
+    """Seconds any one request may take in all (the client's read timeout bounds only each
+    wait for the next bytes, which a server trickling its answer never trips), on top of the
+    time its body needs at 64 KiB/s shared by ``concurrency`` requests (an 8 MiB part, 10 in
+    flight: 60 + 1,280 s) and, for CompleteMultipartUpload, 0.05 s per part (S3 may take
+    minutes over a large object). Past it the request is cut and retried as a timeout. The
+    body's share never cuts a part that moves on a live link of 512 kbit/s or more; the
+    floor is botocore's default read timeout. None: no limit but the client's timeouts.
+    See ``asyncup._retry.request_deadline``."""
 
     def __post_init__(self) -> None:
         _require_int("part_size", self.part_size, MIN_PART_SIZE, MAX_PART_SIZE)
@@ -84,6 +93,11 @@ class TransferConfig:
             _require_int("max_buffer_bytes", self.max_buffer_bytes, MIN_PART_SIZE, None)
         if self.max_bandwidth is not None:
             _require_int("max_bandwidth", self.max_bandwidth, 1, None)
+        timeout = self.request_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
+            raise ValueError(f"request_timeout must be None or a number > 0; got {timeout!r}")
 
     @property
     def read_ahead(self) -> int:

@@ -40,6 +40,7 @@ from ._retry import (
     backoff,
     is_retryable,
     is_throttling,
+    request_deadline,
 )
 
 log = logging.getLogger("asyncup")
@@ -254,21 +255,23 @@ class S3:
 
         ``pace`` is awaited before each attempt (the bandwidth cap) and ``limiter`` held for
         each attempt (not during backoff); ``check`` may reject a response by raising
-        ``BadResponseError``, which counts as a retryable failure. An AbortMultipartUpload
-        retries without spending quota: it ends the billing and lightens the load, and
-        ``max_attempts`` still bounds it.
+        ``BadResponseError``, which counts as a retryable failure. Each attempt is bounded by
+        ``_retry.request_deadline`` (from the time it holds its slot) and fails as a timeout
+        past it. An AbortMultipartUpload retries without spending quota: it ends the billing
+        and lightens the load, and ``max_attempts`` still bounds it.
         """
         method = getattr(self.client, operation)
+        deadline = self._deadline(params)
         spent = 0
         for attempt in itertools.count(1):
             try:
                 if pace is not None:
                     await pace()
                 if limiter is None:
-                    response = await self._send(method, params)
+                    response = await self._send(method, params, deadline)
                 else:
                     async with limiter:
-                        response = await self._send(method, params)
+                        response = await self._send(method, params, deadline)
                 if check is not None:
                     check(response)
             except Exception as exc:
@@ -297,20 +300,35 @@ class S3:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _send(
-        self, method: Callable[..., Awaitable[Response]], params: Mapping[str, Any]
+        self,
+        method: Callable[..., Awaitable[Response]],
+        params: Mapping[str, Any],
+        deadline: float | None,
     ) -> Response:
-        """One attempt; its answer tells the adaptive limit."""
+        """One attempt, within ``deadline``; its answer tells the adaptive limit."""
         requests = self.requests
         epoch = 0 if requests is None else requests.epoch
         try:
-            response = await method(**params)
+            with anyio.move_on_after(deadline) as scope:
+                response = await method(**params)
         except Exception as exc:
             if requests is not None and is_throttling(describe(exc)):
                 requests.throttled(epoch)
             raise
+        if scope.cancelled_caught:
+            raise TimeoutError(f"no whole answer within {deadline:.1f} s (request_timeout)")
         if requests is not None:
             requests.succeeded(epoch)
         return response
+
+    def _deadline(self, params: Mapping[str, Any]) -> float | None:
+        body = params.get("ContentLength")
+        if not isinstance(body, int):  # asyncup's writes say it; a bare body is measured
+            sent = params.get("Body")
+            body = len(sent) if isinstance(sent, bytes | bytearray | memoryview) else 0
+        parts = len(params.get("MultipartUpload", {}).get("Parts", ()))
+        sharing = self.config.concurrency
+        return request_deadline(self.config.request_timeout, body, sharing=sharing, parts=parts)
 
 
 QUOTA_SPENT = (

@@ -16,6 +16,8 @@ matches an operation (and optionally a part number) and injects a fault a number
     "badsum"  forward, then change the object checksum in Complete's answer
     "badetag" forward, then change the ETag in Complete's answer
     "200err"  answer 200 whose body is an <Error> (S3 does this for Complete), not forwarded
+    "trickle" forward, then send the answer's headers, a space every 0.1 s for ``stall``
+              seconds (as S3 keeps a slow Complete alive) and its body: no read times out
     "400"     answer 400 InvalidArgument without forwarding
     "502"     answer 502 with a load balancer's HTML page (no S3 error code) without forwarding
     "504"     likewise, 504
@@ -250,6 +252,9 @@ class FaultProxy:
             assert request.transport is not None
             request.transport.abort()
             return response
+        if fault == "trickle":
+            assert rule is not None
+            return await _trickle(request, response, rule.stall)
         if fault == "noetag":
             response.headers.popall("ETag", None)
         if fault == "alien":
@@ -285,6 +290,31 @@ class FaultProxy:
                 if k.lower() not in HOP_HEADERS | {"content-encoding"}
             }
             return web.Response(status=upstream.status, headers=response_headers, body=payload)
+
+
+TRICKLE_INTERVAL = 0.1
+
+
+async def _trickle(
+    request: web.Request, answer: web.Response, seconds: float
+) -> web.StreamResponse:
+    """``answer`` with a space every TRICKLE_INTERVAL for ``seconds`` before its body: each
+    read gets a byte well within any read timeout, and the whole takes ``seconds``."""
+    body = answer.body if isinstance(answer.body, bytes) else b""
+    spaces = int(seconds / TRICKLE_INTERVAL)
+    headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS}
+    trickled = web.StreamResponse(status=answer.status, headers=headers)
+    trickled.content_length = spaces + len(body)
+    try:
+        await trickled.prepare(request)
+        for _ in range(spaces):
+            await trickled.write(b" ")
+            await asyncio.sleep(TRICKLE_INTERVAL)
+        await trickled.write(body)
+        await trickled.write_eof()
+    except ConnectionError:
+        pass  # the client gave up on it
+    return trickled
 
 
 def _error(status: int, code: str, message: str) -> web.Response:

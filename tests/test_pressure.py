@@ -1,6 +1,6 @@
 """Behaviour under pressure, through the fault proxy: fewer requests in flight while S3
-throttles and as many again after, and a retry quota that ends a storm's retries for every
-upload of an Uploader."""
+throttles and as many again after, a retry quota that ends a storm's retries for every upload
+of an Uploader, and a deadline on each request that a trickled answer cannot dodge."""
 
 from __future__ import annotations
 
@@ -94,3 +94,33 @@ async def test_the_retry_quota_is_shared_by_the_uploads_of_an_uploader(
     assert proxy.counts["PutObject"] == 1 + 2
     await assert_object(s3, bucket, "elsewhere", b"elsewhere", None)
     await assert_nothing_left(s3, bucket, "stormy")
+
+
+@pytest.mark.parametrize(
+    ("operation", "part"),
+    [("UploadPart", 2), ("CompleteMultipartUpload", None)],
+)
+async def test_a_trickled_answer_is_cut_at_the_deadline_and_retried(
+    operation: str, part: int | None, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    # The proxy forwards the request, then sends the answer's headers and a space every
+    # 0.1 s for 20 s: the client's 10 s read timeout never trips. The deadline of part 2
+    # (1,000 bytes) is 1 s and a bit, Complete's 1 s + 0.05 s per part.
+    config = asyncup.TransferConfig(
+        part_size=PART,
+        multipart_threshold=PART,
+        concurrency=2,
+        max_attempts=3,
+        request_timeout=1.0,
+        **FAST_RETRY,
+    )
+    data = random_bytes(PART + 1000, seed=8)
+    proxy.fail(operation, "trickle", part=part, stall=20)
+    started = time.monotonic()
+    result = await asyncup.upload(data, bucket, "obj", client=proxied, config=config)
+    assert time.monotonic() - started < 8
+    assert proxy.faults_injected["trickle"] == 1
+    assert proxy.counts[operation] == {"UploadPart": 3, "CompleteMultipartUpload": 2}[operation]
+    assert result.parts == 2
+    await assert_object(s3, bucket, "obj", data, PART)
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import anyio
 import pytest
@@ -329,6 +330,19 @@ async def test_s3_call_aborts_without_spending_quota() -> None:
     assert s3.client.calls == 4
 
 
+async def test_s3_call_cuts_an_attempt_at_its_deadline_and_retries_it_as_a_timeout() -> None:
+    config = TransferConfig(request_timeout=0.2, retry_base_delay=0, retry_max_delay=0)
+    s3 = S3(FakeClient("hang"), config)
+    seen: list[Failure] = []
+    with anyio.fail_after(5):
+        await s3.call("upload_part", {}, on_retry=lambda _, failure: seen.append(failure))
+    assert seen == [Failure("timeout")]
+    assert s3.retry_quota.available == 500  # the 10 it took came back with the success
+    s3 = S3(FakeClient("hang"), replace(config, max_attempts=1))
+    with pytest.raises(TimeoutError, match=r"no whole answer within 0\.2 s \(request_timeout\)"):
+        await s3.call("upload_part", {})
+
+
 async def test_s3_call_reports_throttling_and_successes_to_the_adaptive_limit() -> None:
     requests = AdaptiveLimiter(4)
     s3 = S3(FakeClient(*[client_error("SlowDown", 503)] * 3), NO_WAIT, requests=requests)
@@ -338,3 +352,11 @@ async def test_s3_call_reports_throttling_and_successes_to_the_adaptive_limit() 
     for _ in range(2):
         await s3.call("upload_part", {}, limiter=requests.slots)
     assert requests.slots.total_tokens == 3
+
+
+@pytest.mark.parametrize("value", [0, -1, True, "60"])
+def test_request_timeout_must_be_none_or_a_positive_number(value: object) -> None:
+    with pytest.raises(ValueError, match="request_timeout"):
+        TransferConfig(request_timeout=value)  # type: ignore[arg-type]
+    assert TransferConfig(request_timeout=None).request_timeout is None
+    assert TransferConfig().request_timeout == 60.0
