@@ -75,13 +75,17 @@ def error_code(exc: BaseException) -> str | None:
 
 
 def summarize(exc: BaseException) -> str:
-    """One line about ``exc`` for messages: the S3 error code comes first when there is one."""
+    """One line about ``exc`` for messages: the S3 error code comes first when there is one,
+    and the notes asyncup added (why it was not retried) come last."""
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         code = error.get("Code", "?")
         message = error.get("Message", "")
-        return f"{code}: {message}" if message else str(code)
-    return f"{type(exc).__name__}: {exc}"
+        text = f"{code}: {message}" if message else str(code)
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    notes = getattr(exc, "__notes__", None) or []
+    return "; ".join([text, *(str(note) for note in notes)])
 
 
 @asynccontextmanager

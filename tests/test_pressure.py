@@ -67,6 +67,7 @@ async def test_a_storm_longer_than_the_retry_quota_fails_fast_and_is_aborted(
     assert f"(part {error.part_number})" in str(error)
     assert error.abort_succeeded is True
     assert any("retry quota is spent" in note for note in getattr(error.__cause__, "__notes__", []))
+    assert "retry quota is spent" in str(error)
     # First attempts of the parts sent, plus at most the 100 retries the quota paid for.
     assert QUOTA_RETRIES <= proxy.counts["UploadPart"] <= 4 + QUOTA_RETRIES
     await assert_nothing_left(s3, bucket, "obj")
