@@ -32,31 +32,27 @@ Example (one process standing in for many)::
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import os
 import socket
-import stat
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from . import _journal
-from ._budget import Lease
 from ._coordinator import _abort, _complete, _completed, _completed_meanwhile, _failure
 from ._errors import SourceChangedError, UploadError
 from ._handle import HANDLE_ARGS, SSE_CUSTOMER_KEY_ENV, ParallelUpload, PartResult
+from ._hosts import check_source, host_args, host_job, stat_file
 from ._job import Job
+from ._manifest import Manifest, Resumed, resume
 from ._params import EVERY_REQUEST_ARGS, RoutedArgs, route
 from ._plan import Part
 from ._range import RangeBody, ShortRangeError, digest_range, stream_ranges
 from ._result import UploadResult
-from ._resume import keepable, list_parts
+from ._resume import list_parts
 from ._s3 import Response, error_code, summarize
 from ._shield import shielded
 from ._spread import checked_numbers, plan, reconcile
@@ -134,10 +130,10 @@ async def begin(
     """
     _check_destination(bucket, key)
     path = os.fspath(path)
-    size, mtime_ns = await anyio.to_thread.run_sync(_stat_file, path)
+    size, mtime_ns = await anyio.to_thread.run_sync(stat_file, path)
     cut = plan(size, part_size or up.config.part_size)
     args = route(extra_args, up.config.checksum_algorithm, path=path)
-    job = _job(up, bucket, key, None, args)
+    job = host_job(up, bucket, key, None, args)
     create = {"Bucket": bucket, "Key": key, **args.create}
     try:
         response, cancel = await shielded(
@@ -188,8 +184,10 @@ async def upload_parts(
     results (default ``host:pid``).
     """
     numbers = checked_numbers(part_numbers, handle.part_count)
-    job = _job(up, handle.bucket, handle.key, handle.upload_id, _args(handle, sse_customer_key))
-    await _check_source(job, handle)
+    job = host_job(
+        up, handle.bucket, handle.key, handle.upload_id, host_args(handle, sse_customer_key)
+    )
+    await check_source(job, handle)
     stream_ranges(job.s3.client)
     label = sender or f"{socket.gethostname()}:{os.getpid()}"
     results: dict[int, PartResult] = {}
@@ -234,7 +232,9 @@ async def complete(
     died before it could say so) is accepted. Nothing is aborted here on failure.
     """
     results = list(results)
-    job = _job(up, handle.bucket, handle.key, handle.upload_id, _args(handle, sse_customer_key))
+    job = host_job(
+        up, handle.bucket, handle.key, handle.upload_id, host_args(handle, sse_customer_key)
+    )
     try:
         listed = await list_parts(job)
     except Exception as exc:
@@ -278,169 +278,7 @@ async def abort(up: Uploader, handle: ParallelUpload) -> bool:
     land after an abort: stop the senders first). True once it is confirmed gone."""
     control = {k: v for k, v in handle.request_args if k in EVERY_REQUEST_ARGS}
     args = RoutedArgs(control=control, part=dict(control), complete=dict(control))
-    return await _abort(_job(up, handle.bucket, handle.key, handle.upload_id, args))
-
-
-class Manifest:
-    """A parallel upload's crash-safe state: a resume journal (``asyncup._journal``) whose
-    header is the handle and whose lines are the parts acknowledged, fsynced as they come.
-    A new coordinator reads it back with ``resume``."""
-
-    def __init__(self, journal: _journal.Journal, handle: ParallelUpload) -> None:
-        self._journal = journal
-        self.handle = handle
-
-    @property
-    def path(self) -> str:
-        return self._journal.path
-
-    @classmethod
-    async def create(cls, path: str | os.PathLike[str], handle: ParallelUpload) -> Manifest:
-        journal = await _journal.Journal.create(os.fspath(path), handle.header())
-        return cls(journal, handle)
-
-    @classmethod
-    async def load(cls, path: str | os.PathLike[str]) -> tuple[Manifest, list[PartResult]] | None:
-        """The manifest at ``path`` and the parts it records; None when there is none."""
-        loaded = await _journal.load(os.fspath(path))
-        if loaded is None:
-            return None
-        header, parts = loaded
-        journal = _journal.Journal(os.fspath(path), header)
-        manifest = cls(journal, ParallelUpload.from_header(header))
-        return manifest, [PartResult.of(parts[number]) for number in sorted(parts)]
-
-    async def record(self, results: Iterable[PartResult]) -> None:
-        await self._journal.record_many(result.completed() for result in results)
-
-    async def discard(self) -> None:
-        await self._journal.discard()
-
-
-@dataclass(frozen=True, slots=True)
-class Resumed:
-    """What a new coordinator takes over: the manifest, the parts S3 still holds as it
-    records them, and the part numbers still to send."""
-
-    manifest: Manifest
-    results: list[PartResult]
-    todo: tuple[int, ...]
-
-
-async def resume(
-    up: Uploader, path: str | os.PathLike[str], *, sse_customer_key: str | bytes | None = None
-) -> Resumed | None:
-    """Take over the upload whose manifest is at ``path`` (None if there is no manifest).
-
-    Refuses a file changed since (size, mtime: ``SourceChangedError``). ListParts (every
-    page) decides which recorded parts stand; parts S3 holds that the manifest does not
-    record (in flight when the coordinator died) are sent again. An upload that is gone
-    raises ``UploadError`` with code NoSuchUpload, unless every part is recorded: then
-    ``todo`` is empty and ``complete`` finds out whether the object is already this one.
-    """
-    loaded = await Manifest.load(path)
-    if loaded is None:
-        return None
-    manifest, recorded = loaded
-    handle = manifest.handle
-    job = _job(up, handle.bucket, handle.key, handle.upload_id, _args(handle, sse_customer_key))
-    await _check_source(job, handle)
-    try:
-        listed = await list_parts(job)
-    except Exception as exc:
-        if error_code(exc) == "NoSuchUpload" and len(recorded) == handle.part_count:
-            return Resumed(manifest, recorded, ())
-        raise _failure(job, exc) from exc
-    completed = {result.number: result.completed() for result in recorded}
-    kept = keepable(completed, listed, handle.plan)
-    todo = tuple(n for n in range(1, handle.part_count + 1) if n not in kept)
-    results = [PartResult.of(part) for part in kept.values()]
-    log.info(
-        "s3://%s/%s: taking over upload %s, %d of %d parts held",
-        handle.bucket,
-        handle.key,
-        handle.upload_id,
-        len(kept),
-        handle.part_count,
-    )
-    return Resumed(manifest, results, todo)
-
-
-def _job(up: Uploader, bucket: str, key: str, upload_id: str | None, args: RoutedArgs) -> Job:
-    s3 = up._s3
-    if s3 is None:
-        raise RuntimeError("use the Uploader in 'async with' first")
-    return Job(
-        s3=s3,
-        bucket=bucket,
-        key=key,
-        config=up.config,
-        args=args,
-        limiter=up._limiter,
-        lease=Lease(up._budget),
-        pacer=up._pacer,
-        upload_id=upload_id,
-    )
-
-
-def _args(handle: ParallelUpload, sse_customer_key: str | bytes | None) -> RoutedArgs:
-    """The arguments of this host's requests: the handle's, plus the SSE-C key resolved
-    here (never from the handle), checked against the MD5 the upload was created with."""
-    extra: dict[str, Any] = dict(handle.request_args)
-    if handle.checksum_algorithm is not None:
-        extra["ChecksumType"] = handle.checksum_type
-    if handle.sse_customer_key_md5 is not None:
-        key = sse_customer_key if sse_customer_key is not None else _key_from_environment()
-        if key is None:
-            raise ValueError(
-                "this upload is encrypted with SSE-C: give this host its key"
-                f" (sse_customer_key=, or the {SSE_CUSTOMER_KEY_ENV} environment variable);"
-                " it never travels with the handle"
-            )
-        if _key_md5(key) != handle.sse_customer_key_md5:
-            raise ValueError("this host's SSE-C key is not the one the upload was created with")
-        extra["SSECustomerKey"] = key
-        extra["SSECustomerKeyMD5"] = handle.sse_customer_key_md5  # so route() reads base64 too
-    elif sse_customer_key is not None:
-        raise ValueError("sse_customer_key given, but the upload was not created with SSE-C")
-    return route(extra, handle.checksum_algorithm)
-
-
-def _key_from_environment() -> str | None:
-    return os.environ.get(SSE_CUSTOMER_KEY_ENV) or None
-
-
-def _key_md5(key: str | bytes) -> str | None:
-    """The MD5 S3 expects for an SSE-C key given raw (32 bytes) or base64-encoded."""
-    raw = key.encode() if isinstance(key, str) else bytes(key)
-    if len(raw) != 32:
-        try:
-            raw = base64.b64decode(raw, validate=True)
-        except ValueError:
-            return None
-    return base64.b64encode(hashlib.md5(raw, usedforsecurity=False).digest()).decode()
-
-
-def _stat_file(path: str) -> tuple[int, int]:
-    info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise ValueError(f"{path} is not a regular file: parts are read from its byte ranges")
-    return info.st_size, info.st_mtime_ns
-
-
-async def _check_source(job: Job, handle: ParallelUpload) -> None:
-    try:
-        now = await anyio.to_thread.run_sync(_stat_file, handle.path)
-    except OSError as exc:
-        raise _failure(job, exc) from exc
-    if now != (handle.size, handle.mtime_ns):
-        raise SourceChangedError(
-            f"{handle.path} is not the file the upload began with (size, mtime_ns"
-            f" {handle.size}, {handle.mtime_ns} -> {now[0]}, {now[1]})",
-            bucket=handle.bucket,
-            key=handle.key,
-            upload_id=handle.upload_id,
-        )
+    return await _abort(host_job(up, handle.bucket, handle.key, handle.upload_id, args))
 
 
 async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
