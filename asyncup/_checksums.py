@@ -1,7 +1,8 @@
 """Digests of parts and of whole objects: pure functions, run in worker threads.
 
 hashlib, zlib and awscrt release the GIL on large buffers, so parts are digested in
-threads and the event loop never hashes.
+threads and the event loop never hashes anything large. A small body is digested on the loop
+(``digests_inline``): there the hashing costs the loop less than the hand-off to a thread.
 
 Two modes, chosen by ``TransferConfig.checksum_algorithm``:
 
@@ -48,6 +49,28 @@ CRCS: dict[str, tuple[Callable[[memoryview, int], int], Callable[[int, int, int]
 }
 HASHES = {"SHA1": "sha1", "SHA256": "sha256"}
 FULL_OBJECT_ONLY = frozenset({"CRC64NVME"})
+
+# The largest body digested on the event loop, per algorithm (None: MD5): about what each
+# hashes in the time a hand-off to a worker thread costs the loop (anyio's run_sync: ~20-30 us
+# of the loop's CPU per call, measured, more while the GIL is contended). Measured on the
+# benchmark machine (benchmarks/PROFILE.md): zlib's CRC32 ~6.5 GB/s (128 KiB: ~19 us),
+# awscrt's CRC32C/CRC64NVME >30 GB/s (1 MiB: ~16 us), SHA1/SHA256 ~1.8-2 GB/s (32 KiB:
+# ~17 us), MD5 ~0.8 GB/s (16 KiB: ~20 us). Below these the loop does less work, and waits
+# less, than with a thread; a stall stays ~25 us, far below one request's own work on the
+# loop (~0.5 ms in botocore). Every part of a multipart upload (>= 5 MiB) goes to a thread.
+INLINE_DIGEST_MAX: dict[str | None, int] = {
+    "CRC32": 128 * 1024,
+    "CRC32C": 1024 * 1024,
+    "CRC64NVME": 1024 * 1024,
+    "SHA1": 32 * 1024,
+    "SHA256": 32 * 1024,
+    None: 16 * 1024,
+}
+
+
+def digests_inline(algorithm: str | None, size: int) -> bool:
+    """Whether a body of ``size`` bytes is cheaper to digest on the event loop than in a thread."""
+    return size <= INLINE_DIGEST_MAX.get(algorithm, 0)
 
 
 def raw_digest(algorithm: str, data: memoryview) -> bytes:

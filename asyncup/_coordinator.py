@@ -29,7 +29,6 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._checksums import digest_part
 from ._errors import IntegrityError, SourceChangedError, UploadError
 from ._job import FilledPart, Job
 from ._journal import Header, Journal, Origin, discard, load
@@ -117,7 +116,7 @@ async def _put_object(job: Job, source: Source, size: int) -> UploadResult:
 
 async def _put_body(job: Job, body: bytearray) -> UploadResult:
     try:
-        digest = await anyio.to_thread.run_sync(digest_part, body, job.args.checksum_algorithm)
+        digest = await job.digest(body)
         params: dict[str, Any] = {
             "Bucket": job.bucket,
             "Key": job.key,

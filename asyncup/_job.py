@@ -7,8 +7,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
+import anyio.to_thread
 
 from ._budget import BufferPool, Lease
+from ._checksums import PartDigest, digest_part, digests_inline
 from ._config import TransferConfig
 from ._events import EventKind, UploadEvent
 from ._journal import Journal
@@ -90,6 +92,14 @@ class Job:
         n = await readinto(memoryview(buffer)[:size])
         body = buffer if n == len(buffer) else buffer[:n]
         return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
+
+    async def digest(self, body: bytearray) -> PartDigest:
+        """The checksum (or MD5) of ``body``: in a worker thread, unless it is small enough
+        that hashing it costs the event loop less than the hand-off (``digests_inline``)."""
+        algorithm = self.args.checksum_algorithm
+        if digests_inline(algorithm, len(body)):
+            return digest_part(body, algorithm)
+        return await anyio.to_thread.run_sync(digest_part, body, algorithm)
 
     def recycle(self, part: FilledPart) -> None:
         """The part is done with: its buffer goes back to the pool for the next part, or, once

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import anyio.to_thread
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._checksums import digest_part
 from ._errors import AsyncupError
 from ._job import FilledPart, Job
 from ._s3 import Response
@@ -45,7 +43,7 @@ async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -
 
 
 async def upload_part(job: Job, part: FilledPart) -> CompletedPart:
-    digest = await anyio.to_thread.run_sync(digest_part, part.body, job.args.checksum_algorithm)
+    digest = await job.digest(part.body)
     params: dict[str, Any] = {
         "Bucket": job.bucket,
         "Key": job.key,
