@@ -1,10 +1,12 @@
-"""The small-object path: digests on the event loop below a size."""
+"""The small-object path: digests on the event loop below a size, and the User-Agent
+asyncup's own clients send (built once, not per request)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from aiobotocore.config import AioConfig
 
 import asyncup
 from asyncup._checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
@@ -33,3 +35,32 @@ async def test_small_objects_digested_inline_are_whole(
     assert summary.ok, summary.errors
     for key, blob in blobs.items():
         await assert_object(s3, bucket, key, blob, None)
+
+
+async def _user_agent(endpoint: str, bucket: str, **kwargs: Any) -> str:
+    seen: list[str] = []
+
+    def capture(request: Any, **_: Any) -> None:
+        seen.append(request.headers["User-Agent"])
+
+    async with asyncup.Uploader(endpoint_url=endpoint, **kwargs) as up:
+        up.client.meta.events.register("before-send.s3.PutObject", capture)
+        await up.upload(b"hello", bucket, "ua")
+    ua = seen[-1]
+    return ua.decode() if isinstance(ua, bytes) else str(ua)
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_asyncups_own_client_sends_a_user_agent_built_once(
+    endpoint: str, bucket: str
+) -> None:
+    ua = await _user_agent(endpoint, bucket)
+    assert ua.startswith("asyncup/")
+    assert "botocore/" in ua
+    extra = await _user_agent(endpoint, bucket, client_config=AioConfig(user_agent_extra="myapp/2"))
+    assert extra.startswith("asyncup/")
+    assert extra.endswith(" myapp/2")
+    app = await _user_agent(endpoint, bucket, client_config=AioConfig(user_agent_appid="myapp"))
+    assert "app/myapp" in app  # an app id keeps botocore's own header, which carries it
+    own = await _user_agent(endpoint, bucket, client_config=AioConfig(user_agent="mine/1"))
+    assert own.startswith("mine/1")
