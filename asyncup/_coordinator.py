@@ -103,15 +103,15 @@ async def _upload(job: Job, source: Source) -> UploadResult:
 
 async def _put_object(job: Job, source: Source, size: int) -> UploadResult:
     try:
-        part = await job.read_part(source.readinto, 1, size, size)
-        if part.length != size or await source.readinto(memoryview(bytearray(1))):
+        body = await job.read_object(source.readinto, size)
+        if body is None:
             raise SourceSizeError(
                 f"source did not hold the {size} bytes expected (did it change while being read?)",
                 None,
             )
     except Exception as exc:
         raise _failure(job, exc) from exc
-    return await _put_body(job, part.body)
+    return await _put_body(job, body)
 
 
 async def _put_body(job: Job, body: bytearray) -> UploadResult:

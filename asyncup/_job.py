@@ -74,6 +74,23 @@ class Job:
             pooled = bytearray(buffer_size), reserved
         return await self._fill(readinto, number, size, *pooled)
 
+    async def read_object(self, readinto: Reader, size: int) -> bytearray | None:
+        """All of a source of ``size`` bytes (a single PutObject), or None when it holds more
+        or fewer. One read asks for a byte more than ``size``, so a source that grew since its
+        size was taken says so without a second read (for a file, a second thread hop)."""
+        reserved = await self.lease.acquire(size + 1)
+        buffer = bytearray(size + 1)
+        with memoryview(buffer) as view:
+            n = await readinto(view)
+        if n != size:
+            self.lease.release(reserved)
+            return None
+        try:
+            del buffer[size:]  # in place: CPython only shortens a bytearray by one byte
+        except BufferError:  # the source still holds a view of the buffer
+            buffer = buffer[:size]
+        return buffer
+
     async def try_read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int
     ) -> FilledPart | None:

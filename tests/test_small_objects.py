@@ -1,8 +1,10 @@
-"""The small-object path: digests on the event loop below a size, and the User-Agent
-asyncup's own clients send (built once, not per request)."""
+"""The small-object path: digests on the event loop below a size, one read per object, and
+the User-Agent asyncup's own clients send (built once, not per request)."""
 
 from __future__ import annotations
 
+import io
+import os
 from typing import Any
 
 import pytest
@@ -21,6 +23,45 @@ def test_every_algorithm_has_an_inline_limit_and_parts_never_go_inline() -> None
         assert not digests_inline(algorithm, 5 * 1024 * 1024)  # S3's smallest part
     assert digests_inline("CRC32", 64 * 1024)
     assert not digests_inline("SOMETHING-ELSE", 1)
+
+
+class GrowingFile(io.RawIOBase):
+    """A seekable file that says it holds ``size`` bytes and then reads ``extra`` more."""
+
+    def __init__(self, data: bytes, extra: int) -> None:
+        self._data = data + b"x" * extra if extra >= 0 else data[:extra]
+        self._size = len(data)
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        self._pos = self._size if whence == os.SEEK_END else offset
+        return self._pos
+
+    def readinto(self, view: Any) -> int:
+        chunk = self._data[self._pos : self._pos + len(view)]
+        view[: len(chunk)] = chunk
+        self._pos += len(chunk)
+        return len(chunk)
+
+
+@pytest.mark.parametrize("extra", [1, 4096, -1])
+async def test_a_small_source_that_is_not_its_size_is_refused(
+    s3: Any, bucket: str, extra: int
+) -> None:
+    data = random_bytes(64 * 1024)
+    with pytest.raises(asyncup.SourceChangedError):
+        await asyncup.upload(GrowingFile(data, extra), bucket, "small", client=s3)
+    listing = await s3.list_objects_v2(Bucket=bucket)
+    assert listing.get("KeyCount", 0) == 0
 
 
 @pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "SHA256", None])
