@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
+from distributed import WorkerPlugin, get_worker
 
 from ._config import TransferConfig
 from ._uploader import Uploader
@@ -52,6 +53,44 @@ class Settings:
         if not key:
             raise ValueError(f"{self.sse_customer_key_env} is not set on this worker")
         return key
+
+
+PLUGIN = "asyncup-uploaders"
+
+
+class _Uploaders(WorkerPlugin):
+    """A worker's open Uploaders, one per ``Settings``, shared by the tasks it runs: a task
+    does not pay for a client of its own (the service model, the connections), and the
+    tasks of one worker share one budget. A worker plugin, so that they are closed with
+    the worker."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.open: dict[Settings, Uploader] = {}
+        self.lock = anyio.Lock()
+
+    async def get(self, settings: Settings) -> Uploader:
+        async with self.lock:
+            up = self.open.get(settings)
+            if up is None:
+                up = await settings.uploader().__aenter__()
+                self.open[settings] = up
+            return up
+
+    async def teardown(self, worker: Any) -> None:
+        opened, self.open = self.open, {}
+        for up in opened.values():
+            await up.__aexit__(None, None, None)
+
+
+async def worker_uploader(settings: Settings) -> Uploader:
+    """This worker's Uploader for ``settings`` (opened on first use, closed with it)."""
+    worker = get_worker()
+    plugin = worker.plugins.get(PLUGIN)
+    if not isinstance(plugin, _Uploaders):
+        plugin = _Uploaders()
+        await worker.plugin_add(plugin=plugin, name=PLUGIN)
+    return await plugin.get(settings)
 
 
 class Bridge:
@@ -109,17 +148,16 @@ class Bridge:
 
 
 async def stopped(name: str) -> None:
-    """Return once the coordinator has set the stop signal ``name`` (on a Dask worker)."""
-    from distributed import get_worker
-
-    scheduler = get_worker().scheduler
-    while not await scheduler.event_wait(name=name, timeout=STOP_POLL):
-        pass
+    """Return once the coordinator has set the stop signal ``name`` (on a Dask worker).
+    Polled (a short call, then a sleep): a long wait cut short when the task ends would
+    make the scheduler log an error for every task."""
+    while True:
+        if await is_stopped(name):
+            return
+        await anyio.sleep(STOP_POLL)
 
 
 async def is_stopped(name: str) -> bool:
-    from distributed import get_worker
-
     return bool(await get_worker().scheduler.event_is_set(name=name))
 
 
@@ -155,7 +193,5 @@ async def unless_stopped(name: str, work: Callable[[], Awaitable[T]]) -> T:
 
 
 def worker_address() -> str:
-    from distributed import get_worker
-
     address: str = get_worker().address
     return address

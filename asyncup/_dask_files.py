@@ -12,9 +12,17 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
+from distributed import get_worker
 
 from ._config import TransferConfig
-from ._dask_bridge import Bridge, Settings, Stopped, unless_stopped, worker_address
+from ._dask_bridge import (
+    Bridge,
+    Settings,
+    Stopped,
+    unless_stopped,
+    worker_address,
+    worker_uploader,
+)
 from ._dask_parts import coordinator_key
 from ._many import upload_many as _upload_each
 from ._pace import Pacer
@@ -68,26 +76,26 @@ async def _send_files(
         extra["SSECustomerKey"] = key
     pacer = None if rate is None else _worker_pacer(stop, rate)
 
-    async with settings.uploader() as up:
+    up = await worker_uploader(settings)
 
-        async def one(source: object, key: str) -> UploadResult:
-            if pacer is not None:
-                assert isinstance(source, str)
-                size = (await anyio.to_thread.run_sync(os.stat, source)).st_size
-                cost = requests_for(size, config.multipart_threshold, config.part_size)
-                await pacer.take(1000 * cost)
-            return await up.upload(source, bucket, key, extra_args=extra)
+    async def one(source: object, key: str) -> UploadResult:
+        if pacer is not None:
+            assert isinstance(source, str)
+            size = (await anyio.to_thread.run_sync(os.stat, source)).st_size
+            cost = requests_for(size, config.multipart_threshold, config.part_size)
+            await pacer.take(1000 * cost)
+        return await up.upload(source, bucket, key, extra_args=extra)
 
-        async def send() -> Any:
-            return await _upload_each(
-                one, items, objects_in_flight=config.concurrency, stop_on_error=False
-            )
+    async def send() -> Any:
+        return await _upload_each(
+            one, items, objects_in_flight=config.concurrency, stop_on_error=False
+        )
 
-        try:
-            summary = await unless_stopped(stop, send)
-        except Stopped:
-            errors = tuple((k, "stopped by the coordinator") for _, k in items)
-            return _FilesOutcome(worker=worker, objects=0, size=0, errors=errors)
+    try:
+        summary = await unless_stopped(stop, send)
+    except Stopped:
+        errors = tuple((k, "stopped by the coordinator") for _, k in items)
+        return _FilesOutcome(worker=worker, objects=0, size=0, errors=errors)
     errors = tuple((k, str(exc)) for k, exc in summary.errors)
     return _FilesOutcome(
         worker=worker, objects=len(summary.results), size=summary.size, errors=errors
@@ -102,8 +110,6 @@ def _worker_pacer(run: str, rate_per_slot: float) -> Pacer:
     at once, one per thread) share it, so a new task brings no new burst. Its rate is the
     worker's share, one slot's times its threads. The Pacer counts units of a thousandth of
     a request, so that fractional rates stay exact."""
-    from distributed import get_worker
-
     worker = get_worker()
     name = f"{run}@{worker.address}"
     pacer = _PACERS.get(name)

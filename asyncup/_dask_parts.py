@@ -16,7 +16,15 @@ import anyio.to_thread
 
 from . import parallel
 from ._config import TransferConfig
-from ._dask_bridge import STOP_POLL, Bridge, Settings, Stopped, unless_stopped, worker_address
+from ._dask_bridge import (
+    STOP_POLL,
+    Bridge,
+    Settings,
+    Stopped,
+    unless_stopped,
+    worker_address,
+    worker_uploader,
+)
 from ._errors import AsyncupError, UploadError
 from ._result import UploadResult
 from ._s3 import error_code, summarize
@@ -48,14 +56,14 @@ async def _send_batch(
     worker = worker_address()
     try:
         key = settings.sse_customer_key()
-        async with settings.uploader() as up:
+        up = await worker_uploader(settings)
 
-            async def send() -> list[PartResult]:
-                return await parallel.upload_parts(
-                    up, handle, numbers, sse_customer_key=key, sender=worker
-                )
+        async def send() -> list[PartResult]:
+            return await parallel.upload_parts(
+                up, handle, numbers, sse_customer_key=key, sender=worker
+            )
 
-            results = await unless_stopped(stop, send)
+        results = await unless_stopped(stop, send)
     except parallel.PartsError as exc:
         return _BatchOutcome(
             worker=worker,
