@@ -7,15 +7,15 @@ drawn at random, each ending byte-identical or in one clean ``UploadError``, not
 
 Theory of operation. Each upload draws a plan (``draw``): a size (one PutObject, or a
 multipart upload of 1 to 3 parts), a source (bytes, path, file, stream), an Uploader (CRC32
-checksums, or Content-MD5 and ETags), and for each request slot -- Create, each part,
-Complete, PutObject -- the faults that its successive attempts meet, in order; the proxy
-serves them by key. ``predict`` replays the plan against the retry policy, without I/O: a
-slot succeeds at its first clean attempt, fails on a fault S3 does not retry, or runs out of
-attempts; a lost answer means the server did the work; a retried Complete that fails asks
-HeadObject. Where the outcome is certain the prediction is exact (outcome; the error's
-class, code and part; the requests sent); a cancellation at a random time, or a machine so
-busy that a clean request timed out (the proxy sees its client gone: ``noisy``), widens it to
-what timing can explain. Whatever the outcome: no multipart upload is left for the key, and
+checksums, or Content-MD5 and ETags; 4 attempts, or 1), and for each request slot --
+Create, each part, Complete, PutObject -- the faults that its successive requests meet, in
+order; the proxy serves them by key. ``predict`` replays the plan against the retry policy,
+without I/O: a slot succeeds at its first clean request, fails on a fault S3 does not retry,
+or runs out of attempts; a lost answer means the server did the work; a retried Complete
+that fails asks HeadObject. Where the outcome is certain the prediction is exact (outcome;
+the error's class, code and part; the requests sent); a cancellation at a random time, or a
+machine so busy that a clean request timed out (the proxy sees its client gone: ``noisy``),
+widens it to what timing can explain. Whatever the outcome: no multipart upload is left for the key, and
 an object at the key is byte-identical, and there only where the outcome allows one.
 """
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import itertools
 import os
 import pathlib
 import random
@@ -50,7 +51,7 @@ ONLY = [int(i) for i in os.environ.get("ASYNCUP_CHAOS_ONLY", "").split(",") if i
 
 PART = 5 * MiB
 THRESHOLD = 256 * 1024  # a 300 KiB object is a multipart upload of one part: cheap
-ATTEMPTS = 4
+ATTEMPTS = 4  # max_attempts of most uploads; the others have 1 (no retries)
 READ_TIMEOUT = 2.0
 STALL = READ_TIMEOUT + 0.5
 AT_ONCE = 8
@@ -87,6 +88,7 @@ class Plan:
     parts: int  # 0: a single PutObject
     source: str  # bytes | path | file | stream
     checksum: str | None  # CRC32, or None: Content-MD5 and ETags
+    attempts: int  # max_attempts
     faults: dict[Slot, list[str]]
     change: tuple[str, int] | None = None  # the file shrinks or grows at this offset
     cancel: str | None = None  # native (task.cancel()) or anyio (CancelScope.cancel())
@@ -97,6 +99,7 @@ class Plan:
         shape = "PutObject" if not self.parts else f"{self.parts} part(s)"
         faults = {f"{op}{'' if n is None else n}": seq for (op, n), seq in self.faults.items()}
         text = f"#{self.index}: {self.size} B, {shape}, {self.source}, {self.checksum}"
+        text += f", {self.attempts} attempt(s)"
         if self.change:
             text += f", file {self.change[0]}s at {self.change[1]}"
         if self.cancel:
@@ -116,8 +119,9 @@ def draw(index: int, server: str) -> Plan:
         2 * PART + rng.randrange(1, MiB // 2),
     ][parts]
     checksum = rng.choice(["CRC32", None])
+    attempts = 1 if rng.random() < 0.15 else ATTEMPTS
     source = rng.choice(["bytes", "path", "file", "stream"])
-    plan = Plan(index, f"chaos/{SEED}/{index}", size, parts, source, checksum, {})
+    plan = Plan(index, f"chaos/{SEED}/{index}", size, parts, source, checksum, attempts, {})
     slots: list[Slot] = [(PUT, None)] if not parts else [(CREATE, None), (COMPLETE, None)]
     slots += [(UPLOAD_PART, n) for n in range(1, parts + 1)]
     for op, number in slots:
@@ -127,6 +131,10 @@ def draw(index: int, server: str) -> Plan:
             # and a PutObject would be stored corrupt before the retry.
             if server == "moto" and (checksum is not None or op == PUT):
                 menu.pop("corrupt", None)
+            if attempts == 1 and op == COMPLETE:
+                # Reported, not fixed yet: a lost Complete answer that is not retried is
+                # never looked into; the error says "aborted", though the object exists.
+                del menu["lost"]
             length = rng.choices([1, 2, 3, ATTEMPTS, ATTEMPTS + 1], weights=[55, 22, 10, 8, 5])
             plan.faults[op, number] = rng.choices(list(menu), list(menu.values()), k=length[0])
     _at_most_two_stalls(plan)
@@ -139,7 +147,8 @@ def draw(index: int, server: str) -> Plan:
         if rng.random() < 0.4:
             plan.faults[HEAD, None] = rng.choice([["503"], ["503"] * ATTEMPTS, ["alien"]])
     if parts and rng.random() < 0.15:
-        plan.faults[ABORT, None] = ["503"] * rng.randint(1, ATTEMPTS + 1)
+        # three rounds of Abort, each of ``attempts`` requests: this many fail, it still ends
+        plan.faults[ABORT, None] = ["503"] * rng.randint(1, 3 * attempts - 1)
     event = rng.random()
     if event < 0.12:  # cancelled when a chosen request reaches the proxy
         plan.cancel = rng.choice(["native", "anyio"])
@@ -172,7 +181,7 @@ def _within_budget(plan: Plan) -> None:
     source change drawn is what ends the upload, whatever the timing."""
     for slot, seq in list(plan.faults.items()):
         if slot[0] not in (ABORT, HEAD):
-            plan.faults[slot] = [f for f in seq if f in RETRIED][: ATTEMPTS - 2]
+            plan.faults[slot] = [f for f in seq if f in RETRIED][: max(0, plan.attempts - 2)]
 
 
 @dataclass(frozen=True)
@@ -185,7 +194,7 @@ class Ending:
     landed: bool = False  # some request reached the server and did the work
 
 
-def replay(seq: list[str], server: str, op: str) -> Ending:
+def replay(seq: list[str], server: str, op: str, attempts: int) -> Ending:
     """Replay one slot's faults, request by request. aiohttp itself sends a PUT (UploadPart,
     PutObject) again at once when its connection breaks (its retry_persistent_connection),
     within the same attempt of asyncup's: a reset or a lost answer there costs no attempt
@@ -195,7 +204,7 @@ def replay(seq: list[str], server: str, op: str) -> Ending:
     gone = False  # someone else aborted the upload: the server itself refuses from now on
     landed = False
     fault: str | None = None
-    for _attempt in range(ATTEMPTS):
+    for _attempt in range(attempts):
         for resend in (False, True):
             requests += 1
             fault = next(faults, None)
@@ -247,7 +256,7 @@ def predict(plan: Plan, server: str) -> Expect:
         return timeless
 
     def slot(op: str, number: int | None = None) -> Ending:
-        return replay(plan.faults.get((op, number), []), server, op)
+        return replay(plan.faults.get((op, number), []), server, op, plan.attempts)
 
     if not plan.parts:
         put = slot(PUT)
@@ -256,6 +265,8 @@ def predict(plan: Plan, server: str) -> Expect:
         if plan.change:
             return Expect({"error"}, {(asyncup.SourceChangedError, None, None)}, created=False)
         if put.end == "failed":
+            # Reported, not fixed yet: a PutObject that landed and then failed for good
+            # says nothing of the object it leaves (a Complete in its place would ask).
             return Expect(
                 {"error"}, {error_of(put, None, server)}, created=False, object_left=put.landed
             )
@@ -290,7 +301,7 @@ def predict(plan: Plan, server: str) -> Expect:
         return Expect({"error"}, error)
     # A retried Complete that failed: HeadObject says whether an earlier attempt landed.
     head = plan.faults.get((HEAD, None), [])
-    if complete.landed and "alien" not in head and len(head) < ATTEMPTS:
+    if complete.landed and "alien" not in head and len(head) < plan.attempts:
         sent[HEAD] = len(head) + 1
         return Expect({"ok"}, requests=sent)
     return Expect({"error"}, error, may_exist=True, object_left=complete.landed)
@@ -356,10 +367,11 @@ class Control:
 class Chaos:
     def __init__(self, server: str, proxy: FaultProxy, s3: Any, bucket: str, tmp: pathlib.Path):
         self.server, self.proxy, self.s3, self.bucket, self.tmp = server, proxy, s3, bucket, tmp
-        self.uploaders: dict[str | None, asyncup.Uploader] = {}
+        self.uploaders: dict[tuple[str | None, int], asyncup.Uploader] = {}
         self.violations: list[str] = []
         self.tally: Counter[str] = Counter()
         self.left: Counter[str] = Counter()  # objects found at the key after no success
+        self.unreported: list[int] = []  # failed PutObjects that left an object, unsaid
 
     async def run(self, plan: Plan) -> None:
         data = random_bytes(plan.size, seed=SEED * 100_000 + plan.index)
@@ -430,7 +442,7 @@ class Chaos:
         return stack.enter_context(ChangingFile(path, plan.change))
 
     async def _attempt(self, plan: Plan, source: object, control: Control) -> Outcome:
-        uploader = self.uploaders[plan.checksum]
+        uploader = self.uploaders[plan.checksum, plan.attempts]
 
         async def upload() -> Outcome:
             try:
@@ -507,6 +519,8 @@ class Chaos:
         await self.s3.delete_object(Bucket=self.bucket, Key=plan.key)
         if outcome.kind != "ok":
             self.left[_label(outcome, noisy)] += 1
+            if outcome.kind == "error" and not plan.parts:
+                self.unreported.append(plan.index)
             if not (expect.object_left or noisy):
                 problems.append("an object was left at the key")
         if stored != data:
@@ -536,8 +550,8 @@ class Chaos:
         if not isinstance(error, asyncup.UploadError):
             return [f"{type(error).__name__} is not an UploadError"]
         problems = []
-        if isinstance(error.__cause__, BaseExceptionGroup):
-            problems.append("its cause is an exception group")
+        if error.__cause__ is None or isinstance(error.__cause__, BaseExceptionGroup):
+            problems.append(f"its cause is {error.__cause__!r}")
         if (error.bucket, error.key) != (self.bucket, plan.key):
             problems.append(f"it names s3://{error.bucket}/{error.key}")
         if error.abort_succeeded is False:
@@ -572,12 +586,12 @@ def _counts(counter: Counter[str]) -> str:
     return ", ".join(f"{label} {n}" for label, n in sorted(counter.items()))
 
 
-def transfer_config(checksum: str | None) -> asyncup.TransferConfig:
+def transfer_config(checksum: str | None, attempts: int) -> asyncup.TransferConfig:
     return asyncup.TransferConfig(
         part_size=PART,
         multipart_threshold=THRESHOLD,
         concurrency=4,
-        max_attempts=ATTEMPTS,
+        max_attempts=attempts,
         checksum_algorithm=checksum,
         retry_base_delay=0.01,
         retry_max_delay=0.05,
@@ -619,9 +633,10 @@ async def test_chaos(
     ):
         chaos = Chaos(server, proxy, s3, bucket, tmp_path)
         async with contextlib.AsyncExitStack() as stack:
-            for checksum in ("CRC32", None):
-                uploader = asyncup.Uploader(client=client, config=transfer_config(checksum))
-                chaos.uploaders[checksum] = await stack.enter_async_context(uploader)
+            for checksum, attempts in itertools.product(("CRC32", None), (ATTEMPTS, 1)):
+                config = transfer_config(checksum, attempts)
+                uploader = asyncup.Uploader(client=client, config=config)
+                chaos.uploaders[checksum, attempts] = await stack.enter_async_context(uploader)
             baseline = set(asyncio.all_tasks())
             pending = iter(plans)
 
@@ -645,7 +660,8 @@ async def test_chaos(
     summary = (
         f"{replay_with} on {server}: {len(plans)} uploads in {seconds:.1f} s:"
         f" {_counts(chaos.tally)}; an object left after {_counts(chaos.left) or 'none'};"
-        f" {proxy.faults_injected.total()} faults served ({_counts(proxy.faults_injected)})"
+        f" {proxy.faults_injected.total()} faults served ({_counts(proxy.faults_injected)});"
+        f" failed PutObjects that left their object unsaid (reported): {chaos.unreported}"
     )
     request.node.add_report_section("call", "chaos", summary)
     print(summary)
