@@ -15,8 +15,9 @@ or runs out of attempts; a lost answer means the server did the work; a retried 
 that fails asks HeadObject. Where the outcome is certain the prediction is exact (outcome;
 the error's class, code and part; the requests sent); a cancellation at a random time, or a
 machine so busy that a clean request timed out (the proxy sees its client gone: ``noisy``),
-widens it to what timing can explain. Whatever the outcome: no multipart upload is left for the key, and
-an object at the key is byte-identical, and there only where the outcome allows one.
+widens it to what timing can explain. Whatever the outcome: no multipart upload is left for
+the key, and an object at the key is byte-identical, and there only where the outcome allows
+one.
 """
 
 from __future__ import annotations
