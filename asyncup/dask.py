@@ -25,6 +25,11 @@ names).
 
 from __future__ import annotations
 
+try:
+    import distributed  # noqa: F401
+except ImportError as exc:  # pragma: no cover - the extra is missing
+    raise ImportError("asyncup.dask needs Dask: pip install 'asyncup[dask]'") from exc
+
 from ._dask_files import ClusterSummary, upload_many
 from ._dask_parts import upload_parallel
 

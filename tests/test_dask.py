@@ -294,11 +294,13 @@ async def test_a_killed_coordinator_is_taken_over_from_its_manifest(
 async def test_a_killed_worker_has_its_batch_sent_by_another(
     proxy: FaultProxy, s3: Any, bucket: str, source: pathlib.Path
 ) -> None:
-    """Two worker processes; one is SIGKILLed while it sends a batch."""
+    """Two worker processes; one is SIGKILLed while it sends a batch. The coordinator has a
+    synchronous Client (its own loop in a thread), as a script's would be."""
     processes = await anyio.to_thread.run_sync(local_cluster, True)
     try:
-        async with distributed.Client(processes.scheduler_address, asynchronous=True) as client:
-            pids: dict[str, int] = await client.run(os.getpid)
+        client = await anyio.to_thread.run_sync(distributed.Client, processes)
+        try:
+            pids: dict[str, int] = await anyio.to_thread.run_sync(client.run, os.getpid)
             proxy.delays["UploadPart"] = 0.4
             parts: list[PartResult] = []
             killed: list[tuple[str, tuple[int, int]]] = []
@@ -306,7 +308,8 @@ async def test_a_killed_worker_has_its_batch_sent_by_another(
             async def kill_a_busy_worker() -> None:
                 with anyio.fail_after(20):
                     while True:
-                        busy = {w: k for w, k in (await client.processing()).items() if k}
+                        processing = await anyio.to_thread.run_sync(client.processing)
+                        busy = {w: k for w, k in processing.items() if k}
                         if busy and proxy.counts["UploadPart"] >= 1:
                             break
                         await anyio.sleep(0.05)
@@ -318,6 +321,8 @@ async def test_a_killed_worker_has_its_batch_sent_by_another(
             async with anyio.create_task_group() as group:
                 group.start_soon(kill_a_busy_worker)
                 result = await upload(client, source, bucket, proxy.url, on_part=parts.append)
+        finally:
+            await anyio.to_thread.run_sync(client.close)
     finally:
         await anyio.to_thread.run_sync(processes.close)
     assert result.parts == 8
