@@ -332,3 +332,28 @@ async def test_a_killed_worker_has_its_batch_sent_by_another(
     assert all(p.sender != worker for p in batch)  # by a worker still alive
     await assert_object(s3, bucket, "big.bin", DATA, PART)
     assert await uploads_of(s3, bucket) == []
+
+
+async def test_many_files_report_each_failure_and_go_on(
+    client: Any, endpoint: str, s3: Any, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    paths = []
+    for number in range(6):
+        path = tmp_path / f"f{number}.bin"
+        path.write_bytes(random_bytes(100 + number, seed=number))
+        paths.append(path)
+    missing = tmp_path / "gone.bin"  # listed, but not there when its task runs
+    summary = await asyncup.dask.upload_many(
+        client,
+        [*paths, (missing, "renamed/gone.bin")],
+        bucket,
+        "p/",
+        endpoint_url=endpoint,
+        config=CONFIG,
+        files_per_task=4,
+    )
+    assert summary.objects == 6
+    assert [key for key, _ in summary.errors] == ["p/renamed/gone.bin"]
+    assert "gone.bin" in summary.errors[0][1]
+    listing = await s3.list_objects_v2(Bucket=bucket, Prefix="p/")
+    assert sorted(item["Key"] for item in listing["Contents"]) == [f"p/f{n}.bin" for n in range(6)]
