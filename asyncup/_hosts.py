@@ -16,7 +16,6 @@ from typing import Any
 
 import anyio.to_thread
 
-from ._budget import Lease
 from ._coordinator import _failure
 from ._errors import SourceChangedError
 from ._handle import SSE_CUSTOMER_KEY_ENV, ParallelUpload
@@ -26,20 +25,7 @@ from ._uploader import Uploader
 
 
 def host_job(up: Uploader, bucket: str, key: str, upload_id: str | None, args: RoutedArgs) -> Job:
-    s3 = up._s3
-    if s3 is None:
-        raise RuntimeError("use the Uploader in 'async with' first")
-    return Job(
-        s3=s3,
-        bucket=bucket,
-        key=key,
-        config=up.config,
-        args=args,
-        limiter=up._limiter,
-        lease=Lease(up._budget),
-        pacer=up._pacer,
-        upload_id=upload_id,
-    )
+    return up._job(bucket, key, args, upload_id=upload_id)
 
 
 def host_args(handle: ParallelUpload, sse_customer_key: str | bytes | None) -> RoutedArgs:

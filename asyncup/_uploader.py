@@ -18,7 +18,7 @@ from ._events import UploadEvent, UploadEvents
 from ._job import Job, ProgressCallback
 from ._many import UploadSummary, upload_many
 from ._pace import Pacer
-from ._params import route
+from ._params import RoutedArgs, route
 from ._result import UploadResult
 from ._s3 import S3, open_client
 from ._sources import adapt
@@ -145,16 +145,11 @@ class Uploader:
         if on_event is not None and not callable(on_event):
             raise TypeError("on_event must be callable (an UploadEvents, for instance)")
         resume_path = _check_resume(resume, adapted.path)
-        job = Job(
-            s3=self._s3,
-            bucket=bucket,
-            key=key,
-            config=self.config,
-            args=args,
-            limiter=self._limiter,
-            lease=Lease(self._budget),
+        job = self._job(
+            bucket,
+            key,
+            args,
             on_progress=on_progress,
-            pacer=self._pacer,
             on_event=on_event,
             resume_path=resume_path,
         )
@@ -163,6 +158,23 @@ class Uploader:
         finally:
             if isinstance(on_event, UploadEvents):
                 on_event.close()
+
+    def _job(self, bucket: str, key: str, args: RoutedArgs, **details: Any) -> Job:
+        """A Job under this Uploader's client, budget, request slots and pacer (also for
+        ``asyncup.parallel``'s hosts)."""
+        if self._s3 is None:
+            raise RuntimeError("use the Uploader in 'async with' first")
+        return Job(
+            s3=self._s3,
+            bucket=bucket,
+            key=key,
+            config=self.config,
+            args=args,
+            limiter=self._limiter,
+            lease=Lease(self._budget),
+            pacer=self._pacer,
+            **details,
+        )
 
     async def upload_many(
         self,
