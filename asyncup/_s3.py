@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import itertools
+import json
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -21,6 +22,7 @@ import aiohttp.payload
 import anyio
 import anyio.to_thread
 import botocore.auth
+import botocore.loaders
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import (
@@ -118,6 +120,7 @@ async def open_client(
     if client_config is not None:
         ours = ours.merge(client_config)
     session = get_session()
+    _load_less(session)
     ours = _fixed_user_agent(session, ours)
     async with session.create_client(
         "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours, verify=verify
@@ -150,6 +153,48 @@ def _fixed_user_agent(session: Any, config: AioConfig) -> AioConfig:
     if extra and agent.endswith(f" {extra}"):
         agent = agent[: -len(extra) - 1]
     return config.merge(AioConfig(user_agent=f"asyncup/{version} {agent}"))
+
+
+# The services whose entries an S3 client's session reads in botocore's endpoints.json: S3
+# itself, and those its credential chain may make clients for (AssumeRole and web identity,
+# SSO, login).
+_ENDPOINT_SERVICES = ("s3", "sts", "sso", "sso-oidc", "signin")
+
+
+def _load_less(session: Any) -> None:
+    """Keep only what an S3 client uses of botocore's legacy endpoint data, in asyncup's own
+    session (a caller's own client is untouched).
+
+    botocore's endpoints.json lists every endpoint of every AWS service (1.2 MB of JSON, 6.7
+    MiB once parsed) and the session keeps it for the client's life; an S3 client reads its
+    S3 entries once, when it is made (its requests are routed by S3's endpoint rule set).
+    Through botocore's own extension point, the loader's ``file_loader`` (every search path,
+    ``AWS_DATA_PATH`` and ~/.aws/models, still counts), only the partitions and the entries
+    of ``_ENDPOINT_SERVICES`` are kept; a client of another service made from this session
+    would fall back to its partition's defaults. Peak RSS with a slow server, measured: 5 MiB
+    lower (benchmarks/PROFILE.md; the file is still parsed whole, and not all of the memory
+    it took goes back to the system).
+    """
+    loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
+    loader.file_loader = _LeanFileLoader()
+    session.register_component("data_loader", loader)
+
+
+class _LeanFileLoader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
+    def load_file(self, file_path: str) -> Any:
+        data = super().load_file(file_path)
+        if data is None or os.path.basename(file_path) != "endpoints":
+            return data
+        partitions = [
+            {**partition, "services": _some(partition.get("services", {}))}
+            for partition in data.get("partitions", [])
+        ]
+        # A copy of its own, so that nothing of the whole file stays referenced.
+        return json.loads(json.dumps({**data, "partitions": partitions}))
+
+
+def _some(services: dict[str, Any]) -> dict[str, Any]:
+    return {name: services[name] for name in _ENDPOINT_SERVICES if name in services}
 
 
 # botocore's pure-Python SigV4 signer, under a name of our own (no existing entry changes).

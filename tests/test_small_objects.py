@@ -1,5 +1,6 @@
-"""The small-object path: digests on the event loop below a size, one read per object, and
-the User-Agent asyncup's own clients send (built once, not per request)."""
+"""The small-object path and the client's own cost: digests on the event loop below a size,
+one read per object, the User-Agent asyncup's own clients send (built once, not per request),
+and the endpoint data their session keeps (S3's only)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import io
 import os
 from typing import Any
 
+import botocore.loaders
 import pytest
 from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
 
 import asyncup
 from asyncup._checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
+from asyncup._s3 import _ENDPOINT_SERVICES, _LeanFileLoader
 from tests.conftest import assert_object, random_bytes
 
 
@@ -105,3 +109,38 @@ async def test_asyncups_own_client_sends_a_user_agent_built_once(
     assert "app/myapp" in app  # an app id keeps botocore's own header, which carries it
     own = await _user_agent(endpoint, bucket, client_config=AioConfig(user_agent="mine/1"))
     assert own.startswith("mine/1")
+
+
+@pytest.mark.parametrize(
+    "region", ["us-east-1", "eu-west-1", "us-gov-west-1", "cn-north-1", "aws-global"]
+)
+async def test_asyncups_own_client_resolves_s3_as_botocore_does(region: str) -> None:
+    """asyncup's session keeps only S3's (and the credential services') legacy endpoint data:
+    the client it makes is the one botocore makes with all of it."""
+    async with (
+        asyncup.Uploader(region_name=region) as up,
+        get_session().create_client("s3", region_name=region) as plain,
+    ):
+        ours = up.client.meta
+        assert ours.endpoint_url == plain.meta.endpoint_url
+        assert ours.region_name == plain.meta.region_name
+        assert ours.partition == plain.meta.partition
+        params = {"Bucket": "bucket", "Key": "key"}
+        url = await up.client.generate_presigned_url("get_object", Params=params)
+        expected = await plain.generate_presigned_url("get_object", Params=params)
+        assert url.split("?")[0] == expected.split("?")[0]
+
+
+def test_the_lean_endpoint_data_keeps_s3_whole() -> None:
+    path = os.path.join(botocore.loaders.Loader.BUILTIN_DATA_PATH, "endpoints")
+    whole = botocore.loaders.JSONFileLoader().load_file(path)
+    lean = _LeanFileLoader().load_file(path)
+    assert [p["partition"] for p in lean["partitions"]] == [
+        p["partition"] for p in whole["partitions"]
+    ]
+    for kept, full in zip(lean["partitions"], whole["partitions"], strict=True):
+        assert set(kept["services"]) <= set(_ENDPOINT_SERVICES)
+        assert kept["services"].get("s3") == full["services"].get("s3")
+        assert {k: v for k, v in kept.items() if k != "services"} == {
+            k: v for k, v in full.items() if k != "services"
+        }
