@@ -41,7 +41,7 @@ VENVS: dict[str, tuple[str, ...]] = {
 PEERS: dict[str, Peer] = {
     peer.name: peer
     for peer in (
-        Peer("asyncup", None, "asyncup_client.py", ALL_CASES, "Uploader.upload"),
+        Peer("asyncup", None, "asyncup_client.py", ALL_CASES, "Uploader.upload / upload_many"),
         Peer("boto3", "common", "boto3_client.py", ALL_CASES, "upload_file (s3transfer threads)",
              ("classic",)),
         Peer("boto3-crt", "common", "crt_client.py", ALL_CASES,

@@ -1,11 +1,11 @@
-"""asyncup: Uploader.upload of a path, an async iterator, or many small bytes objects."""
+"""asyncup: Uploader.upload of a path or an async iterator; Uploader.upload_many of many small
+bytes objects."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-import anyio
 from _common import async_chunks, load_spec, measure, read_small_objects
 
 import asyncup
@@ -29,15 +29,11 @@ async def upload(spec: dict[str, Any], small: list[tuple[str, bytes]]) -> None:
 async def upload_many(
     up: asyncup.Uploader, small: list[tuple[str, bytes]], spec: dict[str, Any]
 ) -> None:
-    todo = iter(small)
-
-    async def worker() -> None:
-        for key, body in todo:
-            await up.upload(body, spec["bucket"], key)
-
-    async with anyio.create_task_group() as tasks:
-        for _ in range(spec["concurrency"]):
-            tasks.start_soon(worker)
+    items = [(body, key) for key, body in small]
+    summary = await up.upload_many(items, spec["bucket"], objects_in_flight=spec["concurrency"])
+    if summary.errors:
+        key, error = summary.errors[0]
+        raise RuntimeError(f"{len(summary.errors)} objects failed; {key}: {error}")
 
 
 def main() -> None:
