@@ -39,7 +39,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
 import asyncup
 from asyncup._retry import CORRUPTION_CODES
@@ -53,7 +53,7 @@ ONLY = [int(i) for i in os.environ.get("ASYNCUP_CHAOS_ONLY", "").split(",") if i
 PART = 5 * MiB
 THRESHOLD = 256 * 1024  # a 300 KiB object is a multipart upload of one part: cheap
 ATTEMPTS = 4  # max_attempts of most uploads; the others have 1 (no retries)
-READ_TIMEOUT = 2.0
+READ_TIMEOUT = 2.0  # of the client for uploads that meet a stall; the others wait 10 s
 STALL = READ_TIMEOUT + 0.5
 AT_ONCE = 8
 HANG = 40.0  # one upload's bound: the slowest plan takes about 10 s
@@ -107,6 +107,11 @@ class Plan:
             when = f" after {self.cancel_after:.3f}s" if self.cancel_after is not None else ""
             text += f", {self.cancel} cancel{when}"
         return f"{text}, faults {faults}"
+
+    @property
+    def impatient(self) -> bool:
+        """Through the client with the short read timeout (a stall is drawn)."""
+        return any("stall" in seq for seq in self.faults.values())
 
 
 def draw(index: int, server: str) -> Plan:
@@ -226,6 +231,7 @@ def replay(seq: list[str], server: str, op: str, attempts: int) -> Ending:
 
 
 ANY_PART = -1
+TIMEOUTS = (ReadTimeoutError, ConnectTimeoutError, TimeoutError)
 Error = tuple[type[asyncup.UploadError], str | None, int | None]  # class, code, part
 
 
@@ -341,11 +347,14 @@ class Outcome:
     kind: str  # ok | error | cancelled | hang | other (anything else escaped)
     result: asyncup.UploadResult | None = None
     error: BaseException | None = None
+    retries: list[tuple[int | None, str | None]] = field(default_factory=list)
+    """(part, failure) of each retry asyncup reported (parts and PutObject: part 1)."""
 
     def __str__(self) -> str:
-        if self.error is None:
-            return self.kind
-        return f"{self.kind}: {type(self.error).__name__}: {self.error}"
+        text = self.kind
+        if self.error is not None:
+            text += f": {type(self.error).__name__}: {self.error}"
+        return text + (f"; retried after {self.retries}" if self.retries else "")
 
 
 @dataclass
@@ -368,7 +377,7 @@ class Control:
 class Chaos:
     def __init__(self, server: str, proxy: FaultProxy, s3: Any, bucket: str, tmp: pathlib.Path):
         self.server, self.proxy, self.s3, self.bucket, self.tmp = server, proxy, s3, bucket, tmp
-        self.uploaders: dict[tuple[str | None, int], asyncup.Uploader] = {}
+        self.uploaders: dict[tuple[str | None, int, bool], asyncup.Uploader] = {}
         self.violations: list[str] = []
         self.tally: Counter[str] = Counter()
         self.left: Counter[str] = Counter()  # objects found at the key after no success
@@ -387,6 +396,7 @@ class Chaos:
         # upload itself stopped its requests in flight (a part failed, the source changed).
         late = any(key == plan.key for key, _ in self.proxy.late)
         noisy = late and not (plan.cancel or plan.change or expect.parts_failed)
+        noisy |= _timed_out_unasked(plan, outcome)
         problems = await self._check(plan, data, expect, outcome, noisy)
         self.tally[_label(outcome, noisy)] += 1
         if problems:
@@ -443,7 +453,12 @@ class Chaos:
         return stack.enter_context(ChangingFile(path, plan.change))
 
     async def _attempt(self, plan: Plan, source: object, control: Control) -> Outcome:
-        uploader = self.uploaders[plan.checksum, plan.attempts]
+        uploader = self.uploaders[plan.checksum, plan.attempts, plan.impatient]
+        retries: list[tuple[int | None, str | None]] = []
+
+        def note(event: asyncup.UploadEvent) -> None:
+            if event.kind == "retry":
+                retries.append((event.part_number, event.error))
 
         async def upload() -> Outcome:
             try:
@@ -452,11 +467,11 @@ class Chaos:
                     if control.cancelled:
                         scope.cancel()
                     try:
-                        result = await uploader.upload(source, self.bucket, plan.key)
+                        result = await uploader.upload(source, self.bucket, plan.key, on_event=note)
                     except Exception as exc:
-                        return Outcome("error", error=exc)
-                    return Outcome("ok", result=result)
-                return Outcome("cancelled")
+                        return Outcome("error", error=exc, retries=retries)
+                    return Outcome("ok", result=result, retries=retries)
+                return Outcome("cancelled", retries=retries)
             except TimeoutError:
                 return Outcome("hang", error=TimeoutError(f"still running after {HANG} s"))
 
@@ -574,6 +589,25 @@ class Chaos:
         return problems
 
 
+def _timed_out_unasked(plan: Plan, outcome: Outcome) -> bool:
+    """Whether requests timed out more often than stalls were drawn for them: a clean
+    request that outlasted READ_TIMEOUT, on a machine too busy."""
+    timeouts = Counter(part for part, error in outcome.retries if error == "timeout")
+    error = outcome.error
+    if isinstance(error, asyncup.UploadError) and isinstance(error.__cause__, TIMEOUTS):
+        timeouts[error.part_number or (None if plan.parts else 1)] += 1
+    for part, seen in timeouts.items():
+        if not plan.parts:
+            slots = [(PUT, None)]
+        elif part is None:  # Create or Complete: their retries send no events
+            slots = [(CREATE, None), (COMPLETE, None)]
+        else:
+            slots = [(UPLOAD_PART, part)]
+        if seen > sum(plan.faults.get(slot, []).count("stall") for slot in slots):
+            return True
+    return False
+
+
 def _label(outcome: Outcome, noisy: bool) -> str:
     label = outcome.kind
     if outcome.kind == "error":
@@ -600,6 +634,25 @@ def transfer_config(checksum: str | None, attempts: int) -> asyncup.TransferConf
     )
 
 
+async def open_uploaders(chaos: Chaos, url: str, stack: contextlib.AsyncExitStack) -> None:
+    """An Uploader per (checksum, max_attempts, impatient): two clients through the proxy,
+    one whose read timeout a stall outlasts, and one patient enough (10 s) that a busy
+    machine does not time a clean request out."""
+    for impatient in (False, True):
+        client = await stack.enter_async_context(
+            await make_client(
+                url,
+                read_timeout=READ_TIMEOUT if impatient else 10,
+                request_checksum_calculation="when_required",
+                max_pool_connections=64,
+            )
+        )
+        for checksum, attempts in itertools.product(("CRC32", None), (ATTEMPTS, 1)):
+            uploader = asyncup.Uploader(client=client, config=transfer_config(checksum, attempts))
+            key = (checksum, attempts, impatient)
+            chaos.uploaders[key] = await stack.enter_async_context(uploader)
+
+
 def _leaked(baseline: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
     """Tasks started since ``baseline``, but the proxy's own (its server's connections)."""
     leaked = []
@@ -623,21 +676,10 @@ async def test_chaos(
     replay_with = f"ASYNCUP_CHAOS_SEED={SEED} ASYNCUP_CHAOS_UPLOADS={UPLOADS}"
     request.node.add_report_section("call", "chaos", f"{replay_with} ({server})")
     started = time.monotonic()
-    async with (
-        FaultProxy(endpoint) as proxy,
-        await make_client(
-            proxy.url,
-            read_timeout=READ_TIMEOUT,
-            request_checksum_calculation="when_required",
-            max_pool_connections=64,
-        ) as client,
-    ):
+    async with FaultProxy(endpoint) as proxy:
         chaos = Chaos(server, proxy, s3, bucket, tmp_path)
         async with contextlib.AsyncExitStack() as stack:
-            for checksum, attempts in itertools.product(("CRC32", None), (ATTEMPTS, 1)):
-                config = transfer_config(checksum, attempts)
-                uploader = asyncup.Uploader(client=client, config=config)
-                chaos.uploaders[checksum, attempts] = await stack.enter_async_context(uploader)
+            await open_uploaders(chaos, proxy.url, stack)
             baseline = set(asyncio.all_tasks())
             pending = iter(plans)
 
