@@ -185,6 +185,40 @@ def test_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert rows[0]["rss_mib"] > 10
 
 
+@pytest.mark.timeout(60)
+def test_bench_measures_the_asyncup_of_another_tree(tmp_path: Path) -> None:
+    """--asyncup-from DIR: asyncup's client imports asyncup from DIR (a worktree), and the
+    JSON names the tree, its commit and its uncommitted files."""
+    import shutil
+
+    core = tmp_path / "core"
+    shutil.copytree(Path(asyncup.__file__).parent, core / "asyncup")
+    marker = tmp_path / "imported-from"
+    with open(core / "asyncup" / "__init__.py", "a") as init:
+        init.write(
+            "\nimport os as _os\n"
+            "if _os.environ.get('ASYNCUP_TEST_MARKER'):\n"
+            "    open(_os.environ['ASYNCUP_TEST_MARKER'], 'w').write(__file__)\n"
+        )
+    report = tmp_path / "bench.json"
+    env = {**os.environ, "ASYNCUP_BENCH_CACHE": str(tmp_path / "cache")}
+    env["ASYNCUP_TEST_MARKER"] = str(marker)
+    run = subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", "--size", "16MiB", "--repeat", "1",
+         "--peers", "asyncup", "--no-setup", "--asyncup-from", str(core), "--json", str(report)],
+        capture_output=True, text=True, timeout=55, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert marker.read_text() == str(core / "asyncup" / "__init__.py")
+    assert json.loads(report.read_text())["asyncup_core"] == {"path": str(core)}  # not git
+    missing = subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", "--asyncup-from", str(tmp_path / "none")],
+        capture_output=True, text=True, timeout=30, check=False, env=env,
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "no asyncup package" in missing.stderr
+
+
 @pytest.mark.timeout(120)
 def test_the_benchs_seaweedfs_holds_more_than_256_mb() -> None:
     """The bench keeps every object it uploads: its SeaweedFS must not run out of volumes

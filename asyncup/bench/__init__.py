@@ -4,6 +4,7 @@
     asyncup bench --tls both --size 1GiB --repeat 5 --json out.json --plot out.png
     asyncup bench --case small --peers asyncup,boto3,obstore
     asyncup bench --setup-peers           # make the peers' environments now
+    asyncup bench --asyncup-from /tmp/wt  # measure the asyncup of a worktree
 
 Layout: ``sink`` (the fast S3 endpoint, its own process), ``servers`` (sink, moto,
 seaweedfs), ``peers`` (who is measured, in which environment), ``clients/`` (one small
@@ -14,6 +15,7 @@ ratios, the table) and ``report`` (JSON, plot, machine and versions).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -59,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser, parse_size: Callable[[str], i
     parser.add_argument(
         "--no-setup", action="store_true", help="never create a missing peer environment"
     )
+    parser.add_argument(
+        "--asyncup-from",
+        metavar="DIR",
+        help="asyncup's client imports asyncup from DIR (a git worktree of the commit to"
+        " measure, e.g. while the checkout has uncommitted changes); default: as installed",
+    )
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -78,6 +86,9 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--case takes {', '.join(CASES)}")
     if args.repeat < 1 or args.concurrency < 1:
         parser.error("--repeat and --concurrency must be >= 1")
+    core = args.asyncup_from and os.path.abspath(args.asyncup_from)
+    if core and not os.path.isfile(os.path.join(core, "asyncup", "__init__.py")):
+        parser.error(f"--asyncup-from: no asyncup package in {core}")
     transports = {"off": ("http",), "on": ("https",), "both": ("http", "https")}[args.tls]
     if args.endpoint_url:
         transports = ("https" if args.endpoint_url.startswith("https") else "http",)
@@ -99,6 +110,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         part_delay=args.part_delay,
         md5=args.md5,
         setup=not args.no_setup,
+        asyncup_from=core or None,
     )
     print(
         f"asyncup bench: {', '.join(cases)} on {args.endpoint_url or args.server}"
@@ -116,6 +128,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             "versions": report.versions(names),
             "settings": vars(args),
             "servers": outcome.servers,
+            "asyncup_core": report.core(core or None),
         }
         report.write_json(args.json, outcome.rows, extra)
     if args.plot:

@@ -35,6 +35,30 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def core(path: str | None) -> dict[str, Any]:
+    """Which asyncup was measured: the directory it came from, its commit, and whether the
+    tree had uncommitted changes there (``git status``), so a table names what it measured."""
+    if path is None:
+        import asyncup
+
+        path = os.path.dirname(os.path.dirname(os.path.abspath(asyncup.__file__)))
+    info: dict[str, Any] = {"path": path}
+    try:
+        commit = subprocess.run(
+            ["git", "-C", path, "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", path, "status", "--porcelain", "--", "asyncup"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return info
+    changed = [line[3:] for line in status.splitlines() if not line.startswith("??")]
+    return {**info, "commit": commit, "uncommitted": changed}
+
+
 def versions(names: Sequence[str]) -> dict[str, str]:
     """The version of each peer's library, from the environment it runs in."""
     wanted = {

@@ -55,6 +55,8 @@ class Settings:
     timeout: float = 600.0
     setup: bool = True
     workdir: str | None = None
+    asyncup_from: str | None = None
+    """Where asyncup's client imports asyncup from (its PYTHONPATH); None: as installed."""
 
 
 @dataclass(slots=True)
@@ -136,7 +138,9 @@ def _kill(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def client_env(server: Server) -> dict[str, str]:
+def client_env(server: Server, pythonpath: str | None = None) -> dict[str, str]:
+    """A client's environment: the bench's credentials and CA bundle, none of the caller's
+    AWS or Python settings (``pythonpath``, if given, is the only PYTHONPATH)."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -157,6 +161,8 @@ def client_env(server: Server) -> dict[str, str]:
             SSL_CERT_FILE=server.ca_bundle,
             REQUESTS_CA_BUNDLE=server.ca_bundle,
         )
+    if pythonpath is not None:
+        env["PYTHONPATH"] = pythonpath
     return env
 
 
@@ -212,9 +218,8 @@ def run_once(
     except ValueError as exc:
         raise PeerFailed(str(exc)) from exc
     before = sink_cpu(server)
-    result = run_client(
-        command, env=client_env(server), timeout=settings.timeout, stdin_path=stdin_path
-    )
+    env = client_env(server, settings.asyncup_from if peer.name == "asyncup" else None)
+    result = run_client(command, env=env, timeout=settings.timeout, stdin_path=stdin_path)
     after = sink_cpu(server)
     report = _last_json(result.stdout)
     if result.status == SKIP_STATUS and "skip" in report:
