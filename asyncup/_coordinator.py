@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._checksums import PartDigest
 from ._errors import IntegrityError, SourceChangedError, UploadError
 from ._job import FilledPart, Job
 from ._journal import Header, Journal, Origin, discard, load
@@ -42,7 +43,7 @@ from ._producer import (
 from ._result import UploadResult
 from ._resume import StaleSourceError, check_journal, keepable, list_parts, missing, verify_kept
 from ._retry import CORRUPTION_CODES, Failure
-from ._s3 import BadResponseError, Response, error_code, summarize
+from ._s3 import BadResponseError, Response, describe, error_code, summarize
 from ._shield import shielded
 from ._sources import PathSource, Source
 from ._sweeper import abort_twins
@@ -131,15 +132,32 @@ async def _put_body(job: Job, body: bytearray) -> UploadResult:
             nonlocal verified
             verified = check_write(job.args, response, digest, "the object")
 
+        retried = False
+        on_retry = job.retried(1)
+
+        def note_retry(attempt: int, failure: Failure) -> None:
+            nonlocal retried
+            retried = True
+            on_retry(attempt, failure)
+
         job.emit("part_started", part_number=1)
-        response = await job.s3.call(
-            "put_object",
-            params,
-            limiter=job.limiter,
-            check=check,
-            pace=job.pace(len(body)),
-            on_retry=job.retried(1),
-        )
+        try:
+            response = await job.s3.call(
+                "put_object",
+                params,
+                limiter=job.limiter,
+                check=check,
+                pace=job.pace(len(body)),
+                on_retry=note_retry,
+            )
+        except Exception as exc:
+            if not _may_have_landed(retried, exc):
+                raise
+            found = await _ours_meanwhile(job, "PutObject", partial(_put_matches, job, digest))
+            if found is None:
+                job.unconfirmed = "PutObject"
+                raise
+            response, verified = found
     except Exception as exc:
         raise _failure(job, exc) from exc
     await job.progress(len(body), 1)
@@ -407,30 +425,57 @@ async def _complete(job: Job) -> Response:
             check=check,
             on_retry=note_retry,
         )
-    except Exception:
-        if not retried:
+    except Exception as exc:
+        if not _may_have_landed(retried, exc):
             raise
         found = await _completed_meanwhile(job)
         if found is None:
-            job.complete_unconfirmed = True
+            job.unconfirmed = "CompleteMultipartUpload"
             raise
         return found
 
 
+def _may_have_landed(retried: bool, exc: BaseException) -> bool:
+    """Whether a write that failed for good may have been done all the same: an attempt was
+    retried (its answer may have been lost on the way, the retry then refused), or the last
+    one broke off once sent, or was answered in a way that cannot be right."""
+    return retried or describe(exc).kind in ("connection", "timeout", "integrity")
+
+
 async def _completed_meanwhile(job: Job) -> Response | None:
-    """A Complete that was retried may have succeeded the first time, its answer lost on the
-    way (the retry then finds no upload). The object itself says whether it is ours: its
-    ETag or checksum must be the one computed from the parts sent."""
+    """Whether the object at the key is this upload's, completed by a Complete whose answer
+    was lost: its ETag or checksum must be the one computed from the parts sent."""
+    found = await _ours_meanwhile(job, "CompleteMultipartUpload", partial(_complete_matches, job))
+    return None if found is None else found[0]
+
+
+def _complete_matches(job: Job, head: Response) -> Verified | None:
+    verified, mismatch = expected_object(job.args, head, _parts_in_order(job))
+    return None if mismatch is not None else verified
+
+
+def _put_matches(job: Job, digest: PartDigest, head: Response) -> Verified | None:
+    try:
+        return check_write(job.args, head, digest, "the object")
+    except BadResponseError:
+        return None
+
+
+async def _ours_meanwhile(
+    job: Job, operation: str, matches: Callable[[Response], Verified | None]
+) -> tuple[Response, Verified] | None:
+    """Ask the object itself (HeadObject with its checksum) whether ``operation`` wrote it,
+    its answer lost: only an ETag or checksum that ``matches`` confirms counts as ours."""
     params = {"Bucket": job.bucket, "Key": job.key, "ChecksumMode": "ENABLED", **job.args.part}
     try:
         head: Response = await job.s3.call("head_object", params)
     except Exception:
         return None
-    verified, mismatch = expected_object(job.args, head, _parts_in_order(job))
-    if mismatch is not None or not (verified.etag or verified.checksum):
+    verified = matches(head)
+    if verified is None or not (verified.etag or verified.checksum):
         return None
-    log.info("s3://%s/%s: Complete's answer was lost; the object is ours", job.bucket, job.key)
-    return head
+    log.info("s3://%s/%s: %s's answer was lost; the object is ours", job.bucket, job.key, operation)
+    return head, verified
 
 
 def _completed(job: Job, response: Response) -> UploadResult:
@@ -505,9 +550,9 @@ def _failure(
     elif isinstance(cause, BadResponseError) or error_code(cause) in CORRUPTION_CODES:
         kind = IntegrityError
     message = summarize(cause)
-    if job.complete_unconfirmed:
+    if job.unconfirmed is not None:
         message += (
-            "; an earlier CompleteMultipartUpload may have succeeded with its answer lost:"
+            f"; an earlier {job.unconfirmed} may have succeeded with its answer lost:"
             " an object may exist at the key, and it could not be confirmed as this upload's"
         )
     error = kind(

@@ -57,7 +57,8 @@ class Job:
     bytes_done: int = 0
     pool: BufferPool = field(default_factory=BufferPool)
     reading_done: bool = False
-    complete_unconfirmed: bool = False
+    unconfirmed: str | None = None
+    """The write whose answer was lost and whose object could not be confirmed as ours."""
     completed: dict[int, CompletedPart] = field(default_factory=dict)
     resume_path: str | None = None
     """Where the resume journal is kept (``upload(..., resume=PATH)``), if anywhere."""

@@ -352,3 +352,44 @@ async def test_uploads_begun_by_timed_out_creates_are_aborted(
     await assert_object(s3, bucket, "obj", DATA, PART)
     assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
     assert result.parts == 4
+
+
+async def test_a_put_object_done_before_its_failure_is_found_out(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    """The first PutObject wrote the object but its answer had no ETag; the retry was
+    refused (403). The object itself says it is ours: success, not a failure that lies
+    about an object left at the key."""
+    data = random_bytes(PART - 1, seed=8)
+    proxy.fail("PutObject", "noetag")
+    proxy.fail("PutObject", "403")
+    result = await asyncup.upload(data, bucket, "obj", client=proxied, config=CONFIG)
+    assert proxy.counts["PutObject"] == 2
+    assert proxy.counts["HeadObject"] == 1
+    assert result.checksum_verified or result.etag_verified
+    await assert_object(s3, bucket, "obj", data, None)
+
+
+async def test_a_put_object_that_may_have_landed_but_is_not_ours_says_so(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    data = random_bytes(PART - 1, seed=8)
+    proxy.fail("PutObject", "noetag")
+    proxy.fail("PutObject", "403")
+    proxy.fail("HeadObject", "alien")
+    with pytest.raises(asyncup.UploadError, match="PutObject may have succeeded") as caught:
+        await asyncup.upload(data, bucket, "obj", client=proxied, config=CONFIG)
+    assert "an object may exist at the key" in str(caught.value)
+
+
+async def test_a_single_attempt_complete_whose_answer_is_lost_is_found_out(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    # No retry to meet NoSuchUpload: the broken answer alone is reason to ask the object.
+    proxy.fail("CompleteMultipartUpload", "lost")
+    config = asyncup.TransferConfig(part_size=PART, multipart_threshold=PART, max_attempts=1)
+    result = await asyncup.upload(DATA, bucket, "obj", client=proxied, config=config)
+    assert proxy.counts["HeadObject"] == 1
+    assert proxy.counts["AbortMultipartUpload"] == 0
+    assert result.parts == 4
+    await assert_object(s3, bucket, "obj", DATA, PART)

@@ -231,14 +231,15 @@ async def test_an_upload_completed_with_its_answer_lost_is_found_on_resume(
     source: pathlib.Path,
     journal: pathlib.Path,
 ) -> None:
-    # Complete reaches the server, its answer is lost, and the retry is refused: the upload
-    # is kept with every part recorded. On resume, ListParts finds no upload; the object
+    # Complete reaches the server, its answer is lost, and the object cannot be asked: the
+    # upload is kept with every part recorded. On resume, ListParts finds no upload; the object
     # at the key is checked against the journal's parts and accepted without a request.
     config = asyncup.TransferConfig(
         part_size=PART, multipart_threshold=PART, max_attempts=1, checksum_algorithm=None
     )
     proxy.fail("CompleteMultipartUpload", "lost")
-    with pytest.raises(asyncup.UploadError):
+    proxy.fail("HeadObject", "503")  # so the first run cannot confirm it either
+    with pytest.raises(asyncup.UploadError, match="an object may exist"):
         await asyncup.upload(source, bucket, "obj", client=proxied, config=config, resume=journal)
     assert await recorded_parts(journal) == {1, 2, 3, 4, 5, 6}
     proxy.counts.clear()
