@@ -20,7 +20,10 @@ class AsyncupError(Exception):
 
 
 class UploadError(AsyncupError):
-    """An upload failed. Unless ``abort_succeeded`` is False, nothing of it is left in S3.
+    """An upload failed. Unless ``abort_succeeded`` is False, nothing of it is left in S3,
+    with one exception the message names: a write whose answer was lost on the way (the
+    server may have done it) that the object at the key could not confirm as this upload's
+    ("an object may exist at the key").
 
     Attributes:
         bucket, key: the destination.
