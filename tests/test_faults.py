@@ -29,6 +29,8 @@ DATA = random_bytes(3 * PART + 1000, seed=3)  # 4 parts
     [
         ("UploadPart", "503", 2),
         ("UploadPart", "500", 1),
+        ("UploadPart", "502", 2),
+        ("UploadPart", "504", 3),
         ("UploadPart", "reset", 3),
         ("UploadPart", "stall", 4),
         ("CreateMultipartUpload", "503", None),
@@ -78,18 +80,19 @@ async def test_client_with_retries_off_still_gets_part_retries(
     await assert_object(s3, bucket, "obj", DATA, PART)
 
 
+@pytest.mark.parametrize(("fault", "code"), [("403", "AccessDenied"), ("400", "InvalidArgument")])
 async def test_access_denied_on_a_part_is_not_retried_and_the_upload_is_aborted(
-    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+    fault: str, code: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
 ) -> None:
-    proxy.fail("UploadPart", "403", part=2)
+    proxy.fail("UploadPart", fault, part=2)
     with pytest.raises(asyncup.UploadError) as caught:
         await asyncup.upload(DATA, bucket, "obj", client=proxied, config=CONFIG)
     error = caught.value
     assert type(error) is asyncup.UploadError
-    assert (error.code, error.part_number, error.abort_succeeded) == ("AccessDenied", 2, True)
+    assert (error.code, error.part_number, error.abort_succeeded) == (code, 2, True)
     assert error.upload_id
     assert (error.bucket, error.key) == (bucket, "obj")
-    assert "AccessDenied" in str(error)
+    assert code in str(error)
     assert "part 2" in str(error)
     assert error.__cause__ is not None
     assert proxy.counts["UploadPart"] <= 4  # part 2 was not sent twice
