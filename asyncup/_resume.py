@@ -18,22 +18,19 @@ their bytes cannot be vouched for without reading them, and a new UploadPart rep
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import anyio.to_thread
-
-from ._checksums import PartDigest, RunningDigest
+from ._checksums import PartDigest
 from ._job import Job
 from ._journal import Header, JournalError, Origin
 from ._plan import Part, PartPlan
+from ._range import ShortRangeError, digest_range
 from ._verify import CompletedPart
 
 log = logging.getLogger("asyncup")
 
 LIST_PAGE = 1000  # ListParts' own maximum
-READ_SLICE = 1024 * 1024
 
 
 class StaleSourceError(Exception):
@@ -110,40 +107,20 @@ async def verify_kept(
 ) -> None:
     """Read the kept parts back from ``path`` and compare each with its recorded digest:
     the journal vouches for what was sent, so the file must still hold exactly that."""
-    offsets = {part.number: part for part in plan.parts() if part.number in kept}
-    await anyio.to_thread.run_sync(_verify_ranges, path, offsets, kept, algorithm)
-
-
-def _verify_ranges(
-    path: str, ranges: dict[int, Part], kept: dict[int, CompletedPart], algorithm: str | None
-) -> None:
-    buffer = bytearray(READ_SLICE)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        for number, part in sorted(ranges.items()):
-            digest = _digest_range(fd, buffer, part.offset, part.length, algorithm)
-            if not _same_digest(digest, kept[number].digest):
-                raise StaleSourceError(
-                    f"{path} no longer holds the bytes sent as part {number}"
-                    f" (bytes {part.offset}..{part.offset + part.length - 1})"
-                )
-    finally:
-        os.close(fd)
-
-
-def _digest_range(
-    fd: int, buffer: bytearray, offset: int, length: int, algorithm: str | None
-) -> PartDigest:
-    running = RunningDigest(algorithm)
-    view = memoryview(buffer)
-    done = 0
-    while done < length:
-        n = os.preadv(fd, [view[: min(len(view), length - done)]], offset + done)
-        if n == 0:
-            break  # the file shrank: the digest will not match
-        running.update(view[:n])
-        done += n
-    return running.digest()
+    for part in plan.parts():
+        if part.number not in kept:
+            continue
+        try:
+            digest: PartDigest | None = await digest_range(
+                path, part.offset, part.length, algorithm
+            )
+        except ShortRangeError:
+            digest = None  # the file shrank
+        if digest is None or not _same_digest(digest, kept[part.number].digest):
+            raise StaleSourceError(
+                f"{path} no longer holds the bytes sent as part {part.number}"
+                f" (bytes {part.offset}..{part.offset + part.length - 1})"
+            )
 
 
 def _same_digest(a: PartDigest, b: PartDigest) -> bool:
