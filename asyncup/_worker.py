@@ -12,6 +12,7 @@ from typing import Any
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from ._checksums import PartDigest
 from ._errors import AsyncupError
 from ._job import FilledPart, Job
 from ._s3 import Response
@@ -44,27 +45,35 @@ async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -
 
 async def upload_part(job: Job, part: FilledPart) -> CompletedPart:
     digest = await job.digest(part.body)
+    return await send_part(job, part.number, part.body, part.length, digest)
+
+
+async def send_part(
+    job: Job, number: int, body: object, length: int, digest: PartDigest
+) -> CompletedPart:
+    """UploadPart ``number`` of ``length`` bytes (a buffer, or ``asyncup.parallel``'s file
+    range) with its digest; an answer that does not acknowledge those bytes is retried."""
     params: dict[str, Any] = {
         "Bucket": job.bucket,
         "Key": job.key,
         "UploadId": job.upload_id,
-        "PartNumber": part.number,
-        "Body": part.body,
-        "ContentLength": part.length,
+        "PartNumber": number,
+        "Body": body,
+        "ContentLength": length,
         **digest_params(job.args, digest),
         **job.args.part,
     }
 
     def check(response: Response) -> None:
-        check_write(job.args, response, digest, f"part {part.number}")
+        check_write(job.args, response, digest, f"part {number}")
 
-    job.emit("part_started", part_number=part.number)
+    job.emit("part_started", part_number=number)
     response = await job.s3.call(
         "upload_part",
         params,
         limiter=job.limiter,
         check=check,
-        pace=job.pace(part.length),
-        on_retry=job.retried(part.number),
+        pace=job.pace(length),
+        on_retry=job.retried(number),
     )
-    return CompletedPart(part.number, response["ETag"], digest, part.length)
+    return CompletedPart(number, response["ETag"], digest, length)

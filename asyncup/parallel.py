@@ -53,11 +53,12 @@ from ._plan import Part
 from ._range import RangeBody, ShortRangeError, digest_range, stream_ranges
 from ._result import UploadResult
 from ._resume import list_parts
-from ._s3 import Response, error_code, summarize
+from ._s3 import error_code, summarize
 from ._shield import shielded
 from ._spread import checked_numbers, plan, reconcile
 from ._uploader import Uploader, _check_destination
-from ._verify import CompletedPart, check_write, digest_params
+from ._verify import CompletedPart
+from ._worker import send_part
 
 __all__ = [
     "SSE_CUSTOMER_KEY_ENV",
@@ -282,32 +283,9 @@ async def abort(up: Uploader, handle: ParallelUpload) -> bool:
 
 
 async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
-    algorithm = job.args.checksum_algorithm
-    digest = await digest_range(path, part.offset, part.length, algorithm)
+    digest = await digest_range(path, part.offset, part.length, job.args.checksum_algorithm)
     with RangeBody(path, part.offset, part.length) as body:
-        params: dict[str, Any] = {
-            "Bucket": job.bucket,
-            "Key": job.key,
-            "UploadId": job.upload_id,
-            "PartNumber": part.number,
-            "Body": body,
-            "ContentLength": part.length,
-            **digest_params(job.args, digest),
-            **job.args.part,
-        }
-
-        def check(response: Response) -> None:
-            check_write(job.args, response, digest, f"part {part.number}")
-
-        response = await job.s3.call(
-            "upload_part",
-            params,
-            limiter=job.limiter,
-            check=check,
-            pace=job.pace(part.length),
-            on_retry=job.retried(part.number),
-        )
-    return CompletedPart(part.number, response["ETag"], digest, part.length)
+        return await send_part(job, part.number, body, part.length, digest)
 
 
 def _is_fatal(exc: BaseException) -> bool:
