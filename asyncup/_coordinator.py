@@ -132,14 +132,7 @@ async def _put_body(job: Job, body: bytearray) -> UploadResult:
             nonlocal verified
             verified = check_write(job.args, response, digest, "the object")
 
-        retried = False
-        on_retry = job.retried(1)
-
-        def note_retry(attempt: int, failure: Failure) -> None:
-            nonlocal retried
-            retried = True
-            on_retry(attempt, failure)
-
+        retries = _Retries(job.retried(1))
         job.emit("part_started", part_number=1)
         try:
             response = await job.s3.call(
@@ -148,10 +141,10 @@ async def _put_body(job: Job, body: bytearray) -> UploadResult:
                 limiter=job.limiter,
                 check=check,
                 pace=job.pace(len(body)),
-                on_retry=note_retry,
+                on_retry=retries,
             )
         except Exception as exc:
-            if not _may_have_landed(retried, exc):
+            if not _may_have_landed(retries.count > 0, exc):
                 raise
             found = await _ours_meanwhile(job, "PutObject", partial(_put_matches, job, digest))
             if found is None:
@@ -285,23 +278,18 @@ async def _multipart(
         # Create runs shielded: cancelled mid-flight, the upload might exist with an id we
         # never learnt, billed until someone aborts it. Waiting for the answer lets us abort.
         create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
-        retries = 0
-
-        def note_retry(attempt: int, failure: Failure) -> None:
-            nonlocal retries
-            retries += 1
-
+        retries = _Retries()
         began = time.monotonic()
         try:
             response, cancel = await shielded(
-                lambda: job.s3.call("create_multipart_upload", create, on_retry=note_retry),
+                lambda: job.s3.call("create_multipart_upload", create, on_retry=retries),
                 job.config.abort_timeout,
             )
         except Exception as exc:
             raise _failure(job, exc) from exc
         job.upload_id = response["UploadId"]
         log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
-        if retries:
+        if retries.count:
             twins = _Twins(took=time.monotonic() - began)
     try:
         if cancel is not None:
@@ -406,12 +394,7 @@ async def _complete(job: Job) -> Response:
         if not response.get("ETag"):
             raise BadResponseError("CompleteMultipartUpload answered without an ETag")
 
-    retried = False
-
-    def note_retry(attempt: int, failure: Failure) -> None:
-        nonlocal retried
-        retried = True
-
+    retries = _Retries()
     try:
         return await job.s3.call(
             "complete_multipart_upload",
@@ -423,16 +406,29 @@ async def _complete(job: Job) -> Response:
                 **job.args.complete,
             },
             check=check,
-            on_retry=note_retry,
+            on_retry=retries,
         )
     except Exception as exc:
-        if not _may_have_landed(retried, exc):
+        if not _may_have_landed(retries.count > 0, exc):
             raise
         found = await _completed_meanwhile(job)
         if found is None:
             job.unconfirmed = "CompleteMultipartUpload"
             raise
         return found
+
+
+class _Retries:
+    """An ``on_retry`` that counts the retries of one call, and passes each on to ``then``."""
+
+    def __init__(self, then: Callable[[int, Failure], None] | None = None) -> None:
+        self.count = 0
+        self._then = then
+
+    def __call__(self, attempt: int, failure: Failure) -> None:
+        self.count += 1
+        if self._then is not None:
+            self._then(attempt, failure)
 
 
 def _may_have_landed(retried: bool, exc: BaseException) -> bool:
