@@ -20,7 +20,7 @@ from typing import Any
 import anyio.to_thread
 
 from ._checksums import PartDigest, RunningDigest
-from ._s3 import RangePayload
+from ._payloads import RangePayload
 
 HASH_SLICE = 1024 * 1024
 HASH_STEP = 64 * 1024 * 1024  # bytes hashed per trip to a thread: a stop is seen between trips

@@ -17,8 +17,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-import aiohttp.abc
-import aiohttp.payload
 import anyio
 import anyio.to_thread
 import botocore.auth
@@ -37,6 +35,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from ._adaptive import AdaptiveLimiter
 from ._config import TransferConfig
 from ._errors import AsyncupError
+from ._payloads import PartPayload
 from ._retry import (
     Failure,
     RetryQuota,
@@ -45,6 +44,7 @@ from ._retry import (
     is_throttling,
     request_deadline,
 )
+from ._threaded import ThreadedSession
 
 log = logging.getLogger("asyncup")
 
@@ -116,6 +116,8 @@ async def open_client(
         # is sent). botocore's signer would hash each part on the event loop: on 2 cores that
         # halved throughput. client_config={"s3": {"payload_signing_enabled": True}} restores it.
         s3={"payload_signing_enabled": False},
+        # Parts go out from worker threads, in parallel (_threaded).
+        http_session_cls=ThreadedSession,
     )
     if client_config is not None:
         ours = ours.merge(client_config)
@@ -228,86 +230,6 @@ def _body_as_view(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
     body = params.get("body")
     if isinstance(body, bytearray):
         params["body"] = PartPayload(memoryview(body))
-
-
-class PartPayload(aiohttp.payload.Payload):
-    """A part's body for aiohttp: its buffer, written in slices, waiting for the socket to
-    drain after each. Handed whole to the transport, a part would be queued in user space
-    (encrypted, over TLS) whenever the server is slow: with 10 parts in flight, +80 MiB.
-    Over TLS each slice is still encrypted whole into the transport's buffer before the
-    drain, so the slice is what each connection queues: 256 KiB, not 1 MiB, keeps 10
-    connections ~8 MiB lower with a slow server; over HTTP a slice is a view (no copy), and
-    neither throughput nor CPU moved with the smaller slice (benchmarks/PROFILE.md)."""
-
-    SLICE = 256 * 1024
-
-    def __init__(self, view: memoryview) -> None:
-        super().__init__(view)
-        self._size = len(view)
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        return bytes(self._value).decode(encoding, errors)
-
-    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
-
-    async def write_with_length(
-        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
-    ) -> None:
-        view: memoryview = self._value
-        end = len(view) if content_length is None else min(content_length, len(view))
-        for start in range(0, end, self.SLICE):
-            await writer.write(view[start : min(start + self.SLICE, end)])
-
-
-class RangePayload(aiohttp.payload.Payload):
-    """A part's body that is ``length`` bytes of a file at ``offset``, read 4 MiB at a time in
-    a worker thread and written in 1 MiB slices, so that a 5 GiB part never sits in memory
-    and no read blocks the event loop. Each write reads the range again from its start: a
-    retried request sends the same bytes. Fewer bytes than planned (the file shrank) fail
-    the write.
-    """
-
-    READ = 4 * 1024 * 1024  # per trip to a thread
-    SLICE = 1024 * 1024  # per write, the socket drained between writes
-    _autoclose = True  # no file stays open between writes
-
-    def __init__(self, path: str, offset: int, length: int) -> None:
-        super().__init__(path)
-        self._path = path
-        self._offset = offset
-        self._length = self._size = length
-
-    def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
-        with open(self._path, "rb") as file:
-            file.seek(self._offset)
-            return file.read(self._length).decode(encoding, errors)
-
-    async def write(self, writer: aiohttp.abc.AbstractStreamWriter) -> None:
-        await self.write_with_length(writer, None)
-
-    async def write_with_length(
-        self, writer: aiohttp.abc.AbstractStreamWriter, content_length: int | None
-    ) -> None:
-        length = self._length
-        end = length if content_length is None else min(content_length, length)
-        fd = await anyio.to_thread.run_sync(os.open, self._path, os.O_RDONLY)
-        try:
-            for start in range(0, end, self.READ):
-                wanted = min(self.READ, end - start)
-                # A new bytes object per read: the transport may keep it after write().
-                chunk = await anyio.to_thread.run_sync(os.pread, fd, wanted, self._offset + start)
-                if len(chunk) != wanted:
-                    raise OSError(
-                        f"{self._path} ended {self._offset + start + len(chunk)} bytes in,"
-                        " inside the part being sent (did it change?)"
-                    )
-                view = memoryview(chunk)
-                for at in range(0, wanted, self.SLICE):
-                    await writer.write(view[at : at + self.SLICE])
-                del view, chunk  # not held while the next one is read
-        finally:
-            await anyio.to_thread.run_sync(os.close, fd)
 
 
 class S3:

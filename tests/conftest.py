@@ -14,6 +14,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
+import asyncup
+from asyncup._s3 import open_client
 from tests.faultproxy import FaultProxy
 from tests.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
 
@@ -77,7 +79,20 @@ def client_config(**overrides: Any) -> AioConfig:
     return AioConfig(**settings)
 
 
-async def make_client(endpoint: str, **overrides: Any) -> Any:
+# How a client's parts go out: "aiohttp", a caller's own aiobotocore client (parts written
+# from the event loop); "threads", a client as asyncup makes its own (parts of 1 MiB or more
+# sent from worker threads, asyncup._threaded).
+WIRES = ("aiohttp", "threads")
+
+
+async def make_client(endpoint: str, *, wire: str = "aiohttp", **overrides: Any) -> Any:
+    if wire == "threads":
+        return open_client(
+            endpoint,
+            asyncup.TransferConfig(),
+            region_name="us-east-1",
+            client_config=client_config(**overrides),
+        )
     session = get_session()
     return session.create_client(
         "s3",
@@ -85,6 +100,13 @@ async def make_client(endpoint: str, **overrides: Any) -> Any:
         region_name="us-east-1",
         config=client_config(**overrides),
     )
+
+
+@pytest.fixture(params=WIRES)
+def wire(request: pytest.FixtureRequest) -> str:
+    """Each test of the proxied clients runs with both ways of sending parts."""
+    wire: str = request.param
+    return wire
 
 
 @pytest.fixture
@@ -122,18 +144,18 @@ async def proxy(endpoint: str) -> AsyncIterator[FaultProxy]:
 
 
 @pytest.fixture
-async def proxied(proxy: FaultProxy) -> AsyncIterator[Any]:
+async def proxied(proxy: FaultProxy, wire: str) -> AsyncIterator[Any]:
     """A client whose requests go through the fault proxy. Its read timeout is long enough
     that a busy machine never times a request out: a timed-out request goes on in the proxy
     while its retry runs, which would blur the in-flight counts the tests check."""
-    async with await make_client(proxy.url, read_timeout=10) as client:
+    async with await make_client(proxy.url, wire=wire, read_timeout=10) as client:
         yield client
 
 
 @pytest.fixture
-async def proxied_short(proxy: FaultProxy) -> AsyncIterator[Any]:
+async def proxied_short(proxy: FaultProxy, wire: str) -> AsyncIterator[Any]:
     """Through the fault proxy with a 1.5 s read timeout, for tests of stalls."""
-    async with await make_client(proxy.url, read_timeout=1.5) as client:
+    async with await make_client(proxy.url, wire=wire, read_timeout=1.5) as client:
         yield client
 
 

@@ -641,7 +641,9 @@ def transfer_config(checksum: str | None, attempts: int) -> asyncup.TransferConf
     )
 
 
-async def open_uploaders(chaos: Chaos, url: str, stack: contextlib.AsyncExitStack) -> None:
+async def open_uploaders(
+    chaos: Chaos, url: str, stack: contextlib.AsyncExitStack, wire: str
+) -> None:
     """An Uploader per (checksum, max_attempts, impatient): two clients through the proxy,
     one whose read timeout a stall outlasts, and one patient enough (10 s) that a busy
     machine does not time a clean request out."""
@@ -649,6 +651,7 @@ async def open_uploaders(chaos: Chaos, url: str, stack: contextlib.AsyncExitStac
         client = await stack.enter_async_context(
             await make_client(
                 url,
+                wire=wire,
                 read_timeout=READ_TIMEOUT if impatient else 10,
                 request_checksum_calculation="when_required",
                 max_pool_connections=64,
@@ -678,15 +681,16 @@ async def test_chaos(
     s3: Any,
     tmp_path: pathlib.Path,
     request: pytest.FixtureRequest,
+    wire: str,
 ) -> None:
     plans = [draw(i, server) for i in (ONLY or range(UPLOADS))]
     replay_with = f"ASYNCUP_CHAOS_SEED={SEED} ASYNCUP_CHAOS_UPLOADS={UPLOADS}"
-    request.node.add_report_section("call", "chaos", f"{replay_with} ({server})")
+    request.node.add_report_section("call", "chaos", f"{replay_with} ({server}, {wire})")
     started = time.monotonic()
     async with FaultProxy(endpoint) as proxy:
         chaos = Chaos(server, proxy, s3, bucket, tmp_path)
         async with contextlib.AsyncExitStack() as stack:
-            await open_uploaders(chaos, proxy.url, stack)
+            await open_uploaders(chaos, proxy.url, stack, wire)
             baseline = set(asyncio.all_tasks())
             pending = iter(plans)
 
