@@ -20,15 +20,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
+try:  # ISA-L's CRC32 (carry-less multiplication): ~9x zlib's here, the same values
+    from isal.isal_zlib import crc32 as _crc32_of
+except ImportError:  # a platform without an isal wheel
+    from zlib import crc32 as _crc32_of
+
 
 def _crc32(data: memoryview, previous: int = 0) -> int:
-    return zlib.crc32(data, previous)
+    return _crc32_of(data, previous)
 
 
 def _crc32c(data: memoryview, previous: int = 0) -> int:
@@ -53,13 +57,13 @@ FULL_OBJECT_ONLY = frozenset({"CRC64NVME"})
 # The largest body digested on the event loop, per algorithm (None: MD5): about what each
 # hashes in the time a hand-off to a worker thread costs the loop (anyio's run_sync: ~20-30 us
 # of the loop's CPU per call, measured, more while the GIL is contended). Measured on the
-# benchmark machine (benchmarks/PROFILE.md): zlib's CRC32 ~6.5 GB/s (128 KiB: ~19 us),
-# awscrt's CRC32C/CRC64NVME >30 GB/s (1 MiB: ~16 us), SHA1/SHA256 ~1.8-2 GB/s (32 KiB:
+# benchmark machine (benchmarks/PROFILE.md): ISA-L's CRC32 and awscrt's CRC32C/CRC64NVME
+# >30 GB/s (1 MiB: ~16 us; zlib's CRC32, without isal, ~6.5 GB/s), SHA1/SHA256 ~1.8-2 GB/s (32 KiB:
 # ~17 us), MD5 ~0.8 GB/s (16 KiB: ~20 us). Below these the loop does less work, and waits
 # less, than with a thread; a stall stays ~25 us, far below one request's own work on the
 # loop (~0.5 ms in botocore). Every part of a multipart upload (>= 5 MiB) goes to a thread.
 INLINE_DIGEST_MAX: dict[str | None, int] = {
-    "CRC32": 128 * 1024,
+    "CRC32": 1024 * 1024,
     "CRC32C": 1024 * 1024,
     "CRC64NVME": 1024 * 1024,
     "SHA1": 32 * 1024,
