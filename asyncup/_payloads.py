@@ -96,11 +96,22 @@ class RangePayload(aiohttp.payload.Payload):
             await anyio.to_thread.run_sync(os.close, fd)
 
 
+SEND_SLICE = 1024 * 1024
+"""Bytes per blocking send: a socket's timeout bounds each call, so it bounds how long one
+slice may take (a slow link), not the whole part."""
+
+
+def _send_sliced(sock: socket.socket, data: memoryview | bytes) -> None:
+    with memoryview(data) as view, view.cast("B") as octets:
+        for start in range(0, len(octets), SEND_SLICE):
+            sock.sendall(octets[start : start + SEND_SLICE])
+
+
 def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> None:
     """Write ``payload`` to a blocking ``sock`` (in a worker thread: the GIL is released while
     the kernel copies, or OpenSSL encrypts, the bytes)."""
     if isinstance(payload, PartPayload):
-        sock.sendall(payload._value)
+        _send_sliced(sock, payload._value)
         return
     length, offset = payload._length, payload._offset
     with open(payload._path, "rb") as file:
@@ -110,7 +121,7 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
                 chunk = os.pread(file.fileno(), min(payload.READ, length - sent), offset + sent)
                 if not chunk:
                     break
-                sock.sendall(chunk)
+                _send_sliced(sock, chunk)
                 sent += len(chunk)
         else:  # straight from the page cache to the socket
             sent = sock.sendfile(file, offset, length)

@@ -21,8 +21,11 @@ shuts its socket down, so the thread stops at once and no byte goes out afterwar
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import enum
 import http.client
+import select
 import socket
 import ssl
 import threading
@@ -58,20 +61,29 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         self._idle: dict[_Key, list[tuple[float, http.client.HTTPConnection]]] = {}
         self._tls: ssl.SSLContext | None = None
         self._threads: anyio.CapacityLimiter | None = None
+        self._closed = False
+        # A caller's connector_args (a resolver, a socket factory, force_close...) are
+        # aiohttp's to honour: with any of them every request stays with aiohttp.
+        self._threaded = set(self._connector_args) <= {"keepalive_timeout"}
+        keepalive = self._connector_args.get("keepalive_timeout")
+        self._idle_for = min(IDLE, keepalive) if keepalive is not None else IDLE
 
     async def send(self, request: Any) -> Any:
         body = request.body
         if (
-            request.method != "PUT"
+            not self._threaded
+            or request.method != "PUT"
             or not isinstance(body, PartPayload | RangePayload)
             or body.size is None
             or body.size < THRESHOLD
+            or request.headers.get("Transfer-Encoding")  # a body botocore could not size
             or self._proxy_config.proxy_url_for(request.url)
         ):
             return await super().send(request)
         return await self._send_threaded(request, body)
 
     async def __aexit__(self, *exc_info: Any) -> None:
+        self._closed = True
         idle, self._idle = self._idle, {}
         for connections in idle.values():
             for _, connection in connections:
@@ -83,8 +95,7 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         split = urlsplit(url)
         target = (split.path or "/") + (f"?{split.query}" if split.query else "")
         headers = {name: _text(value) for name, value in request.headers.items()}
-        names = {name.lower() for name in headers}
-        if "content-length" not in names:
+        if "content-length" not in {name.lower() for name in headers}:
             headers["Content-Length"] = str(body.size)
         headers["Accept-Encoding"] = "identity"  # as aiobotocore sends it
         timeouts = self._get_request_timeout(request) or self._timeout
@@ -95,15 +106,19 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         if https and self._tls is None:
             contexts = await anyio.to_thread.run_sync(self._build_ssl_contexts, None)
             self._tls = contexts[0]
+        tls = self._tls if https else None
 
-        def exchange(connection: http.client.HTTPConnection) -> tuple[int, dict[str, str], bytes]:
+        def exchange(connection: http.client.HTTPConnection, call: _Call) -> _Answer:
             if connection.sock is None:
-                _connect(connection, url)
+                _connect(connection, call, tls, timeouts.sock_connect, url)
+            else:
+                call.publish(connection.sock)
             connection.sock.settimeout(timeouts.sock_read)
             return _exchange(connection, request.method, target, headers, body, url)
 
         for resend in (False, True):
-            connection = self._take(key) or self._new(key, timeouts.sock_connect)
+            # A resend takes a new connection, as aiohttp's does.
+            connection = (None if resend else self._take(key)) or self._new(key)
             try:
                 status, response_headers, data = await self._in_thread(connection, exchange)
             except _Broken as broken:
@@ -116,42 +131,49 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             return response
         raise AssertionError("unreachable")
 
-    async def _in_thread(
-        self,
-        connection: http.client.HTTPConnection,
-        work: Any,
-    ) -> tuple[int, dict[str, str], bytes]:
-        done = threading.Event()
+    async def _in_thread(self, connection: http.client.HTTPConnection, work: Any) -> _Answer:
+        loop = asyncio.get_running_loop()
+        finished = asyncio.Event()
+        call = _Call()
         # An idle anyio worker thread keeps its last function until it gets another: through
         # this box, emptied once the call is over, that function holds no part buffer.
         box: list[Any] = [work, connection]
 
-        def run() -> tuple[int, dict[str, str], bytes]:
+        def run() -> _Answer:
+            work, connection = box
             try:
-                result: tuple[int, dict[str, str], bytes] = box[0](box[1])
-                return result
+                call.publish(None)  # stopped while it waited for a thread: nothing to do
+                answer: _Answer = work(connection, call)
+                return answer
             finally:
-                done.set()
+                if call.finish():  # stopped meanwhile: the connection is the thread's to close
+                    connection.close()
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+                    loop.call_soon_threadsafe(finished.set)
 
         try:
             return await anyio.to_thread.run_sync(
                 run, abandon_on_cancel=True, limiter=self._threads
             )
         except BaseException:
-            if not done.is_set():  # cancelled while the thread sends: stop it, then wait
-                _shut(connection)
-                await shielded(lambda: _ended(done), 5.0)
-            connection.close()
+            state = call.stop()
+            if state is _State.SENDING:  # its socket is shut down: the thread ends now
+                with contextlib.suppress(TimeoutError):
+                    await shielded(finished.wait, 5.0)
+            elif state is not _State.CONNECTING:  # no thread uses it (any more)
+                connection.close()
             raise
         finally:
             box.clear()
 
     def _take(self, key: _Key) -> http.client.HTTPConnection | None:
         idle = self._idle.get(key)
-        now = time.monotonic()
+        expired = time.monotonic() - self._idle_for
+        while idle and idle[0][0] < expired:  # the oldest first
+            idle.pop(0)[1].close()
         while idle:
-            since, connection = idle.pop()
-            if now - since < IDLE:
+            _, connection = idle.pop()
+            if _usable(connection):
                 return connection
             connection.close()
         return None
@@ -160,18 +182,68 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         if connection.sock is None:  # the server said it would close it
             return
         idle = self._idle.setdefault(key, [])
-        if len(idle) >= self._max_pool_connections:
+        if self._closed or len(idle) >= self._max_pool_connections:
             connection.close()
             return
         idle.append((time.monotonic(), connection))
 
-    def _new(self, key: _Key, connect_timeout: float | None) -> http.client.HTTPConnection:
-        scheme, host, port = key
-        if scheme == "https":
-            return http.client.HTTPSConnection(
-                host, port, timeout=connect_timeout, context=self._tls
-            )
-        return http.client.HTTPConnection(host, port, timeout=connect_timeout)
+    def _new(self, key: _Key) -> http.client.HTTPConnection:
+        _, host, port = key
+        return http.client.HTTPConnection(host, port)
+
+
+_Answer = tuple[int, dict[str, str], bytes]
+
+
+class _State(enum.Enum):
+    WAITING = "not started yet"
+    CONNECTING = "connecting, no socket yet"
+    SENDING = "using its socket"
+    DONE = "done"
+
+
+class _Call:
+    """One request's thread, seen from the event loop. Once ``stop`` is called, no byte goes
+    out: the thread checks as it starts and as it opens each socket, and a socket already
+    open is shut down. Whoever comes second (``stop`` or ``finish``) closes the connection:
+    never the loop while the thread may still use its socket."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = _State.WAITING
+        self._stopped = False
+        self._sock: socket.socket | None = None
+
+    def publish(self, sock: socket.socket | None) -> None:
+        """(thread) Starting (None), or about to use ``sock``; raises once stopped."""
+        with self._lock:
+            if self._stopped:
+                raise _Stopped
+            self._state = _State.CONNECTING if sock is None else _State.SENDING
+            self._sock = sock
+
+    def finish(self) -> bool:
+        """(thread) Done; True if stopped meanwhile (the thread then closes the connection)."""
+        with self._lock:
+            self._state = _State.DONE
+            return self._stopped
+
+    def stop(self) -> _State:
+        """(loop) Stop the thread; what it was doing. A socket in use is shut down, so the
+        thread's blocking call fails at once."""
+        with self._lock:
+            self._stopped = True
+            state = self._state
+            sock = self._sock if state is _State.SENDING else None
+        if sock is not None:
+            # The plain socket's shutdown: SSLSocket's drops its SSL object under the thread.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+        return state
+
+
+class _Stopped(Exception):
+    """The call was cancelled before the thread sent anything."""
 
 
 class _Broken(Exception):
@@ -196,17 +268,49 @@ def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _connect(connection: http.client.HTTPConnection, url: str) -> None:
-    """Open the connection, failing as aiobotocore fails to (never resent: aiohttp does not
-    resend after a failed connect either)."""
+def _connect(
+    connection: http.client.HTTPConnection,
+    call: _Call,
+    tls: ssl.SSLContext | None,
+    timeout: float | None,
+    url: str,
+) -> None:
+    """Open the connection (TLS too), each socket published to ``call`` before it is used,
+    failing as aiobotocore fails to connect (never resent: aiohttp does not either)."""
     try:
-        connection.connect()
+        sock = socket.create_connection((connection.host, connection.port), timeout)
+        call.publish(sock)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            sock = tls.wrap_socket(
+                sock, server_hostname=connection.host, do_handshake_on_connect=False
+            )
+            call.publish(sock)
+            sock.do_handshake()
+    except _Stopped:
+        sock.close()
+        raise
     except TimeoutError as exc:
         raise ConnectTimeoutError(endpoint_url=url, error=exc) from exc
     except ssl.SSLError as exc:
         raise SSLError(endpoint_url=url, error=exc) from exc
     except OSError as exc:
         raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
+    connection.sock = sock
+
+
+def _usable(connection: http.client.HTTPConnection) -> bool:
+    """Whether an idle connection is still open: a keep-alive connection with something to
+    read (the server's close, or stray bytes) is not."""
+    sock = connection.sock
+    if sock is None:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
 
 
 def _exchange(
@@ -241,18 +345,7 @@ def _exchange(
         if isinstance(exc, ShortSourceError):
             raise HTTPClientError(error=exc) from exc
         raise _Broken(EndpointConnectionError(endpoint_url=url, error=exc)) from exc
+    except Exception as exc:  # as aiobotocore wraps whatever else the HTTP client raises
+        raise HTTPClientError(error=exc) from exc
     headers_in = {name.lower(): value for name, value in answer.getheaders()}
     return answer.status, headers_in, data
-
-
-def _shut(connection: http.client.HTTPConnection) -> None:
-    """Stop a send in another thread: its blocking call fails at once."""
-    sock = connection.sock
-    if sock is not None:
-        # The plain socket's shutdown: SSLSocket's drops its SSL object under the thread.
-        with contextlib.suppress(OSError):
-            socket.socket.shutdown(sock, socket.SHUT_RDWR)
-
-
-async def _ended(done: threading.Event) -> None:
-    await anyio.to_thread.run_sync(done.wait, 5.0)

@@ -138,7 +138,9 @@ async def test_a_cancelled_send_stops_its_thread_at_once(
     async with await make_client(black_hole.url, wire="threads", read_timeout=60) as client:
 
         async def upload_part() -> None:
-            await client.upload_part(Bucket="b", Key="k", UploadId="u", PartNumber=1, Body=body)
+            await client.upload_part(
+                Bucket="b", Key="k", UploadId="u", PartNumber=1, Body=body, ContentLength=len(body)
+            )
 
         started = time.monotonic()
         await cancel(upload_part, 1.0)
