@@ -95,8 +95,6 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         split = urlsplit(url)
         target = (split.path or "/") + (f"?{split.query}" if split.query else "")
         headers = {name: _text(value) for name, value in request.headers.items()}
-        if "content-length" not in {name.lower() for name in headers}:
-            headers["Content-Length"] = str(body.size)
         headers["Accept-Encoding"] = "identity"  # as aiobotocore sends it
         timeouts = self._get_request_timeout(request) or self._timeout
         https = split.scheme == "https"

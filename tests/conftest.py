@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import logging
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -157,6 +158,12 @@ async def proxied_short(proxy: FaultProxy, wire: str) -> AsyncIterator[Any]:
     """Through the fault proxy with a 1.5 s read timeout, for tests of stalls."""
     async with await make_client(proxy.url, wire=wire, read_timeout=1.5) as client:
         yield client
+
+
+def start(command: list[str]) -> subprocess.Popen[bytes]:
+    """A child process for a test to kill (not anyio.open_process: the suite's event loop may
+    not own a child watcher)."""
+    return subprocess.Popen(command)
 
 
 async def read_object(s3: Any, bucket: str, key: str) -> bytes:

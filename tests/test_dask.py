@@ -12,7 +12,6 @@ import logging
 import os
 import pathlib
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -34,6 +33,7 @@ from tests.conftest import (  # noqa: E402
     assert_object,
     random_bytes,
     read_object,
+    start,
 )
 from tests.faultproxy import FaultProxy  # noqa: E402
 
@@ -232,11 +232,6 @@ COORDINATOR = textwrap.dedent(
     anyio.run(main, *sys.argv[1:])
     """
 )
-
-
-def start(command: list[str]) -> subprocess.Popen[bytes]:
-    # Not anyio.open_process: the suite's event loop may not own a child watcher.
-    return subprocess.Popen(command)
 
 
 async def test_a_killed_coordinator_is_taken_over_from_its_manifest(

@@ -7,7 +7,6 @@ import json
 import os
 import pathlib
 import signal
-import subprocess
 import sys
 import textwrap
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 import asyncup
 from asyncup import _journal, _resume
-from tests.conftest import MiB, assert_object, random_bytes
+from tests.conftest import MiB, assert_object, random_bytes, start
 from tests.faultproxy import FaultProxy
 
 PART = 5 * MiB
@@ -348,11 +347,6 @@ CRASHING_UPLOAD = textwrap.dedent(
     anyio.run(main, *sys.argv[1:])
     """
 )
-
-
-def start(command: list[str]) -> subprocess.Popen[bytes]:
-    # Not anyio.open_process: the suite's event loop may not own a child watcher.
-    return subprocess.Popen(command)
 
 
 async def test_a_killed_upload_resumes_sending_only_the_missing_parts(
