@@ -149,7 +149,9 @@ async def test_a_cancelled_upload_is_kept_for_resume(
     source: pathlib.Path,
     journal: pathlib.Path,
 ) -> None:
-    proxy.delays["UploadPart"] = 0.3
+    # 3 rounds of 2 parts, 0.6 s each: the cancel comes in the second round, far from
+    # Complete (with 0.3 s, parts sent from threads reached Complete by 1 s now and then).
+    proxy.delays["UploadPart"] = 0.6
     with anyio.move_on_after(1.0) as scope:
         await asyncup.upload(source, bucket, "obj", client=proxied, config=CONFIG, resume=journal)
     assert scope.cancelled_caught
