@@ -7,9 +7,11 @@ import itertools
 import logging
 import os
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -164,6 +166,17 @@ def start(command: list[str]) -> subprocess.Popen[bytes]:
     """A child process for a test to kill (not anyio.open_process: the suite's event loop may
     not own a child watcher)."""
     return subprocess.Popen(command)
+
+
+async def wait_quiet(proxy: FaultProxy) -> None:
+    """Until no part has been through ``proxy`` for a second: the requests of a process that
+    died (or was interrupted) go on in the proxy for a while (its delays), and land late."""
+    with anyio.fail_after(20):
+        while True:
+            last = proxy.part_timeline[-1][0] if proxy.part_timeline else 0.0
+            if proxy.parts_in_flight == 0 and time.monotonic() - last > 1.0:
+                return
+            await anyio.sleep(0.1)
 
 
 async def read_object(s3: Any, bucket: str, key: str) -> bytes:

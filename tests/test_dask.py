@@ -34,6 +34,7 @@ from tests.conftest import (  # noqa: E402
     random_bytes,
     read_object,
     start,
+    wait_quiet,
 )
 from tests.faultproxy import FaultProxy  # noqa: E402
 
@@ -199,17 +200,6 @@ async def test_many_files_in_batches_under_one_request_rate(
     assert {item["Key"] for item in listing["Contents"]} == set(expected)
     for key in ("up/d0/sub0/file-0.txt", "up/d2/sub1/file-5.txt"):
         assert await read_object(s3, bucket, key) == expected[key]
-
-
-async def wait_quiet(proxy: FaultProxy) -> None:
-    """Until no part has been sent for a second: the tasks of a coordinator that died go
-    on (and a worker may start one it was handed just before), but not for long."""
-    with anyio.fail_after(20):
-        while True:
-            last = proxy.part_timeline[-1][0] if proxy.part_timeline else 0.0
-            if proxy.parts_in_flight == 0 and time.monotonic() - last > 1.0:
-                return
-            await anyio.sleep(0.1)
 
 
 async def recorded_parts(manifest: pathlib.Path) -> set[int]:
