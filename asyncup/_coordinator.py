@@ -31,7 +31,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from ._checksums import PartDigest
 from ._errors import IntegrityError, SourceChangedError, UploadError
-from ._job import FilledPart, Job
+from ._job import Job, QueuedPart
 from ._journal import Header, Journal, Origin, discard, load
 from ._plan import PartPlan, plan_known_size, use_multipart
 from ._producer import (
@@ -40,6 +40,7 @@ from ._producer import (
     produce_stream,
     read_stream_head,
 )
+from ._range import sends_unsigned, stream_ranges
 from ._result import UploadResult
 from ._resume import StaleSourceError, check_journal, keepable, list_parts, missing, verify_kept
 from ._retry import CORRUPTION_CODES, Failure
@@ -60,7 +61,7 @@ from ._worker import PartError, run_worker
 
 log = logging.getLogger("asyncup")
 
-Producer = Callable[[MemoryObjectSendStream[FilledPart]], Awaitable[None]]
+Producer = Callable[[MemoryObjectSendStream[QueuedPart]], Awaitable[None]]
 
 
 async def upload(job: Job, source: Source) -> UploadResult:
@@ -85,6 +86,10 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     if size is not None:
         if not use_multipart(size, config.multipart_threshold):
             return await _put_object(job, source, size)
+        if isinstance(source, PathSource) and source.regular and sends_unsigned(job.s3.client):
+            # Parts are sent from the file itself, none held in memory (sendfile over HTTP).
+            stream_ranges(job.s3.client)
+            job.in_place = source
         if job.resume_path is not None:
             assert isinstance(source, PathSource)
             return await _resumable(job, source, size)
@@ -370,7 +375,7 @@ async def _discard_journal(job: Job) -> None:
 
 
 async def _run_pipeline(job: Job, produce: Producer) -> None:
-    send, receive = anyio.create_memory_object_stream[FilledPart](job.config.read_ahead)
+    send, receive = anyio.create_memory_object_stream[QueuedPart](job.config.read_ahead)
     receivers = [receive.clone() for _ in range(job.config.concurrency)]
     receive.close()
     stages = [partial(produce, send)] + [partial(run_worker, job, r) for r in receivers]

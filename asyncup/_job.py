@@ -18,6 +18,7 @@ from ._pace import Pacer
 from ._params import RoutedArgs
 from ._retry import Failure
 from ._s3 import S3
+from ._sources import PathSource
 from ._verify import CompletedPart
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
@@ -36,6 +37,20 @@ class FilledPart:
     @property
     def length(self) -> int:
         return len(self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class FilePart:
+    """A part left where it lies in the file being uploaded (``Job.in_place``): read once to
+    digest it, and again as it is sent (with ``sendfile`` over plain HTTP); never held whole
+    in memory, so it takes nothing from the memory budget."""
+
+    number: int
+    offset: int
+    length: int
+
+
+QueuedPart = FilledPart | FilePart
 
 
 @dataclass(slots=True)
@@ -63,6 +78,8 @@ class Job:
     resume_path: str | None = None
     """Where the resume journal is kept (``upload(..., resume=PATH)``), if anywhere."""
     journal: Journal | None = None
+    in_place: PathSource | None = None
+    """The file whose parts are sent from where they lie (``FilePart``), if any."""
 
     async def read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int
@@ -119,9 +136,11 @@ class Job:
             return digest_part(body, algorithm)
         return await anyio.to_thread.run_sync(digest_part, body, algorithm)
 
-    def recycle(self, part: FilledPart) -> None:
+    def recycle(self, part: QueuedPart) -> None:
         """The part is done with: its buffer goes back to the pool for the next part, or, once
         the source is read or when another upload waits for budget, its bytes go back."""
+        if isinstance(part, FilePart):
+            return
         if self.reading_done or self.lease.contended:
             self.lease.release(part.reserved)
         else:

@@ -1,14 +1,17 @@
 """Part bodies as aiohttp writes them, and as ``_threaded`` sends them from worker threads.
 
 A ``PartPayload`` is a part's buffer; a ``RangePayload`` is a range of a file, read while it is
-sent (``asyncup.parallel``). ``chunks()`` gives the bytes of either to a blocking sender.
+sent (a path source's parts, ``asyncup.parallel``'s). ``send_blocking`` writes either to a
+blocking socket.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import socket
 import ssl
+import threading
 
 import aiohttp.abc
 import aiohttp.payload
@@ -51,18 +54,29 @@ class RangePayload(aiohttp.payload.Payload):
     a worker thread and written in 1 MiB slices, so that a 5 GiB part never sits in memory
     and no read blocks the event loop. Each write reads the range again from its start: a
     retried request sends the same bytes. Fewer bytes than planned (the file shrank) fail
-    the write.
+    the write with ``ShortSourceError``.
+
+    ``fd``: an open descriptor of the file to read (the caller's, left open), so that a file
+    renamed over ``path`` meanwhile is not read; without it ``path`` is opened for each write.
     """
 
     READ = 4 * 1024 * 1024  # per trip to a thread
     SLICE = 1024 * 1024  # per write, the socket drained between writes
     _autoclose = True  # no file stays open between writes
 
-    def __init__(self, path: str, offset: int, length: int) -> None:
+    def __init__(self, path: str, offset: int, length: int, fd: int | None = None) -> None:
         super().__init__(path)
         self._path = path
+        self._fd = fd
         self._offset = offset
         self._length = self._size = length
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        """Each write sends the range from its start: only a rewind to it is possible (botocore
+        rewinds a request's body before its own retries)."""
+        if (offset, whence) != (0, os.SEEK_SET):
+            raise io.UnsupportedOperation("a RangePayload rewinds only to its start")
+        return 0
 
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         with open(self._path, "rb") as file:
@@ -77,14 +91,16 @@ class RangePayload(aiohttp.payload.Payload):
     ) -> None:
         length = self._length
         end = length if content_length is None else min(content_length, length)
-        fd = await anyio.to_thread.run_sync(os.open, self._path, os.O_RDONLY)
+        fd = self._fd
+        if fd is None:
+            fd = await anyio.to_thread.run_sync(os.open, self._path, os.O_RDONLY)
         try:
             for start in range(0, end, self.READ):
                 wanted = min(self.READ, end - start)
                 # A new bytes object per read: the transport may keep it after write().
                 chunk = await anyio.to_thread.run_sync(os.pread, fd, wanted, self._offset + start)
                 if len(chunk) != wanted:
-                    raise OSError(
+                    raise ShortSourceError(
                         f"{self._path} ended {self._offset + start + len(chunk)} bytes in,"
                         " inside the part being sent (did it change?)"
                     )
@@ -93,7 +109,8 @@ class RangePayload(aiohttp.payload.Payload):
                     await writer.write(view[at : at + self.SLICE])
                 del view, chunk  # not held while the next one is read
         finally:
-            await anyio.to_thread.run_sync(os.close, fd)
+            if self._fd is None:
+                await anyio.to_thread.run_sync(os.close, fd)
 
 
 SEND_SLICE = 1024 * 1024
@@ -114,15 +131,18 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
         _send_sliced(sock, payload._value)
         return
     length, offset = payload._length, payload._offset
-    with open(payload._path, "rb") as file:
+    # A file object of its own (socket.sendfile wants one); only positional reads are made.
+    source = payload._path if payload._fd is None else os.dup(payload._fd)
+    with open(source, "rb") as file:
         if isinstance(sock, ssl.SSLSocket):  # no sendfile through TLS: read and send
+            buffer = slice_buffer()
             sent = 0
             while sent < length:
-                chunk = os.pread(file.fileno(), min(payload.READ, length - sent), offset + sent)
-                if not chunk:
+                n = os.preadv(file.fileno(), [buffer[: length - sent]], offset + sent)
+                if not n:
                     break
-                _send_sliced(sock, chunk)
-                sent += len(chunk)
+                sock.sendall(buffer[:n])
+                sent += n
         else:  # straight from the page cache to the socket
             sent = sock.sendfile(file, offset, length)
     if sent != length:
@@ -133,4 +153,36 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
 
 
 class ShortSourceError(OSError):
-    """The file ended inside the range being sent."""
+    """The file ended inside the range being read or sent: it shrank."""
+
+
+def source_shrank(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of a ``ShortSourceError`` (however the HTTP client wrapped it)."""
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        if isinstance(current, ShortSourceError):
+            return True
+        seen.add(id(current))
+        wrapped = getattr(current, "kwargs", None)  # botocore's HTTPClientError(error=...)
+        inner = wrapped.get("error") if isinstance(wrapped, dict) else None
+        pending += [current.__cause__, current.__context__]
+        if isinstance(inner, BaseException):
+            pending.append(inner)
+    return False
+
+
+SLICE = 256 * 1024
+_local = threading.local()
+
+
+def slice_buffer() -> memoryview:
+    """A buffer of ``SLICE`` bytes for the calling thread, reused by each read it makes of a
+    file range (hashed, or sent through TLS): one per worker thread, not one per read."""
+    buffer: memoryview | None = getattr(_local, "buffer", None)
+    if buffer is None:
+        buffer = _local.buffer = memoryview(bytearray(SLICE))
+    return buffer

@@ -12,7 +12,7 @@ from functools import partial
 from anyio.streams.memory import MemoryObjectSendStream
 
 from ._errors import AsyncupError
-from ._job import FilledPart, Job, Reader
+from ._job import FilePart, FilledPart, Job, QueuedPart, Reader
 from ._plan import MAX_PARTS, Part, PartPlan, stream_part_size
 from ._sources import PathSource, Source
 
@@ -33,15 +33,20 @@ async def produce_planned(
     job: Job,
     source: Source,
     plan: PartPlan,
-    send: MemoryObjectSendStream[FilledPart],
+    send: MemoryObjectSendStream[QueuedPart],
     only: list[Part] | None = None,
 ) -> None:
     """Send the parts of a source of known size; the source must hold exactly ``plan.size``.
 
     ``only``: send just these parts, each read at its own offset (a resumed upload; the
-    source is then a file, ``PathSource``)."""
+    source is then a file, ``PathSource``). With ``job.in_place`` (a file), the parts are
+    sent as ``FilePart``s, read by the workers, and only the file's end is checked here."""
+    in_place = job.in_place is not None
     async with send:
         for planned in plan.parts() if only is None else only:
+            if in_place:
+                await send.send(FilePart(planned.number, planned.offset, planned.length))
+                continue
             read = _reader(source, None if only is None else planned.offset)
             part = await job.read_part(read, planned.number, planned.length, plan.part_size)
             if part.length != planned.length:
@@ -53,7 +58,7 @@ async def produce_planned(
             await send.send(part)
             del part  # it belongs to a worker now: once recycled, its bytes are free
         job.done_reading()
-        read = _reader(source, None if only is None else plan.size)
+        read = _reader(source, None if only is None and not in_place else plan.size)
         if await read(memoryview(bytearray(1))):
             raise SourceSizeError(
                 f"source holds more than the {plan.size} bytes expected"
@@ -110,7 +115,7 @@ async def produce_stream(
     source: Source,
     head: list[FilledPart],
     ended: bool,
-    send: MemoryObjectSendStream[FilledPart],
+    send: MemoryObjectSendStream[QueuedPart],
 ) -> None:
     """Send the parts of a stream of unknown length, the first ones (``head``) already read.
 

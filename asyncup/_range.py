@@ -1,14 +1,16 @@
-"""Parts read straight from a range of a file, for uploads fed by many hosts.
+"""Parts read straight from a range of a file: a path source's parts (on a client that does
+not sign payloads), and those of uploads fed by many hosts (``asyncup.parallel``).
 
 A part of a multi-terabyte object can be 5 GiB: it is never held in memory. Its checksum is
 computed by reading the range in slices in a worker thread (``digest_range``), then the
 range is read again, slice by slice in threads, while it is sent (``_s3.RangePayload``).
 
 botocore validates a part's body before any hook runs and accepts only bytes or file-like
-objects, so the body handed to it is a ``RangeBody`` (a file-like view of the range). On a
-client that does not sign payloads (asyncup's own), ``before-call`` swaps it for a
-``RangePayload``, which aiohttp writes as it is. A client that signs payloads reads the
-``RangeBody`` itself (correct, but its SHA256 runs on the event loop).
+objects, so the body handed to it is a ``RangeBody`` (a file-like view of the range). Once the
+request is signed, ``before-send`` swaps it for a ``RangePayload``, which aiohttp writes as it
+is and ``_threaded`` sends from a worker thread. A client that signs payloads reads the
+``RangeBody`` to sign it (correct, but its SHA256 runs on the event loop): a path source's
+parts are sent from the file only on clients that do not (``sends_unsigned``).
 """
 
 from __future__ import annotations
@@ -20,27 +22,28 @@ from typing import Any
 import anyio.to_thread
 
 from ._checksums import PartDigest, RunningDigest
-from ._payloads import RangePayload
+from ._payloads import RangePayload, ShortSourceError, slice_buffer
 
-HASH_SLICE = 1024 * 1024
 HASH_STEP = 64 * 1024 * 1024  # bytes hashed per trip to a thread: a stop is seen between trips
 _HOOK_ID = "asyncup-range-body"
 
 
-class ShortRangeError(OSError):
+class ShortRangeError(ShortSourceError):
     """The file holds fewer bytes than the range needs: it shrank."""
 
 
 class RangeBody(io.RawIOBase):
-    """``length`` bytes of the file at ``path`` from ``offset``, as a seekable file object."""
+    """``length`` bytes of the file at ``path`` from ``offset``, as a seekable file object;
+    read through ``fd`` when given (left open), else through a descriptor of its own."""
 
-    def __init__(self, path: str, offset: int, length: int) -> None:
+    def __init__(self, path: str, offset: int, length: int, fd: int | None = None) -> None:
         super().__init__()
         self.path = path
         self.offset = offset
         self.length = length
+        self.fd = fd
         self._position = 0
-        self._fd: int | None = None
+        self._fd = fd
 
     def readable(self) -> bool:
         return True
@@ -69,41 +72,54 @@ class RangeBody(io.RawIOBase):
     def close(self) -> None:
         if self._fd is not None:
             fd, self._fd = self._fd, None
-            os.close(fd)
+            if fd != self.fd:
+                os.close(fd)
         super().close()
 
 
+def sends_unsigned(client: Any) -> bool:
+    """Whether ``client`` sends bodies without hashing them for its signature (asyncup's own
+    clients do): a ``RangeBody`` is then only read as it is sent."""
+    s3_config = getattr(client.meta.config, "s3", None) or {}
+    return not s3_config.get("payload_signing_enabled", True)
+
+
 def stream_ranges(client: Any) -> None:
-    """Let ``client`` send ``RangeBody`` parts as ``RangePayload`` (idempotent)."""
-    client.meta.events.register("before-call.s3.UploadPart", _range_as_payload, unique_id=_HOOK_ID)
+    """Let ``client`` send ``RangeBody`` parts as ``RangePayload`` (idempotent).
+
+    The swap is made once the request is signed, just before it is sent: a signer sees the
+    file object botocore accepted (the CRT's signer wraps it as a stream, and reads it only to
+    sign a payload), and the HTTP client gets a body it sends without reading it on the loop."""
+    client.meta.events.register("before-send.s3.UploadPart", _range_as_payload, unique_id=_HOOK_ID)
 
 
-def _range_as_payload(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
-    body = params.get("body")
-    if not isinstance(body, RangeBody):
-        return
-    body.seek(0)  # a retried request sends the range from its start
-    s3_config = getattr(context.get("client_config"), "s3", None) or {}
-    if s3_config.get("payload_signing_enabled", True):
-        return  # the signer reads the body to hash it: leave it a file
-    params["body"] = RangePayload(body.path, body.offset, body.length)
+def _range_as_payload(request: Any, **_: Any) -> None:
+    body = request.body
+    if isinstance(body, RangeBody):
+        request.body = RangePayload(body.path, body.offset, body.length, body.fd)
 
 
-async def digest_range(path: str, offset: int, length: int, algorithm: str | None) -> PartDigest:
-    """The checksum (or MD5, without an algorithm) of a file range, read off the event loop."""
+async def digest_range(
+    path: str, offset: int, length: int, algorithm: str | None, fd: int | None = None
+) -> PartDigest:
+    """The checksum (or MD5, without an algorithm) of a file range, read off the event loop
+    (through ``fd`` when given, left open)."""
     running = RunningDigest(algorithm)
-    fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)
+    own = fd is None
+    if fd is None:
+        fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)
     try:
         for start in range(0, length, HASH_STEP):
             step = min(HASH_STEP, length - start)
             await anyio.to_thread.run_sync(_hash, fd, running, offset + start, step, path)
     finally:
-        await anyio.to_thread.run_sync(os.close, fd)
+        if own:
+            await anyio.to_thread.run_sync(os.close, fd)
     return running.digest()
 
 
 def _hash(fd: int, running: RunningDigest, offset: int, length: int, path: str) -> None:
-    buffer = memoryview(bytearray(min(HASH_SLICE, max(length, 1))))
+    buffer = slice_buffer()
     done = 0
     while done < length:
         n = os.preadv(fd, [buffer[: min(len(buffer), length - done)]], offset + done)

@@ -35,7 +35,7 @@ from botocore.exceptions import ConnectionError as BotocoreConnectionError
 from ._adaptive import AdaptiveLimiter
 from ._config import TransferConfig
 from ._errors import AsyncupError
-from ._payloads import PartPayload
+from ._payloads import PartPayload, source_shrank
 from ._retry import (
     Failure,
     RetryQuota,
@@ -57,6 +57,8 @@ class BadResponseError(AsyncupError):
 
 def describe(exc: BaseException) -> Failure:
     """What kind of failure ``exc`` is, for the retry policy."""
+    if source_shrank(exc):
+        return Failure("other")  # the file ended inside a part: it will not grow back
     if isinstance(exc, ClientError):
         error = exc.response.get("Error", {})
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")

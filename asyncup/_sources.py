@@ -10,6 +10,7 @@ from __future__ import annotations
 import inspect
 import io
 import os
+import stat as stat_module
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any, Protocol
 
@@ -88,8 +89,14 @@ class PathSource:
         self.path: str | None = path
         self.size: int | None = None
         self.mtime_ns = 0
+        self.regular = False
         self._fd = -1
         self._offset = 0
+
+    @property
+    def fd(self) -> int:
+        """The open file's descriptor (valid between ``open`` and ``aclose``)."""
+        return self._fd
 
     async def open(self) -> None:
         assert self.path is not None
@@ -97,6 +104,7 @@ class PathSource:
         stat = await anyio.to_thread.run_sync(os.fstat, self._fd)
         self.size = stat.st_size
         self.mtime_ns = stat.st_mtime_ns
+        self.regular = stat_module.S_ISREG(stat.st_mode)
 
     async def readinto(self, view: memoryview) -> int:
         n = await self.readinto_at(view, self._offset)

@@ -3,7 +3,9 @@
 A part is digested (its checksum, or its MD5) in a thread, sent while holding one of the
 Uploader's request slots, and its answer checked (``_verify.check_write``): an answer that
 does not acknowledge the bytes sent re-sends the part. The part's buffer returns to the
-pool once the part is acknowledged.
+pool once the part is acknowledged. A ``FilePart`` has no buffer: it is read from the file
+to digest it and again to send it, and a file found shorter, or changed between the two
+reads, fails the upload as ``SourceChangedError``.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from ._checksums import PartDigest
 from ._errors import AsyncupError
-from ._job import FilledPart, Job
-from ._s3 import Response
+from ._job import FilePart, Job, QueuedPart
+from ._payloads import source_shrank
+from ._producer import SourceSizeError
+from ._range import RangeBody, ShortRangeError, digest_range
+from ._retry import CORRUPTION_CODES
+from ._s3 import BadResponseError, Response, error_code
 from ._verify import CompletedPart, check_write, digest_params
 
 
@@ -27,7 +33,7 @@ class PartError(AsyncupError):
         self.part_number = part_number
 
 
-async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -> None:
+async def run_worker(job: Job, receive: MemoryObjectReceiveStream[QueuedPart]) -> None:
     async with receive:
         async for part in receive:
             try:
@@ -43,9 +49,46 @@ async def run_worker(job: Job, receive: MemoryObjectReceiveStream[FilledPart]) -
             await job.progress(length, number)
 
 
-async def upload_part(job: Job, part: FilledPart) -> CompletedPart:
+async def upload_part(job: Job, part: QueuedPart) -> CompletedPart:
+    if isinstance(part, FilePart):
+        return await _upload_in_place(job, part)
     digest = await job.digest(part.body)
     return await send_part(job, part.number, part.body, part.length, digest)
+
+
+async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
+    source = job.in_place
+    assert source is not None
+    assert source.path is not None
+    path, algorithm = source.path, job.args.checksum_algorithm
+
+    async def digest() -> PartDigest:
+        try:
+            return await digest_range(path, part.offset, part.length, algorithm, source.fd)
+        except ShortRangeError as exc:
+            raise _changed(job, part, "ended inside") from exc
+
+    sent = await digest()
+    with RangeBody(path, part.offset, part.length, source.fd) as body:
+        try:
+            return await send_part(job, part.number, body, part.length, sent)
+        except Exception as exc:
+            if source_shrank(exc):
+                raise _changed(job, part, "ended inside") from exc
+            corrupt = isinstance(exc, BadResponseError) or error_code(exc) in CORRUPTION_CODES
+            if corrupt and await digest() != sent:
+                raise _changed(job, part, "changed while sending") from exc
+            raise
+
+
+def _changed(job: Job, part: FilePart, what: str) -> SourceSizeError:
+    assert job.in_place is not None
+    return SourceSizeError(
+        f"{job.in_place.path} {what} part {part.number} (bytes {part.offset} to"
+        f" {part.offset + part.length} of the {job.total} expected; did it change while"
+        " being read?)",
+        part.number,
+    )
 
 
 async def send_part(
