@@ -131,6 +131,22 @@ async def test_a_ca_bundle_is_trusted_when_given_and_only_for_its_own_certificat
             await assert_object(s3, bucket, key, SMALL, None)
 
 
+async def test_a_files_parts_are_read_and_sent_through_tls(
+    private_ca: tuple[str, str], tmp_path: Path
+) -> None:
+    """No sendfile through TLS: each part is read from the file in slices and encrypted."""
+    endpoint, ca = private_ca
+    bucket = await new_bucket(endpoint, verify=ca)
+    source = tmp_path / "big.bin"
+    source.write_bytes(BIG)
+    result = await asyncup.upload(
+        source, bucket, "file", endpoint_url=endpoint, config=CONFIG, verify=ca
+    )
+    assert result.parts == 3
+    async with client(endpoint, verify=ca) as s3:
+        await assert_object(s3, bucket, "file", BIG, 5 * MiB)
+
+
 async def test_verify_is_checked_before_any_request(tmp_path: Path) -> None:
     nowhere = "https://127.0.0.1:9"  # nothing listens: a request would fail otherwise
     with pytest.raises(ValueError, match="no CA bundle file"):
