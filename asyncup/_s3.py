@@ -179,9 +179,39 @@ def _load_less(session: Any) -> None:
     lower (benchmarks/PROFILE.md; the file is still parsed whole, and not all of the memory
     it took goes back to the system).
     """
-    loader = botocore.loaders.create_loader(session.get_config_variable("data_path"))
-    loader.file_loader = _LeanFileLoader()
+    data_path = session.get_config_variable("data_path")  # as botocore.loaders.create_loader
+    extra = [
+        os.path.expanduser(os.path.expandvars(path))
+        for path in (data_path or "").split(os.pathsep)
+        if path
+    ]
+    loader = _LeanLoader(extra_search_paths=extra, file_loader=_LeanFileLoader())
     session.register_component("data_loader", loader)
+
+
+class _LeanLoader(botocore.loaders.Loader):  # type: ignore[misc]
+    """botocore's loader, without its check that a service it loads is among the ~430 it
+    knows: that lists every service directory of every search path, once per kind of model
+    (12 ms of each client's creation here, measured: benchmarks/PROFILE.md). A service
+    that is not there still fails, with ``DataNotFoundError``."""
+
+    _loading: str | None = None
+
+    def load_service_model(
+        self, service_name: str, type_name: str, api_version: str | None = None
+    ) -> Any:
+        version = api_version or self.determine_latest_version(service_name, type_name)
+        self._loading = service_name
+        try:
+            return super().load_service_model(service_name, type_name, version)
+        finally:
+            self._loading = None
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        if self._loading is not None:
+            return [self._loading]
+        services: list[str] = super().list_available_services(type_name)
+        return services
 
 
 class _LeanFileLoader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]

@@ -8,6 +8,7 @@ import io
 import os
 from typing import Any
 
+import botocore.exceptions
 import botocore.loaders
 import pytest
 from aiobotocore.config import AioConfig
@@ -144,3 +145,26 @@ def test_the_lean_endpoint_data_keeps_s3_whole() -> None:
         assert {k: v for k, v in kept.items() if k != "services"} == {
             k: v for k, v in full.items() if k != "services"
         }
+
+
+async def test_a_client_is_made_without_listing_every_service(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """botocore lists every service directory to check that "s3" is one; asyncup's session
+    does not, and a service that is not there still fails."""
+    listed: list[str] = []
+    listing = botocore.loaders.Loader.list_available_services
+
+    def counted(self: Any, type_name: str) -> Any:
+        listed.append(type_name)
+        return listing(self, type_name)
+
+    monkeypatch.setattr(botocore.loaders.Loader, "list_available_services", counted)
+    async with asyncup.Uploader(region_name="us-east-1") as up:
+        assert up.client.meta.service_model.service_name == "s3"
+        assert listed == []
+        session_loader = up.client._loader
+        with pytest.raises(botocore.exceptions.DataNotFoundError):
+            session_loader.load_service_model("no-such-service", "service-2")
+        assert "s3" in session_loader.list_available_services("service-2")
+    assert listed == ["service-2"]
