@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from typing import Any
 
 import botocore.exceptions
@@ -168,3 +170,9 @@ async def test_a_client_is_made_without_listing_every_service(
             session_loader.load_service_model("no-such-service", "service-2")
         assert "s3" in session_loader.list_available_services("service-2")
     assert listed == ["service-2"]
+
+
+def test_anyios_backend_is_imported_with_asyncup_not_in_the_first_upload() -> None:
+    probe = "import sys, asyncup; print('anyio._backends._asyncio' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "True"
