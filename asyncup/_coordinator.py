@@ -36,15 +36,16 @@ from ._journal import Header, Journal, Origin, discard, load
 from ._plan import PartPlan, plan_known_size, use_multipart
 from ._producer import (
     SourceSizeError,
+    check_file_end,
     produce_planned,
     produce_stream,
     read_stream_head,
 )
-from ._range import sends_unsigned, stream_ranges
+from ._range import stream_ranges
 from ._result import UploadResult
 from ._resume import StaleSourceError, check_journal, keepable, list_parts, missing, verify_kept
 from ._retry import CORRUPTION_CODES, Failure
-from ._s3 import BadResponseError, Response, describe, error_code, summarize
+from ._s3 import BadResponseError, Response, describe, error_code, sends_from_files, summarize
 from ._shield import shielded
 from ._sources import PathSource, Source
 from ._sweeper import abort_twins
@@ -86,7 +87,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     if size is not None:
         if not use_multipart(size, config.multipart_threshold):
             return await _put_object(job, source, size)
-        if isinstance(source, PathSource) and source.regular and sends_unsigned(job.s3.client):
+        if isinstance(source, PathSource) and source.regular and sends_from_files(job.s3.client):
             # Parts are sent from the file itself, none held in memory (sendfile over HTTP).
             stream_ranges(job.s3.client)
             job.in_place = source
@@ -305,6 +306,8 @@ async def _multipart(
         if created is not None:
             await created()
         await _run_pipeline(job, produce)
+        if job.in_place is not None:
+            await check_file_end(job)
         response = await _complete(job)
     except BaseException as exc:
         if job.journal is not None and not isinstance(_cause(exc), SourceSizeError):

@@ -131,25 +131,52 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
         _send_sliced(sock, payload._value)
         return
     length, offset = payload._length, payload._offset
-    # A file object of its own (socket.sendfile wants one); only positional reads are made.
-    source = payload._path if payload._fd is None else os.dup(payload._fd)
-    with open(source, "rb") as file:
+    # A descriptor of the sender's own: an abandoned send never touches the caller's, which
+    # may be closed (and its number reused) by then.
+    fd = os.open(payload._path, os.O_RDONLY) if payload._fd is None else os.dup(payload._fd)
+    try:
         if isinstance(sock, ssl.SSLSocket):  # no sendfile through TLS: read and send
             buffer = slice_buffer()
             sent = 0
             while sent < length:
-                n = os.preadv(file.fileno(), [buffer[: length - sent]], offset + sent)
+                n = os.preadv(fd, [buffer[: length - sent]], offset + sent)
                 if not n:
                     break
                 sock.sendall(buffer[:n])
                 sent += n
         else:  # straight from the page cache to the socket
-            sent = sock.sendfile(file, offset, length)
+            sent = sock.sendfile(_FileAt(fd), offset, length)
+    finally:
+        os.close(fd)
     if sent != length:
         raise ShortSourceError(
             f"{payload._path} ended {offset + sent} bytes in, inside the part being sent"
             " (did it change?)"
         )
+
+
+class _FileAt:
+    """A file for ``socket.sendfile`` whose position is its own: a dup'ed descriptor shares
+    the caller's file offset, which ``sendfile``'s fallback (``read``, where the kernel has no
+    sendfile for the file) would otherwise read from and move. Every read is positional."""
+
+    mode = "rb"
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._position = 0
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def seek(self, position: int) -> int:
+        self._position = position
+        return position
+
+    def read(self, size: int) -> bytes:
+        data = os.pread(self._fd, size, self._position)
+        self._position += len(data)
+        return data
 
 
 class ShortSourceError(OSError):

@@ -58,13 +58,28 @@ async def produce_planned(
             await send.send(part)
             del part  # it belongs to a worker now: once recycled, its bytes are free
         job.done_reading()
-        read = _reader(source, None if only is None and not in_place else plan.size)
+        if in_place:
+            return  # its parts are read later, by the workers: ``check_file_end`` then
+        read = _reader(source, None if only is None else plan.size)
         if await read(memoryview(bytearray(1))):
-            raise SourceSizeError(
-                f"source holds more than the {plan.size} bytes expected"
-                " (did it change while being read?)",
-                None,
-            )
+            raise _grown(plan.size)
+
+
+async def check_file_end(job: Job) -> None:
+    """A file whose parts were sent from where they lie still ends where it did, now that
+    every part has been read."""
+    source, size = job.in_place, job.total
+    assert source is not None
+    assert size is not None
+    if await source.readinto_at(memoryview(bytearray(1)), size):
+        raise _grown(size)
+
+
+def _grown(size: int) -> SourceSizeError:
+    return SourceSizeError(
+        f"source holds more than the {size} bytes expected (did it change while being read?)",
+        None,
+    )
 
 
 def _reader(source: Source, offset: int | None) -> Reader:

@@ -10,7 +10,7 @@ objects, so the body handed to it is a ``RangeBody`` (a file-like view of the ra
 request is signed, ``before-send`` swaps it for a ``RangePayload``, which aiohttp writes as it
 is and ``_threaded`` sends from a worker thread. A client that signs payloads reads the
 ``RangeBody`` to sign it (correct, but its SHA256 runs on the event loop): a path source's
-parts are sent from the file only on clients that do not (``sends_unsigned``).
+parts are sent from the file only on asyncup's own clients (``_s3.sends_from_files``).
 """
 
 from __future__ import annotations
@@ -77,20 +77,24 @@ class RangeBody(io.RawIOBase):
         super().close()
 
 
-def sends_unsigned(client: Any) -> bool:
-    """Whether ``client`` sends bodies without hashing them for its signature (asyncup's own
-    clients do): a ``RangeBody`` is then only read as it is sent."""
-    s3_config = getattr(client.meta.config, "s3", None) or {}
-    return not s3_config.get("payload_signing_enabled", True)
-
-
 def stream_ranges(client: Any) -> None:
     """Let ``client`` send ``RangeBody`` parts as ``RangePayload`` (idempotent).
 
-    The swap is made once the request is signed, just before it is sent: a signer sees the
-    file object botocore accepted (the CRT's signer wraps it as a stream, and reads it only to
-    sign a payload), and the HTTP client gets a body it sends without reading it on the loop."""
-    client.meta.events.register("before-send.s3.UploadPart", _range_as_payload, unique_id=_HOOK_ID)
+    Before each call the range is rewound (a retry sends it from its start) and botocore's
+    ``Expect: 100-continue`` for file bodies dropped (a part held in memory is sent without
+    it: it would cost a round trip per part through aiohttp). The swap itself is made once
+    the request is signed, just before it is sent: a signer sees the file object botocore
+    accepted, and the HTTP client gets a body it sends without reading it on the loop."""
+    events = client.meta.events
+    events.register("before-call.s3.UploadPart", _rewind, unique_id=f"{_HOOK_ID}-rewind")
+    events.register("before-send.s3.UploadPart", _range_as_payload, unique_id=_HOOK_ID)
+
+
+def _rewind(params: dict[str, Any], **_: Any) -> None:
+    body = params.get("body")
+    if isinstance(body, RangeBody):
+        body.seek(0)
+        params.get("headers", {}).pop("Expect", None)
 
 
 def _range_as_payload(request: Any, **_: Any) -> None:

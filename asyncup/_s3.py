@@ -13,6 +13,7 @@ import itertools
 import json
 import logging
 import os
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,7 @@ import anyio.to_thread
 import botocore.auth
 import botocore.loaders
 from aiobotocore.config import AioConfig
+from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import get_session
 from botocore.exceptions import (
     ClientError,
@@ -130,7 +132,26 @@ async def open_client(
         "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours, verify=verify
     ) as client:
         _streamline(client)
+        _OWN_CLIENTS.add(client)
         yield client
+
+
+_OWN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def sends_from_files(client: Any) -> bool:
+    """Whether a path's parts may be sent from the file as they are read (``_range``): only on
+    a client asyncup made, as it made it in these respects. It must not sign payloads (the
+    signer would read the file on the event loop to hash it), nor add checksums of its own
+    (botocore would wrap the body in an aws-chunked stream it reads itself), and it must send
+    through aiohttp or asyncup's threads."""
+    config = client.meta.config
+    return (
+        client in _OWN_CLIENTS
+        and not (config.s3 or {}).get("payload_signing_enabled", True)
+        and config.request_checksum_calculation == "when_required"
+        and issubclass(config.http_session_cls, AIOHTTPSession)
+    )
 
 
 def _fixed_user_agent(session: Any, config: AioConfig) -> AioConfig:

@@ -1,13 +1,14 @@
-"""A file's parts sent from where they lie in the file (``FilePart``), on a client that does not
-sign payloads (asyncup's own clients, or a caller's with payload signing off): read to digest
-each part, read again as it is sent, never held whole in memory.
+"""A file's parts sent from where they lie in the file (``FilePart``), on asyncup's own clients:
+read to digest each part, read again as it is sent, never held whole in memory.
 
-Each test runs on both wires: a caller's aiohttp client (``RangePayload`` written by aiohttp)
-and a client as asyncup makes it (``sendfile`` from a worker thread).
+Each test runs on both wires: asyncup's client with aiobotocore's plain aiohttp session
+(``RangePayload`` written by aiohttp, as through a proxy) and as asyncup makes it
+(``sendfile`` from a worker thread). A caller's own client keeps buffered parts.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import pathlib
 from collections.abc import AsyncIterator
@@ -15,9 +16,18 @@ from typing import Any
 
 import anyio
 import pytest
+from aiobotocore.httpsession import AIOHTTPSession
 
 import asyncup
-from tests.conftest import MiB, assert_nothing_left, assert_object, make_client, random_bytes
+from asyncup._s3 import open_client
+from tests.conftest import (
+    MiB,
+    assert_nothing_left,
+    assert_object,
+    client_config,
+    make_client,
+    random_bytes,
+)
 from tests.faultproxy import FaultProxy
 
 PART = 5 * MiB
@@ -32,12 +42,21 @@ DATA = random_bytes(3 * PART + 1000, seed=21)  # 4 parts
 OTHER = random_bytes(len(DATA), seed=22)
 
 
+def ours(endpoint: str, wire: str, read_timeout: float) -> Any:
+    """A client as asyncup makes its own; on the "aiohttp" wire with aiobotocore's own session."""
+    session = {} if wire == "threads" else {"http_session_cls": AIOHTTPSession}
+    return open_client(
+        endpoint,
+        asyncup.TransferConfig(),
+        region_name="us-east-1",
+        client_config=client_config(read_timeout=read_timeout, **session),
+    )
+
+
 @pytest.fixture
 async def unsigned(proxy: FaultProxy, wire: str) -> AsyncIterator[Any]:
-    """Through the fault proxy, payloads unsigned (as asyncup's own clients send them)."""
-    async with await make_client(
-        proxy.url, wire=wire, read_timeout=10, s3={"payload_signing_enabled": False}
-    ) as client:
+    """asyncup's own client, through the fault proxy."""
+    async with ours(proxy.url, wire, 10) as client:
         yield client
 
 
@@ -70,12 +89,81 @@ async def test_a_files_parts_are_sent_again_from_the_file_after_a_fault(
     fault: str, proxy: FaultProxy, wire: str, s3: Any, bucket: str, path: pathlib.Path
 ) -> None:
     proxy.fail("UploadPart", fault, times=2, part=2, stall=5)
-    async with await make_client(
-        proxy.url, wire=wire, read_timeout=1.5, s3={"payload_signing_enabled": False}
-    ) as client:
+    async with ours(proxy.url, wire, 1.5) as client:
         result = await asyncup.upload(path, bucket, "obj", client=client, config=CONFIG)
     assert proxy.faults_injected[fault] == 2
     assert proxy.counts["UploadPart"] == 4 + 2
+    assert result.parts == 4
+    await assert_object(s3, bucket, "obj", DATA, PART)
+
+
+@pytest.mark.parametrize("server", ["moto"])
+@pytest.mark.parametrize("signing", [False, True])
+async def test_a_callers_own_client_keeps_buffered_parts(
+    server: str, signing: bool, proxy: FaultProxy, s3: Any, bucket: str, path: pathlib.Path
+) -> None:
+    """Whatever its settings (here: payloads signed, or set as asyncup sets its own), a
+    caller's client is not one asyncup knows to send a file range without reading it on the
+    loop: its parts are read into the budget's buffers, one at a time for a one-part budget."""
+    proxy.delay("UploadPart", 0.3)
+    config = asyncup.TransferConfig(
+        part_size=PART, multipart_threshold=PART, concurrency=4, max_buffer_bytes=PART
+    )
+    settings: dict[str, Any] = {"s3": {"payload_signing_enabled": signing}}
+    if not signing:
+        settings["request_checksum_calculation"] = "when_required"
+    async with (
+        await make_client(proxy.url, read_timeout=10, **settings) as client,
+        asyncup.Uploader(client=client, config=config) as uploader,
+    ):
+        await uploader.upload(path, bucket, "obj")
+    assert proxy.max_parts_in_flight == 1
+    await assert_object(s3, bucket, "obj", DATA, PART)
+
+
+async def test_a_file_that_grows_while_its_parts_are_sent_is_source_changed(
+    unsigned: Any, s3: Any, bucket: str, path: pathlib.Path
+) -> None:
+    """The end of the file is checked once every part has been read, not when the last part
+    is queued: bytes appended while the parts go out are seen."""
+
+    def append_once_the_last_part_starts(event: asyncup.UploadEvent) -> None:
+        if event.kind == "part_started" and event.part_number == 4:
+            with path.open("ab") as file:
+                file.write(b"more")
+
+    with pytest.raises(asyncup.SourceChangedError) as caught:
+        await asyncup.upload(
+            path,
+            bucket,
+            "obj",
+            client=unsigned,
+            config=CONFIG,
+            on_event=append_once_the_last_part_starts,
+        )
+    assert "holds more than" in str(caught.value)
+    assert caught.value.abort_succeeded is True
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+@pytest.mark.parametrize("wire", ["threads"])
+async def test_without_sendfile_each_part_is_still_read_at_its_own_offset(
+    wire: str,
+    unsigned: Any,
+    s3: Any,
+    bucket: str,
+    path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where the kernel refuses sendfile, Python's socket.sendfile falls back to reading the
+    file object: reading through a descriptor that shares the source's file offset, parts
+    in flight at once would read each other's bytes."""
+
+    def no_sendfile(*args: object) -> int:
+        raise OSError(errno.EINVAL, "sendfile refused (as by some file systems)")
+
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    result = await asyncup.upload(path, bucket, "obj", client=unsigned, config=CONFIG)
     assert result.parts == 4
     await assert_object(s3, bucket, "obj", DATA, PART)
 
