@@ -28,10 +28,6 @@ HASH_STEP = 64 * 1024 * 1024  # bytes hashed per trip to a thread: a stop is see
 _HOOK_ID = "asyncup-range-body"
 
 
-class ShortRangeError(ShortSourceError):
-    """The file holds fewer bytes than the range needs: it shrank."""
-
-
 class RangeBody(io.RawIOBase):
     """``length`` bytes of the file at ``path`` from ``offset``, as a seekable file object;
     read through ``fd`` when given (left open), else through a descriptor of its own."""
@@ -43,7 +39,7 @@ class RangeBody(io.RawIOBase):
         self.length = length
         self.fd = fd
         self._position = 0
-        self._fd = fd
+        self._own: int | None = None  # opened on the first read when no ``fd`` is given
 
     def readable(self) -> bool:
         return True
@@ -63,17 +59,19 @@ class RangeBody(io.RawIOBase):
         wanted = min(len(buffer), self.length - self._position)
         if wanted <= 0:
             return 0
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_RDONLY)
-        n = os.preadv(self._fd, [memoryview(buffer)[:wanted]], self.offset + self._position)
+        fd = self.fd
+        if fd is None:
+            if self._own is None:
+                self._own = os.open(self.path, os.O_RDONLY)
+            fd = self._own
+        n = os.preadv(fd, [memoryview(buffer)[:wanted]], self.offset + self._position)
         self._position += n
         return n
 
     def close(self) -> None:
-        if self._fd is not None:
-            fd, self._fd = self._fd, None
-            if fd != self.fd:
-                os.close(fd)
+        if self._own is not None:
+            fd, self._own = self._own, None
+            os.close(fd)
         super().close()
 
 
@@ -128,7 +126,7 @@ def _hash(fd: int, running: RunningDigest, offset: int, length: int, path: str) 
     while done < length:
         n = os.preadv(fd, [buffer[: min(len(buffer), length - done)]], offset + done)
         if n == 0:
-            raise ShortRangeError(
+            raise ShortSourceError(
                 f"{path} ended at byte {offset + done}, inside a part (did it change?)"
             )
         running.update(buffer[:n])

@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from ._checksums import PartDigest
 from ._job import Job
 from ._journal import Header, JournalError, Origin
+from ._payloads import ShortSourceError
 from ._plan import Part, PartPlan
-from ._range import ShortRangeError, digest_range
+from ._range import digest_range
 from ._verify import CompletedPart
 
 log = logging.getLogger("asyncup")
@@ -114,7 +115,7 @@ async def verify_kept(
             digest: PartDigest | None = await digest_range(
                 path, part.offset, part.length, algorithm
             )
-        except ShortRangeError:
+        except ShortSourceError:
             digest = None  # the file shrank
         if digest is None or not _same_digest(digest, kept[part.number].digest):
             raise StaleSourceError(

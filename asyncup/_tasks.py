@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable, Sequence
 import anyio
 
 # anyio imports its asyncio backend when it is first used, inside the first upload (12 ms
-# here, as long as opening a client takes). It is imported with asyncup's other dependencies
-# instead, so that a service's first upload does not pay for it (moved, not saved).
+# here, a third of what opening a client takes). It is imported with asyncup's other
+# dependencies instead, so that a service's first upload does not pay for it (moved, not
+# saved).
 with contextlib.suppress(ImportError):
     import anyio._backends._asyncio
 

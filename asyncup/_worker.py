@@ -17,9 +17,9 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from ._checksums import PartDigest
 from ._errors import AsyncupError
 from ._job import FilePart, Job, QueuedPart
-from ._payloads import source_shrank
+from ._payloads import ShortSourceError, source_shrank
 from ._producer import SourceSizeError
-from ._range import RangeBody, ShortRangeError, digest_range
+from ._range import RangeBody, digest_range
 from ._retry import CORRUPTION_CODES
 from ._s3 import BadResponseError, Response, error_code
 from ._verify import CompletedPart, check_write, digest_params
@@ -65,7 +65,7 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     async def digest() -> PartDigest:
         try:
             return await digest_range(path, part.offset, part.length, algorithm, source.fd)
-        except ShortRangeError as exc:
+        except ShortSourceError as exc:
             raise _changed(job, part, "ended inside") from exc
 
     sent = await digest()

@@ -49,8 +49,9 @@ from ._hosts import check_source, host_args, host_job, stat_file
 from ._job import Job
 from ._manifest import Manifest, Resumed, resume
 from ._params import EVERY_REQUEST_ARGS, RoutedArgs, route
+from ._payloads import ShortSourceError
 from ._plan import Part
-from ._range import RangeBody, ShortRangeError, digest_range, stream_ranges
+from ._range import RangeBody, digest_range, stream_ranges
 from ._result import UploadResult
 from ._resume import list_parts
 from ._s3 import error_code, summarize
@@ -289,7 +290,7 @@ async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
 
 
 def _is_fatal(exc: BaseException) -> bool:
-    return isinstance(exc, ShortRangeError | SourceChangedError) or error_code(exc) in FATAL_CODES
+    return isinstance(exc, ShortSourceError | SourceChangedError) or error_code(exc) in FATAL_CODES
 
 
 def _parts_error(

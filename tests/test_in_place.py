@@ -60,6 +60,17 @@ async def unsigned(proxy: FaultProxy, wire: str) -> AsyncIterator[Any]:
         yield client
 
 
+async def refused_as_changed(
+    client: Any, s3: Any, bucket: str, path: pathlib.Path, **options: Any
+) -> asyncup.SourceChangedError:
+    """The SourceChangedError of an upload of ``path`` that must fail: aborted, nothing left."""
+    with pytest.raises(asyncup.SourceChangedError) as caught:
+        await asyncup.upload(path, bucket, "obj", client=client, **options)
+    assert caught.value.abort_succeeded is True
+    await assert_nothing_left(s3, bucket, "obj")
+    return caught.value
+
+
 @pytest.fixture
 def path(tmp_path: pathlib.Path) -> pathlib.Path:
     file = tmp_path / "data.bin"
@@ -132,18 +143,10 @@ async def test_a_file_that_grows_while_its_parts_are_sent_is_source_changed(
             with path.open("ab") as file:
                 file.write(b"more")
 
-    with pytest.raises(asyncup.SourceChangedError) as caught:
-        await asyncup.upload(
-            path,
-            bucket,
-            "obj",
-            client=unsigned,
-            config=CONFIG,
-            on_event=append_once_the_last_part_starts,
-        )
-    assert "holds more than" in str(caught.value)
-    assert caught.value.abort_succeeded is True
-    await assert_nothing_left(s3, bucket, "obj")
+    error = await refused_as_changed(
+        unsigned, s3, bucket, path, config=CONFIG, on_event=append_once_the_last_part_starts
+    )
+    assert "holds more than" in str(error)
 
 
 @pytest.mark.parametrize("wire", ["threads"])
@@ -174,19 +177,11 @@ async def test_a_file_that_shrinks_before_a_part_is_read_is_source_changed(
     def truncate_after_first_part(n: int) -> None:
         os.truncate(path, PART + PART // 2)
 
-    with pytest.raises(asyncup.SourceChangedError) as caught:
-        await asyncup.upload(
-            path,
-            bucket,
-            "obj",
-            client=unsigned,
-            config=ONE_AT_A_TIME,
-            on_progress=truncate_after_first_part,
-        )
-    assert caught.value.part_number == 2
-    assert "ended inside part 2" in str(caught.value)
-    assert caught.value.abort_succeeded is True
-    await assert_nothing_left(s3, bucket, "obj")
+    error = await refused_as_changed(
+        unsigned, s3, bucket, path, config=ONE_AT_A_TIME, on_progress=truncate_after_first_part
+    )
+    assert error.part_number == 2
+    assert "ended inside part 2" in str(error)
 
 
 async def test_a_file_that_shrinks_while_a_part_is_sent_is_source_changed_at_once(
@@ -201,20 +196,12 @@ async def test_a_file_that_shrinks_while_a_part_is_sent_is_source_changed_at_onc
         if event.kind == "part_started" and event.part_number == 2:
             os.truncate(path, PART + PART // 2)
 
-    with pytest.raises(asyncup.SourceChangedError) as caught:
-        await asyncup.upload(
-            path,
-            bucket,
-            "obj",
-            client=unsigned,
-            config=ONE_AT_A_TIME,
-            on_event=truncate_once_part_2_is_digested,
-        )
-    assert caught.value.part_number == 2
-    assert "ended inside part 2" in str(caught.value)
+    error = await refused_as_changed(
+        unsigned, s3, bucket, path, config=ONE_AT_A_TIME, on_event=truncate_once_part_2_is_digested
+    )
+    assert error.part_number == 2
+    assert "ended inside part 2" in str(error)
     assert [event for event in events if event.kind == "retry"] == []
-    assert caught.value.abort_succeeded is True
-    await assert_nothing_left(s3, bucket, "obj")
 
 
 async def test_a_file_renamed_over_during_the_upload_is_sent_as_it_was_opened(
@@ -254,16 +241,8 @@ async def test_a_file_changed_while_a_part_is_sent_is_source_changed(
                 file.seek(PART)
                 file.write(OTHER[:PART])
 
-    with pytest.raises(asyncup.SourceChangedError) as caught:
-        await asyncup.upload(
-            path,
-            bucket,
-            "obj",
-            client=unsigned,
-            config=ONE_AT_A_TIME,
-            on_event=overwrite_once_part_2_is_digested,
-        )
-    assert caught.value.part_number == 2
-    assert "changed while sending part 2" in str(caught.value)
-    assert caught.value.abort_succeeded is True
-    await assert_nothing_left(s3, bucket, "obj")
+    error = await refused_as_changed(
+        unsigned, s3, bucket, path, config=ONE_AT_A_TIME, on_event=overwrite_once_part_2_is_digested
+    )
+    assert error.part_number == 2
+    assert "changed while sending part 2" in str(error)
