@@ -241,3 +241,54 @@ def test_the_benchs_seaweedfs_holds_more_than_256_mb() -> None:
             s3.put_object(Bucket="bench-capacity", Key=f"k{i}", Body=body)
         assert s3.head_object(Bucket="bench-capacity", Key="k6")["ContentLength"] == len(body)
         s3.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("args", "trailer"), [((), "x-amz-checksum-crc32"), (("bare",), None)])
+def test_the_crt_peer_sends_the_crc32_trailer_boto3_asks_for(
+    tmp_path: Path, args: tuple[str, ...], trailer: str | None
+) -> None:
+    """boto3's CRT transfer manager asks the CRT for a CRC32 trailer on every upload; the
+    bench's CRT peer does the same, and its "bare" reference sends no checksum at all."""
+    import http.server
+    import threading
+
+    from asyncup.bench.peers import CLIENTS
+
+    seen: list[dict[str, str]] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append({name.lower(): value for name, value in self.headers.items()})
+            self.send_response(200)
+            self.send_header("ETag", '"recorded"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        path = tmp_path / "object"
+        path.write_bytes(random_bytes(64 * 1024))
+        spec = {
+            "endpoint": f"http://127.0.0.1:{server.server_address[1]}", "bucket": "bench",
+            "key": "k", "case": "file", "part_size": 8 * MiB, "concurrency": 2,
+            "ca_bundle": None, "path": str(path),
+        }  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, str(CLIENTS / "crt_client.py"), json.dumps(spec), *args],
+            capture_output=True, text=True, timeout=50, check=False,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0, run.stderr
+    assert len(seen) == 1
+    assert seen[0].get("x-amz-trailer") == trailer

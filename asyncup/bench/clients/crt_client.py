@@ -2,12 +2,17 @@
 
 boto3's own CRT path ignores ``endpoint_url`` (its request serializer is built for AWS's
 endpoints), so the harness drives awscrt's S3 client directly, as boto3 does, with the same
-part size and at most ``concurrency`` connections.
+part size and at most ``concurrency`` connections. Each upload carries the CRC32 trailer that
+boto3's CRT transfer manager asks the CRT for by default (s3transfer's ``crt.py``: the
+``ChecksumAlgorithm`` of the call, else CRC32, sent as a trailer), so the CRT checks what
+asyncup checks. With argv 2 = "bare" no checksum is sent at all: a configuration boto3 never
+uses, measured as a reference.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from concurrent.futures import Future
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,11 +27,23 @@ from awscrt.io import (  # type: ignore[import-untyped]
     EventLoopGroup,
     TlsContextOptions,
 )
-from awscrt.s3 import S3Client, S3RequestTlsMode, S3RequestType  # type: ignore[import-untyped]
+from awscrt.s3 import (  # type: ignore[import-untyped]
+    S3ChecksumAlgorithm,
+    S3ChecksumConfig,
+    S3ChecksumLocation,
+    S3Client,
+    S3RequestTlsMode,
+    S3RequestType,
+)
+
+CRC32_TRAILER = S3ChecksumConfig(
+    algorithm=S3ChecksumAlgorithm.CRC32, location=S3ChecksumLocation.TRAILER
+)
 
 
 def main() -> None:
     spec = load_spec()
+    checksum = None if sys.argv[2:] == ["bare"] else CRC32_TRAILER
     if spec["case"] == "stream":
         skip("the CRT's Python binding uploads files and bodies of known length only")
     url = urlsplit(spec["endpoint"])
@@ -55,7 +72,10 @@ def main() -> None:
         )
         request = HttpRequest("PUT", f"/{spec['bucket']}/{key}", headers)
         meta = client.make_request(
-            type=S3RequestType.PUT_OBJECT, request=request, send_filepath=path
+            type=S3RequestType.PUT_OBJECT,
+            request=request,
+            send_filepath=path,
+            checksum_config=checksum,
         )
         done: Future[Any] = meta.finished_future
         return done
