@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
+from ._budget import Buffer
+
 try:  # ISA-L's CRC32 (carry-less multiplication): ~9x zlib's here, the same values
     from isal.isal_zlib import crc32 as _crc32_of
 except ImportError:  # a platform without an isal wheel
@@ -105,7 +107,7 @@ class PartDigest:
         return None if self.md5 is None else b64(self.md5)
 
 
-def digest_part(data: bytes | bytearray, algorithm: str | None) -> PartDigest:
+def digest_part(data: Buffer | bytes, algorithm: str | None) -> PartDigest:
     view = memoryview(data)
     if algorithm is None:
         return PartDigest(md5=hashlib.md5(view, usedforsecurity=False).digest())

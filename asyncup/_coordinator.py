@@ -29,6 +29,7 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
+from ._budget import Buffer
 from ._checksums import PartDigest
 from ._errors import IntegrityError, SourceChangedError, UploadError
 from ._job import Job, QueuedPart
@@ -84,10 +85,12 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     except Exception as exc:
         raise _failure(job, exc) from exc
     size = job.total = source.size
+    # On asyncup's own clients a part buffer is made, pages and all, off the event loop.
+    job.mapped_buffers = sends_from_files(job.s3.client)
     if size is not None:
         if not use_multipart(size, config.multipart_threshold):
             return await _put_object(job, source, size)
-        if isinstance(source, PathSource) and source.regular and sends_from_files(job.s3.client):
+        if isinstance(source, PathSource) and source.regular and job.mapped_buffers:
             # Parts are sent from the file itself, none held in memory (sendfile over HTTP).
             stream_ranges(job.s3.client)
             job.in_place = source
@@ -121,7 +124,7 @@ async def _put_object(job: Job, source: Source, size: int) -> UploadResult:
     return await _put_body(job, body)
 
 
-async def _put_body(job: Job, body: bytearray) -> UploadResult:
+async def _put_body(job: Job, body: Buffer) -> UploadResult:
     try:
         digest = await job.digest(body)
         params: dict[str, Any] = {

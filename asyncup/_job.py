@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.to_thread
 
-from ._budget import BufferPool, Lease
+from ._budget import Buffer, BufferPool, Lease, mapped_buffer, plain_buffer
 from ._checksums import PartDigest, digest_part, digests_inline
 from ._config import TransferConfig
 from ._events import EventKind, UploadEvent
@@ -30,8 +30,8 @@ class FilledPart:
     """A part read from the source: ``body`` is what is sent (exactly ``length`` bytes)."""
 
     number: int
-    body: bytearray
-    buffer: bytearray
+    body: Buffer
+    buffer: Buffer
     reserved: int
 
     @property
@@ -80,6 +80,10 @@ class Job:
     journal: Journal | None = None
     in_place: PathSource | None = None
     """The file whose parts are sent from where they lie (``FilePart``), if any."""
+    mapped_buffers: bool = False
+    """New part buffers are made by ``_budget.mapped_buffer`` in a worker thread: only where
+    the HTTP layer is handed bodies as views, never reading them as files
+    (``_s3.sends_from_files``)."""
 
     async def read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int
@@ -89,7 +93,7 @@ class Job:
         pooled = self.pool.take(buffer_size, self.lease)
         if pooled is None:
             reserved = await self.lease.acquire(buffer_size)  # first the room, then the memory
-            pooled = bytearray(buffer_size), reserved
+            pooled = await self._new_buffer(buffer_size), reserved
         return await self._fill(readinto, number, size, *pooled)
 
     async def read_object(self, readinto: Reader, size: int) -> bytearray | None:
@@ -97,7 +101,7 @@ class Job:
         or fewer. One read asks for a byte more than ``size``, so a source that grew since its
         size was taken says so without a second read (for a file, a second thread hop)."""
         reserved = await self.lease.acquire(size + 1)
-        buffer = bytearray(size + 1)
+        buffer = plain_buffer(size + 1)
         with memoryview(buffer) as view:
             n = await readinto(view)
         if n != size:
@@ -118,17 +122,24 @@ class Job:
             reserved = self.lease.try_acquire(buffer_size)
             if reserved is None:
                 return None
-            pooled = bytearray(buffer_size), reserved
+            pooled = await self._new_buffer(buffer_size), reserved
         return await self._fill(readinto, number, size, *pooled)
 
+    async def _new_buffer(self, size: int) -> Buffer:
+        if self.mapped_buffers:
+            return await anyio.to_thread.run_sync(mapped_buffer, size)
+        return plain_buffer(size)
+
     async def _fill(
-        self, readinto: Reader, number: int, size: int, buffer: bytearray, reserved: int
+        self, readinto: Reader, number: int, size: int, buffer: Buffer, reserved: int
     ) -> FilledPart:
         n = await readinto(memoryview(buffer)[:size])
-        body = buffer if n == len(buffer) else buffer[:n]
+        # A short part is copied whole into a bytearray: botocore turns a bytes body into a
+        # file object, which it would read on the event loop.
+        body = buffer if n == len(buffer) else bytearray(memoryview(buffer)[:n])
         return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
 
-    async def digest(self, body: bytearray) -> PartDigest:
+    async def digest(self, body: Buffer) -> PartDigest:
         """The checksum (or MD5) of ``body``: in a worker thread, unless it is small enough
         that hashing it costs the event loop less than the hand-off (``digests_inline``)."""
         algorithm = self.args.checksum_algorithm

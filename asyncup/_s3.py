@@ -12,6 +12,7 @@ import importlib.metadata
 import itertools
 import json
 import logging
+import mmap
 import os
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -140,11 +141,12 @@ _OWN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def sends_from_files(client: Any) -> bool:
-    """Whether a path's parts may be sent from the file as they are read (``_range``): only on
-    a client asyncup made, as it made it in these respects. It must not sign payloads (the
-    signer would read the file on the event loop to hash it), nor add checksums of its own
-    (botocore would wrap the body in an aws-chunked stream it reads itself), and it must send
-    through aiohttp or asyncup's threads."""
+    """Whether a path's parts may be sent from the file as they are read (``_range``), and
+    part buffers be mappings (``_budget.mapped_buffer``): only on a client asyncup made, as it
+    made it in these respects. It must not sign payloads (the signer would read the file or
+    the mapping on the event loop to hash it), nor add checksums of its own (botocore would
+    wrap the body in an aws-chunked stream it reads itself), and it must send through aiohttp
+    or asyncup's threads."""
     config = client.meta.config
     return (
         client in _OWN_CLIENTS
@@ -281,7 +283,7 @@ def _body_as_view(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
     if s3_config.get("payload_signing_enabled", True):
         return  # the signer reads the body to hash it: leave it as botocore knows it
     body = params.get("body")
-    if isinstance(body, bytearray):
+    if isinstance(body, bytearray | mmap.mmap):  # mmap: a part buffer (_budget.mapped_buffer)
         params["body"] = PartPayload(memoryview(body))
 
 

@@ -8,7 +8,7 @@ import anyio
 import pytest
 
 from asyncup import TransferConfig
-from asyncup._budget import ByteBudget, Lease
+from asyncup._budget import ByteBudget, Lease, mapped_buffer
 from asyncup._job import Job
 from asyncup._params import route
 
@@ -92,3 +92,85 @@ async def test_a_request_larger_than_the_budget_takes_all_of_it() -> None:
     assert await budget.acquire(25) == 10
     with pytest.raises(RuntimeError, match="more than was acquired"):
         budget.release(11)
+
+
+async def test_a_mapped_part_buffer_is_made_off_the_event_loop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On asyncup's own clients (``Job.mapped_buffers``) a new part buffer is an anonymous
+    mapping made in a worker thread, so its page faults do not stall the event loop; pooled,
+    it is reused; a short part is sent as a copy of what was read."""
+    import mmap
+    import threading
+
+    import asyncup._job
+
+    made: list[str] = []
+
+    def spy(size: int) -> mmap.mmap:
+        made.append(threading.current_thread().name)
+        return mapped_buffer(size)
+
+    monkeypatch.setattr(asyncup._job, "mapped_buffer", spy)
+    job = make_job(ByteBudget(100))
+    job.mapped_buffers = True
+    part = await job.read_part(fill, 1, 6, 6)
+    assert isinstance(part.buffer, mmap.mmap)
+    assert part.body is part.buffer
+    assert bytes(part.body) == b"xxxxxx"
+    job.recycle(part)
+
+    async def three(view: memoryview) -> int:
+        view[:3] = b"abc"
+        return 3
+
+    short = await job.read_part(three, 2, 6, 6)
+    assert short.buffer is part.buffer  # from the pool: no new mapping
+    assert isinstance(short.body, bytearray)
+    assert short.body == b"abc"
+    assert len(made) == 1
+    assert made[0] != threading.current_thread().name
+
+
+async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
+    endpoint: str, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """End to end on both servers: a stream's parts (the last one short) and a bytes
+    source's, through a client asyncup made, go out from mapped buffers and arrive whole."""
+    import mmap
+
+    import asyncup
+    import asyncup._job
+    from asyncup._payloads import PartPayload
+    from asyncup._s3 import open_client
+    from tests.conftest import MiB, assert_object, client_config, random_bytes
+
+    made: list[int] = []
+
+    def spy(size: int) -> mmap.mmap:
+        made.append(size)
+        return mapped_buffer(size)
+
+    monkeypatch.setattr(asyncup._job, "mapped_buffer", spy)
+    part = 5 * MiB
+    data = random_bytes(3 * part + 12345, seed=5)
+    config = TransferConfig(part_size=part, multipart_threshold=part, concurrency=2)
+
+    async def chunks() -> Any:
+        for start in range(0, len(data), 1 << 20):
+            yield data[start : start + (1 << 20)]
+
+    async with open_client(
+        endpoint, config, region_name="us-east-1", client_config=client_config()
+    ) as client:
+        sent: list[type] = []
+        client.meta.events.register(
+            "before-send.s3.UploadPart", lambda request, **_: sent.append(type(request.body))
+        )
+        await asyncup.upload(chunks(), bucket, "stream", client=client, config=config)
+        await asyncup.upload(data, bucket, "bytes", client=client, config=config)
+    assert made
+    assert set(made) == {part}
+    assert sent == [PartPayload] * 8  # views of the buffers, never read by botocore as files
+    await assert_object(s3, bucket, "stream", data, part)
+    await assert_object(s3, bucket, "bytes", data, part)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import mmap
 import pathlib
 from typing import Any
 
@@ -20,22 +21,38 @@ CONFIG = asyncup.TransferConfig(
 
 
 class LiveBuffers:
-    """Counts the bytes of the part buffers asyncup has allocated and not yet freed."""
+    """Counts the bytes of the part buffers asyncup has allocated and not yet freed: the
+    bytearrays of a caller's client and the mappings of asyncup's own (``mapped_buffer``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 0
         self.peak = 0
+        monkeypatch.setattr(asyncup._job, "plain_buffer", self._new_bytearray)
+        monkeypatch.setattr(asyncup._job, "mapped_buffer", self._new_mapped)
 
-    def new(self, size: int) -> bytearray:
+    def _count(self, size: int) -> None:
+        self.now += size
+        self.peak = max(self.peak, self.now)
+
+    def _new_bytearray(self, size: int) -> bytearray:
         counter = self
 
         class Counted(bytearray):
             def __del__(self) -> None:
                 counter.now -= size
 
-        self.now += size
-        self.peak = max(self.peak, self.now)
+        self._count(size)
         return Counted(size)
+
+    def _new_mapped(self, size: int) -> mmap.mmap:
+        counter = self
+
+        class Counted(mmap.mmap):
+            def __del__(self) -> None:
+                counter.now -= size
+
+        self._count(size)
+        return Counted(-1, size)
 
 
 async def test_thousands_of_small_objects_and_a_few_large_ones_share_one_budget(
@@ -45,8 +62,7 @@ async def test_thousands_of_small_objects_and_a_few_large_ones_share_one_budget(
     large = [(random_bytes(3 * PART, seed=-i), f"large/{i}") for i in range(1, 4)]
     items = small[:500] + large + small[500:]
     proxy.delay("UploadPart", 0.1)
-    live = LiveBuffers()
-    monkeypatch.setattr(asyncup._job, "bytearray", live.new, raising=False)
+    live = LiveBuffers(monkeypatch)
     async with asyncup.Uploader(client=proxied, config=CONFIG) as uploader:
         summary = await uploader.upload_many(items, bucket, objects_in_flight=16)
     assert summary.ok

@@ -147,8 +147,7 @@ async def test_twenty_concurrent_uploads_share_one_budget(
     bucket: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    live = LiveBuffers()
-    monkeypatch.setattr(asyncup._job, "bytearray", live.new, raising=False)
+    live = LiveBuffers(monkeypatch)
     proxy.delay("UploadPart", 0.05)
     bodies = [random_bytes(PART + 1000 * i, seed=i) for i in range(20)]
     async with (
