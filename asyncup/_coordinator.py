@@ -85,12 +85,13 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     except Exception as exc:
         raise _failure(job, exc) from exc
     size = job.total = source.size
-    # On asyncup's own clients a part buffer is made, pages and all, off the event loop.
-    job.mapped_buffers = sends_from_files(job.s3.client)
+    # asyncup's own clients send bodies as they are given: a part buffer is made, pages and
+    # all, off the event loop, and a file's parts are sent from the file.
+    own = job.mapped_buffers = sends_from_files(job.s3.client)
     if size is not None:
         if not use_multipart(size, config.multipart_threshold):
             return await _put_object(job, source, size)
-        if isinstance(source, PathSource) and source.regular and job.mapped_buffers:
+        if isinstance(source, PathSource) and source.regular and own:
             # Parts are sent from the file itself, none held in memory (sendfile over HTTP).
             stream_ranges(job.s3.client)
             job.in_place = source

@@ -4,10 +4,12 @@ and the whole harness runs end to end (asyncup alone: no peer environment needed
 from __future__ import annotations
 
 import hashlib
+import http.server
 import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from botocore.exceptions import ClientError
 
 import asyncup
 from asyncup.bench import measure, servers
+from asyncup.bench.peers import CLIENTS
 from asyncup.bench.sink import Part, decode_aws_chunked, multipart_etag, run_lengths
 from asyncup.bench.verify import equal_parts, etag_for, parse_run_lengths
 from tests.conftest import expected_etag, random_bytes
@@ -250,11 +253,6 @@ def test_the_crt_peer_sends_the_crc32_trailer_boto3_asks_for(
 ) -> None:
     """boto3's CRT transfer manager asks the CRT for a CRC32 trailer on every upload; the
     bench's CRT peer does the same, and its "bare" reference sends no checksum at all."""
-    import http.server
-    import threading
-
-    from asyncup.bench.peers import CLIENTS
-
     seen: list[dict[str, str]] = []
 
     class Recorder(http.server.BaseHTTPRequestHandler):

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import mmap
+import threading
 from typing import Any
 
 import anyio
 import pytest
 
+import asyncup
+import asyncup._job
 from asyncup import TransferConfig
 from asyncup._budget import ByteBudget, Lease, mapped_buffer
 from asyncup._job import Job
 from asyncup._params import route
+from asyncup._payloads import PartPayload
+from asyncup._s3 import open_client
+from tests.conftest import MiB, assert_object, client_config, random_bytes
 
 
 async def fill(view: memoryview) -> int:
@@ -100,11 +107,6 @@ async def test_a_mapped_part_buffer_is_made_off_the_event_loop(
     """On asyncup's own clients (``Job.mapped_buffers``) a new part buffer is an anonymous
     mapping made in a worker thread, so its page faults do not stall the event loop; pooled,
     it is reused; a short part is sent as a copy of what was read."""
-    import mmap
-    import threading
-
-    import asyncup._job
-
     made: list[str] = []
 
     def spy(size: int) -> mmap.mmap:
@@ -137,14 +139,6 @@ async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
 ) -> None:
     """End to end on both servers: a stream's parts (the last one short) and a bytes
     source's, through a client asyncup made, go out from mapped buffers and arrive whole."""
-    import mmap
-
-    import asyncup
-    import asyncup._job
-    from asyncup._payloads import PartPayload
-    from asyncup._s3 import open_client
-    from tests.conftest import MiB, assert_object, client_config, random_bytes
-
     made: list[int] = []
 
     def spy(size: int) -> mmap.mmap:

@@ -27,32 +27,24 @@ class LiveBuffers:
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.now = 0
         self.peak = 0
-        monkeypatch.setattr(asyncup._job, "plain_buffer", self._new_bytearray)
-        monkeypatch.setattr(asyncup._job, "mapped_buffer", self._new_mapped)
+        monkeypatch.setattr(
+            asyncup._job, "plain_buffer", lambda size: self._counted(bytearray, size, size)
+        )
+        monkeypatch.setattr(
+            asyncup._job, "mapped_buffer", lambda size: self._counted(mmap.mmap, size, -1, size)
+        )
 
-    def _count(self, size: int) -> None:
+    def _counted(self, kind: type, size: int, *args: Any) -> Any:
+        """A ``kind(*args)`` of ``size`` bytes, counted until it is freed."""
+        counter = self
+
+        class Counted(kind):
+            def __del__(self) -> None:
+                counter.now -= size
+
         self.now += size
         self.peak = max(self.peak, self.now)
-
-    def _new_bytearray(self, size: int) -> bytearray:
-        counter = self
-
-        class Counted(bytearray):
-            def __del__(self) -> None:
-                counter.now -= size
-
-        self._count(size)
-        return Counted(size)
-
-    def _new_mapped(self, size: int) -> mmap.mmap:
-        counter = self
-
-        class Counted(mmap.mmap):
-            def __del__(self) -> None:
-                counter.now -= size
-
-        self._count(size)
-        return Counted(-1, size)
+        return Counted(*args)
 
 
 async def test_thousands_of_small_objects_and_a_few_large_ones_share_one_budget(
