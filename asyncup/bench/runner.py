@@ -26,7 +26,7 @@ from typing import Any
 from . import peers as peer_registry
 from .measure import MiB, Row, Sample, add_ratios, summarize
 from .peers import CLIENTS, Peer
-from .servers import Server, ServerError, start
+from .servers import Server, ServerError, make_room, start
 from .verify import Verifier
 
 BUCKET = "asyncup-bench"
@@ -346,6 +346,8 @@ def _run_case(
             verifier = Verifier(server, BUCKET, data)
             verifier.create_bucket()
             rounds = settings.warmup + settings.repeat
+            upload = settings.small_count * settings.small_size if case == "small" else size
+            make_room(server, BUCKET, upload * len(names) * rounds)
             for round_number in range(rounds):
                 shift = round_number % len(names)
                 for name in names[shift:] + names[:shift]:  # interleaved, rotating

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ class Server:
     """The server's own process, or None for an endpoint given with --endpoint-url."""
     etag_is_md5: bool
     """Whether its ETags are MD5-based and worth checking (the sink's only with --md5)."""
+    master: str | None = None
+    """SeaweedFS's master, which grows its volumes (``make_room``)."""
 
 
 def free_port(also_plus: int | None = None) -> int:
@@ -163,20 +166,52 @@ def _seaweedfs(workdir: str, tools_dir: str | None) -> Iterator[Server]:
         "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
         f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        "-master.volumeSizeLimitMB=64", "-volume.max=0",
+        f"-master.volumeSizeLimitMB={VOLUME_MB}", "-volume.max=0",
     ]  # fmt: skip
-    # -volume.max=0: as many 64 MB volumes as the disk has room for. A fixed 4 held 256 MB in
-    # all: the bench keeps every object, so the second 256 MiB upload failed (InternalError).
+    # -volume.max=0: as many volumes as the disk has room for. A fixed 4 x 64 MB held 256 MB
+    # in all: the bench keeps every object, so the second 256 MiB upload failed (InternalError).
     env = {**os.environ, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
     log = open(os.path.join(workdir, "weed.log"), "wb")  # noqa: SIM115
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         _wait_listening(s3, process, 60)
         time.sleep(1.0)  # the S3 gateway listens before the filer behind it is ready
-        yield Server("seaweedfs", f"http://127.0.0.1:{s3}", None, process.pid, True)
+        master_url = f"http://127.0.0.1:{master}"
+        yield Server("seaweedfs", f"http://127.0.0.1:{s3}", None, process.pid, True, master_url)
     finally:
         _stop(process, grace=15)
         log.close()
+
+
+VOLUME_MB = 1024
+"""The size of a SeaweedFS volume here: the largest ``weed mini`` picks by itself."""
+
+
+def make_room(server: Server, bucket: str, nbytes: int) -> None:
+    """Have SeaweedFS grow, before the clock starts, the volumes ``nbytes`` will fill in
+    ``bucket`` (other servers need nothing).
+
+    A write that finds no writable volume makes the master grow one, and SeaweedFS retries
+    that write's assignment after a fixed second. Grown on the timed path (with 64 MB
+    volumes, four times per 256 MiB upload), those sleeps decided which client came first
+    (benchmarks/PROFILE.md, "SeaweedFS: the volume growth"). Deployments grow volumes of
+    gigabytes, several at a time: a write seldom waits there.
+    """
+    if server.master is None:
+        return
+    try:
+        with urllib.request.urlopen(f"{server.master}/dir/status", timeout=30) as answer:
+            free: int = json.load(answer)["Topology"]["Free"]
+        count = min(free, nbytes // (VOLUME_MB * 1024 * 1024) + 2)
+        if count <= 0:
+            return
+        url = f"{server.master}/vol/grow?collection={bucket}&count={count}&replication=000"
+        with urllib.request.urlopen(url, timeout=120) as answer:
+            grown = json.load(answer)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ServerError(f"seaweedfs: could not grow volumes for {bucket}: {exc}") from exc
+    if grown.get("count") != count:
+        raise ServerError(f"seaweedfs: growing {count} volumes for {bucket} answered {grown}")
 
 
 def _importable(module: str) -> bool:
