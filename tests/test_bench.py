@@ -249,8 +249,8 @@ def _bench_s3(server: servers.Server) -> Any:
 
 @pytest.mark.timeout(120)
 def test_bench_runs_on_seaweedfs(tmp_path: Path) -> None:
-    """Both kinds of case (one object, many) through the harness on its own SeaweedFS, which
-    grows its volumes for each case first."""
+    """Both kinds of case (one object, many) run through the harness on its own SeaweedFS,
+    each after the volumes it will fill were grown (sized from the case)."""
     report = tmp_path / "bench.json"
     bin_dir = _weed_dir()
     env = {

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 
 SERVERS = ("sink", "moto", "seaweedfs")
 
+VOLUME_MB = 1024
+"""The size of a SeaweedFS volume here: the largest ``weed mini`` picks by itself."""
+
 
 class ServerError(RuntimeError):
     """A server could not be started."""
@@ -181,10 +184,6 @@ def _seaweedfs(workdir: str, tools_dir: str | None) -> Iterator[Server]:
     finally:
         _stop(process, grace=15)
         log.close()
-
-
-VOLUME_MB = 1024
-"""The size of a SeaweedFS volume here: the largest ``weed mini`` picks by itself."""
 
 
 def make_room(server: Server, bucket: str, nbytes: int) -> None:
