@@ -104,7 +104,7 @@ def start(
         elif name == "seaweedfs":
             if tls:
                 raise ServerError("seaweedfs: the harness runs it over HTTP only")
-            with _seaweedfs(workdir, tools_dir) as server:
+            with seaweedfs(workdir, tools_dir) as server:
                 yield server
         else:
             raise ServerError(f"unknown server {name!r}; one of {', '.join(SERVERS)}")
@@ -154,7 +154,11 @@ def _moto(tls: bool, workdir: str) -> Iterator[Server]:
 
 
 @contextlib.contextmanager
-def _seaweedfs(workdir: str, tools_dir: str | None) -> Iterator[Server]:
+def seaweedfs(
+    workdir: str, tools_dir: str | None, *, volume_mb: int = VOLUME_MB, verbosity: int = 0
+) -> Iterator[Server]:
+    """``weed mini`` in ``workdir`` (its log: ``workdir/weed.log``, at glog level
+    ``verbosity``), with volumes of ``volume_mb``."""
     weed = shutil.which("weed", path=tools_dir) or shutil.which("weed")
     if weed is None:
         raise ServerError("seaweedfs: no 'weed' command (asyncup bench --setup-peers installs it)")
@@ -165,11 +169,11 @@ def _seaweedfs(workdir: str, tools_dir: str | None) -> Iterator[Server]:
     data = os.path.join(workdir, "data")
     os.makedirs(data)
     command = [
-        weed, "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+        weed, f"-v={verbosity}", "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         "-master.telemetry=false", "-admin.ui=false", "-webdav=false",
         f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0",
         f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-master.volumeSizeLimitMB={VOLUME_MB}", "-volume.max=0",
+        f"-master.volumeSizeLimitMB={volume_mb}", "-volume.max=0",
     ]  # fmt: skip
     # -volume.max=0: as many volumes as the disk has room for. A fixed 4 x 64 MB held 256 MB
     # in all: the bench keeps every object, so the second 256 MiB upload failed (InternalError).

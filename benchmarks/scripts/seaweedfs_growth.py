@@ -17,14 +17,13 @@ from __future__ import annotations
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 from asyncup.bench import peers, runner
 from asyncup.bench.measure import MiB
-from asyncup.bench.servers import Server, free_port, make_room
+from asyncup.bench.servers import make_room, seaweedfs
 
 volume_mb, grow, repeat = int(sys.argv[1]), sys.argv[2] == "grow", int(sys.argv[3])
 clients = sys.argv[4].split(",") if len(sys.argv) > 4 else ["asyncup", "minio"]
@@ -70,22 +69,9 @@ def command(name: str, spec: dict[str, object]) -> list[str]:
 with tempfile.TemporaryDirectory(prefix="seaweedfs-growth-") as workdir:
     path = os.path.join(workdir, "data.bin")
     runner.write_random(path, SIZE)
-    s3, master, volume, filer = (free_port(10000) for _ in range(4))
     log_path = os.path.join(workdir, "weed.log")
-    os.makedirs(os.path.join(workdir, "data"))
-    weed = [
-        "weed", "-v=1", "mini", f"-dir={workdir}/data", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-        "-master.telemetry=false", "-admin.ui=false", "-webdav=false", f"-s3.port={s3}",
-        "-s3.port.iceberg=0", "-s3.port.lance=0", f"-master.port={master}",
-        f"-volume.port={volume}", f"-filer.port={filer}",
-        f"-master.volumeSizeLimitMB={volume_mb}", "-volume.max=0",
-    ]  # fmt: skip
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(weed, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        time.sleep(6)  # the gateway, then the filer behind it
-        server = Server("seaweedfs", f"http://127.0.0.1:{s3}", None, process.pid, True,
-                        f"http://127.0.0.1:{master}")  # fmt: skip
+    with seaweedfs(workdir, None, volume_mb=volume_mb, verbosity=1) as server:
+        assert server.pid is not None
         runner.Verifier(server, BUCKET, {"path": path}).create_bucket()
         if grow:
             make_room(server, BUCKET, SIZE * len(clients) * (repeat + 1))
@@ -99,7 +85,7 @@ with tempfile.TemporaryDirectory(prefix="seaweedfs-growth-") as workdir:
                     "part_size": 8 * MiB, "concurrency": 10, "stream_chunk": MiB,
                     "ca_bundle": None, "path": path, "small_dir": None,
                 }  # fmt: skip
-                logged, server_cpu = os.path.getsize(log_path), cpu_seconds(process.pid)
+                logged, server_cpu = os.path.getsize(log_path), cpu_seconds(server.pid)
                 env = runner.client_env(server)
                 result = runner.run_client(command(name, spec), env=env, timeout=300)
                 time.sleep(0.3)  # the log catches up
@@ -112,7 +98,7 @@ with tempfile.TemporaryDirectory(prefix="seaweedfs-growth-") as workdir:
                 print(
                     "warm-up" if round_number == 0 else f"round {round_number}", name,
                     f"{mbps:6.1f} MB/s  client {result.cpu_seconds / gib:.2f}"
-                    f"  server {(cpu_seconds(process.pid) - server_cpu) / gib:.2f} s/GiB",
+                    f"  server {(cpu_seconds(server.pid) - server_cpu) / gib:.2f} s/GiB",
                     f" volumes grown {new.count('finished automatic volume grow')}",
                     f" assignments slept 1 s {new.count('retrying in 1s')}", flush=True,
                 )  # fmt: skip
@@ -125,6 +111,3 @@ with tempfile.TemporaryDirectory(prefix="seaweedfs-growth-") as workdir:
         for name, runs in results.items():
             print(f"{name}: median {statistics.median(runs):.1f} MB/s, runs",
                   sorted(round(r) for r in runs))  # fmt: skip
-    finally:
-        process.terminate()
-        process.wait(15)
