@@ -5,14 +5,14 @@
 See ``upload``, ``Uploader`` and ``TransferConfig``.
 """
 
-from ._api import upload
-from ._config import TransferConfig
-from ._errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
-from ._events import UploadEvent, UploadEvents
-from ._many import UploadSummary
-from ._result import UploadResult
-from ._sweeper import PendingUpload
-from ._uploader import Uploader
+from ._core.config import TransferConfig
+from ._core.errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
+from ._core.results import UploadResult
+from ._pipeline.api import upload
+from ._pipeline.events import UploadEvent, UploadEvents
+from ._pipeline.many import UploadSummary
+from ._pipeline.sweeper import PendingUpload
+from ._pipeline.uploader import Uploader
 
 __all__ = [
     "AsyncupError",

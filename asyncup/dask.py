@@ -30,7 +30,7 @@ try:
 except ImportError as exc:  # pragma: no cover - the extra is missing
     raise ImportError("asyncup.dask needs Dask: pip install 'asyncup[dask]'") from exc
 
-from ._dask_files import ClusterSummary, upload_many
-from ._dask_parts import upload_parallel
+from ._scaleout.dask_files import ClusterSummary, upload_many
+from ._scaleout.dask_parts import upload_parallel
 
 __all__ = ["ClusterSummary", "upload_many", "upload_parallel"]

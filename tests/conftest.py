@@ -18,7 +18,7 @@ from aiobotocore.session import get_session
 from moto.server import ThreadedMotoServer
 
 import asyncup
-from asyncup._s3 import open_client
+from asyncup._s3.client import open_client
 from tests.faultproxy import FaultProxy
 from tests.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
 

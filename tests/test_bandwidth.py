@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 
 import asyncup
-from asyncup._pace import Pacer
+from asyncup._pipeline.pace import Pacer
 from tests.conftest import MiB, assert_object, random_bytes
 
 PART = 5 * MiB

@@ -19,13 +19,13 @@ from typing import Any
 import botocore.session
 import pytest
 from aiobotocore.session import get_session
+from asyncup_bench import measure, servers
+from asyncup_bench.peers import CLIENTS
+from asyncup_bench.sink import Part, decode_aws_chunked, multipart_etag, run_lengths
+from asyncup_bench.verify import equal_parts, etag_for, parse_run_lengths
 from botocore.exceptions import ClientError
 
 import asyncup
-from asyncup.bench import measure, servers
-from asyncup.bench.peers import CLIENTS
-from asyncup.bench.sink import Part, decode_aws_chunked, multipart_etag, run_lengths
-from asyncup.bench.verify import equal_parts, etag_for, parse_run_lengths
 from tests.conftest import expected_etag, random_bytes
 
 MiB = 1024 * 1024

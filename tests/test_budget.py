@@ -10,13 +10,13 @@ import anyio
 import pytest
 
 import asyncup
-import asyncup._job
+import asyncup._pipeline.job
 from asyncup import TransferConfig
-from asyncup._budget import ByteBudget, Lease, mapped_buffer
-from asyncup._job import Job
-from asyncup._params import route
-from asyncup._payloads import PartPayload
-from asyncup._s3 import open_client
+from asyncup._core.params import route
+from asyncup._pipeline.budget import ByteBudget, Lease, mapped_buffer
+from asyncup._pipeline.job import Job
+from asyncup._s3.client import open_client
+from asyncup._s3.payloads import PartPayload
 from tests.conftest import MiB, assert_object, client_config, random_bytes
 
 
@@ -113,7 +113,7 @@ async def test_a_mapped_part_buffer_is_made_off_the_event_loop(
         made.append(threading.current_thread().name)
         return mapped_buffer(size)
 
-    monkeypatch.setattr(asyncup._job, "mapped_buffer", spy)
+    monkeypatch.setattr(asyncup._pipeline.job, "mapped_buffer", spy)
     job = make_job(ByteBudget(100))
     job.mapped_buffers = True
     part = await job.read_part(fill, 1, 6, 6)
@@ -145,7 +145,7 @@ async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
         made.append(size)
         return mapped_buffer(size)
 
-    monkeypatch.setattr(asyncup._job, "mapped_buffer", spy)
+    monkeypatch.setattr(asyncup._pipeline.job, "mapped_buffer", spy)
     part = 5 * MiB
     data = random_bytes(3 * part + 12345, seed=5)
     config = TransferConfig(part_size=part, multipart_threshold=part, concurrency=2)

@@ -42,7 +42,7 @@ from aiohttp import web
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
 import asyncup
-from asyncup._retry import CORRUPTION_CODES
+from asyncup._core.retry import CORRUPTION_CODES
 from tests.conftest import MiB, expected_etag, make_client, random_bytes, read_object
 from tests.faultproxy import FaultProxy
 

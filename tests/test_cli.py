@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from asyncup._cli import parse_size
+from asyncup._cli.main import parse_size
 
 
 @pytest.mark.timeout(120)

@@ -15,9 +15,10 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
-from asyncup import UploadResult, _journal
-from asyncup._cp_sources import Item
-from asyncup._progress import Outcome, RichReporter
+from asyncup import UploadResult
+from asyncup._cli.cp_sources import Item
+from asyncup._cli.render import Outcome, RichReporter
+from asyncup._pipeline import journal as _journal
 from tests.conftest import MiB, assert_object, random_bytes, read_object, wait_quiet
 from tests.faultproxy import FaultProxy
 
@@ -469,7 +470,7 @@ def test_every_transfer_config_field_has_a_flag() -> None:
     import dataclasses
 
     from asyncup import TransferConfig
-    from asyncup._cp import add_arguments, settings_from
+    from asyncup._cli.cp import add_arguments, settings_from
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -25,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 
 import asyncup  # noqa: E402
 import asyncup.dask  # noqa: E402
-from asyncup import _journal  # noqa: E402
+from asyncup._pipeline import journal as _journal  # noqa: E402
 from asyncup.parallel import PartResult  # noqa: E402
 from tests.conftest import (  # noqa: E402
     MiB,

@@ -19,7 +19,7 @@ import pytest
 from aiobotocore.httpsession import AIOHTTPSession
 
 import asyncup
-from asyncup._s3 import open_client
+from asyncup._s3.client import open_client
 from tests.conftest import (
     MiB,
     assert_nothing_left,

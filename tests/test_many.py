@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import asyncup
-import asyncup._job
+import asyncup._pipeline.job
 from tests.conftest import MiB, assert_nothing_left, assert_object, random_bytes
 from tests.faultproxy import FaultProxy
 
@@ -28,10 +28,12 @@ class LiveBuffers:
         self.now = 0
         self.peak = 0
         monkeypatch.setattr(
-            asyncup._job, "plain_buffer", lambda size: self._counted(bytearray, size, size)
+            asyncup._pipeline.job, "plain_buffer", lambda size: self._counted(bytearray, size, size)
         )
         monkeypatch.setattr(
-            asyncup._job, "mapped_buffer", lambda size: self._counted(mmap.mmap, size, -1, size)
+            asyncup._pipeline.job,
+            "mapped_buffer",
+            lambda size: self._counted(mmap.mmap, size, -1, size),
         )
 
     def _counted(self, kind: type, size: int, *args: Any) -> Any:

@@ -18,12 +18,15 @@ from typing import Any
 
 import anyio
 import pytest
+from asyncup_bench import servers as bench_servers
 
 import asyncup
-from asyncup import _journal, _resume, _spread, parallel
-from asyncup._plan import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
-from asyncup._resume import ListedPart
-from asyncup.bench import servers as bench_servers
+from asyncup import parallel
+from asyncup._core.plan import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
+from asyncup._pipeline import journal as _journal
+from asyncup._pipeline import resume as _resume
+from asyncup._pipeline.resume import ListedPart
+from asyncup._scaleout import spread as _spread
 from asyncup.parallel import ParallelUpload, PartResult
 from tests.conftest import assert_object, random_bytes
 from tests.faultproxy import FaultProxy

@@ -73,7 +73,7 @@ async def test_refused_before_any_request(
 
 
 def test_checksum_type_needs_an_algorithm() -> None:
-    from asyncup._params import route
+    from asyncup._core.params import route
 
     with pytest.raises(ValueError, match="needs a ChecksumAlgorithm"):
         route({"ChecksumType": "FULL_OBJECT"}, None)
@@ -339,7 +339,7 @@ async def test_if_none_match_on_an_existing_key_fails_and_keeps_the_object(
 async def test_full_object_checksums_are_combined_and_verified(
     algorithm: str, size: int, s3: Any, bucket: str
 ) -> None:
-    from asyncup._checksums import b64, raw_digest
+    from asyncup._core.checksums import b64, raw_digest
 
     data = random_bytes(size)
     result = await asyncup.upload(
@@ -443,7 +443,7 @@ async def test_sse_c_keys_never_reach_logs_reprs_or_messages(
             config=CONFIG,
             extra_args=args,
         )
-    from asyncup._params import route
+    from asyncup._core.params import route
 
     texts = [
         caplog.text,

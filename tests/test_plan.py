@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncup._plan import (
+from asyncup._core.plan import (
     MAX_OBJECT_SIZE,
     MAX_PART_SIZE,
     MAX_PARTS,

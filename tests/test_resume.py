@@ -15,7 +15,8 @@ import anyio
 import pytest
 
 import asyncup
-from asyncup import _journal, _resume
+from asyncup._pipeline import journal as _journal
+from asyncup._pipeline import resume as _resume
 from tests.conftest import MiB, assert_object, random_bytes, start, wait_quiet
 from tests.faultproxy import FaultProxy
 

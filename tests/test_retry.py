@@ -15,8 +15,7 @@ from botocore.exceptions import (
 )
 
 from asyncup import TransferConfig
-from asyncup._adaptive import AdaptiveLimiter, Aimd
-from asyncup._retry import (
+from asyncup._core.retry import (
     Failure,
     RetryQuota,
     backoff,
@@ -24,7 +23,8 @@ from asyncup._retry import (
     is_throttling,
     request_deadline,
 )
-from asyncup._s3 import S3, BadResponseError, describe
+from asyncup._s3.client import S3, BadResponseError, describe
+from asyncup._s3.limits import AdaptiveLimiter, Aimd
 
 
 def client_error(code: str, status: int) -> ClientError:

@@ -17,8 +17,8 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
 import asyncup
-from asyncup._checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
-from asyncup._s3 import _ENDPOINT_SERVICES, _LeanFileLoader
+from asyncup._core.checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
+from asyncup._s3.client import _ENDPOINT_SERVICES, _LeanFileLoader
 from tests.conftest import assert_object, random_bytes
 
 

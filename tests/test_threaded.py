@@ -17,7 +17,7 @@ import anyio
 import pytest
 
 import asyncup
-from asyncup import _threaded
+from asyncup._s3 import threaded as _threaded
 from tests.conftest import MiB, assert_object, make_client, random_bytes
 
 pytestmark = pytest.mark.timeout(60)

@@ -2,7 +2,7 @@
 
 Two moto servers of their own, over HTTPS on 127.0.0.1: ``moto_server -s`` (werkzeug's ad-hoc
 self-signed certificate, which no CA bundle vouches for) and one serving a certificate signed
-by a throw-away CA (``asyncup.bench.tlscert``), whose CA file is the bundle a user would pass.
+by a throw-away CA (``asyncup_bench.tlscert``), whose CA file is the bundle a user would pass.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from aiobotocore.session import get_session
+from asyncup_bench.tlscert import make_certificates
 from botocore.exceptions import SSLError
 
 import asyncup
-from asyncup.bench.tlscert import make_certificates
 from tests.conftest import MiB, assert_object, client_config, random_bytes
 from tests.servers import moto_process
 from tests.test_cp import cp

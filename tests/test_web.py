@@ -16,7 +16,7 @@ import uvicorn
 from aiohttp import web
 
 import asyncup
-import asyncup._job
+import asyncup._pipeline.job
 from examples import aiohttp_app, starlette_app
 from tests.conftest import MiB, assert_nothing_left, assert_object, random_bytes
 from tests.faultproxy import FaultProxy

@@ -25,14 +25,14 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._cli import _run, parse_size
-from ._config import CHECKSUM_ALGORITHMS, TransferConfig
-from ._cp_sources import STDIN, Filter, Item, Listing, StdinChunks, UsageError, parse_destination
-from ._cp_sources import plan as plan_items
-from ._errors import UploadError
-from ._params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
-from ._progress import Outcome, Reporter, Summary, make_reporter
-from ._uploader import Uploader
+from .._core.config import CHECKSUM_ALGORITHMS, TransferConfig
+from .._core.errors import UploadError
+from .._core.params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
+from .._pipeline.uploader import Uploader
+from .cp_sources import STDIN, Filter, Item, Listing, StdinChunks, UsageError, parse_destination
+from .cp_sources import plan as plan_items
+from .main import _run, parse_size
+from .render import Outcome, Reporter, Summary, make_reporter
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 SSE_C_KEY_BYTES = 32

@@ -19,10 +19,10 @@ from typing import Any
 import anyio.to_thread
 from aiobotocore.session import get_session
 
-from ._checksums import multipart_etag
-from ._config import MiB, TransferConfig
-from ._plan import plan_known_size
-from ._uploader import Uploader
+from .._core.checksums import multipart_etag
+from .._core.config import MiB, TransferConfig
+from .._core.plan import plan_known_size
+from .._pipeline.uploader import Uploader
 
 
 @asynccontextmanager

@@ -1,21 +1,23 @@
 """The asyncup command: argument parsing and rendering only.
 
 asyncup demo    upload real bytes through the whole pipeline to an embedded S3 endpoint
-asyncup bench   asyncup against the other S3 uploaders (see asyncup.bench)
-asyncup cp      files, directories and stdin to S3 (see asyncup._cp)
-asyncup uploads list or abort unfinished multipart uploads (see asyncup._uploads_cli)
+asyncup bench   asyncup against the other S3 uploaders (a checkout's benchmarks/asyncup_bench)
+asyncup cp      files, directories and stdin to S3 (see cp)
+asyncup uploads list or abort unfinished multipart uploads (see uploads)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import re
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
-from ._config import MiB, TransferConfig
+from .._core.config import MiB, TransferConfig
 
 _UNITS = {
     "": 1, "b": 1,
@@ -42,6 +44,21 @@ def _run(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
     return uvloop.run(coro_fn())
 
 
+def _bench_harness() -> Any:
+    """The harness of ``asyncup bench``, or None. It is not in the wheel: it lies beside the
+    results in a checkout (benchmarks/asyncup_bench), found from where asyncup is imported
+    (an editable install's source tree)."""
+    try:
+        return importlib.import_module("asyncup_bench")
+    except ImportError:
+        pass
+    benchmarks = Path(__file__).resolve().parents[2] / "benchmarks"
+    if not (benchmarks / "asyncup_bench" / "__init__.py").is_file():
+        return None
+    sys.path.insert(0, str(benchmarks))
+    return importlib.import_module("asyncup_bench")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="asyncup", description="Fast, fault-safe concurrent uploads to S3."
@@ -63,9 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         " same data with asyncup and each peer, each in its own process; prints MB/s, CPU"
         " per GiB, peak RSS and each peer's ratio to asyncup.",
     )
-    from .bench import add_arguments
-
-    add_arguments(bench, parse_size)
+    harness = _bench_harness()
+    if harness is not None:
+        harness.add_arguments(bench, parse_size)
     cp = commands.add_parser(
         "cp",
         help="upload a file, a directory or stdin to S3",
@@ -75,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         " (the uploads in flight are aborted first).",
         allow_abbrev=False,
     )
-    from ._cp import add_arguments as add_cp_arguments
+    from .cp import add_arguments as add_cp_arguments
 
     add_cp_arguments(cp)
     uploads = commands.add_parser(
@@ -84,27 +101,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Unfinished multipart uploads are billed until aborted: 'ls' lists them,"
         " 'abort --older-than AGE' aborts the stale ones.",
     )
-    from ._uploads_cli import add_arguments as add_uploads_arguments
+    from .uploads import add_arguments as add_uploads_arguments
 
     add_uploads_arguments(uploads)
     args = parser.parse_args(argv)
     if args.command == "cp":
-        from ._cp import run as run_cp
+        from .cp import run as run_cp
 
         return run_cp(args, cp)
     if args.command == "uploads":
-        from ._uploads_cli import run as run_uploads
+        from .uploads import run as run_uploads
 
         return run_uploads(args, uploads)
     if args.command == "bench":
-        from .bench import run
-
-        return run(args, bench)
+        if harness is None:
+            bench.error(
+                "the benchmark harness is not installed with asyncup: it lives in the"
+                " repository (benchmarks/asyncup_bench); run asyncup bench from a checkout"
+                " installed with pip install -e '.[bench]'"
+            )
+        return int(harness.run(args, bench))
     try:
         config = TransferConfig(part_size=args.part_size, concurrency=args.concurrency)
     except ValueError as exc:
         parser.error(str(exc))
-    from ._demo import run_demo
+    from .demo import run_demo
 
     return _run(lambda: run_demo(args.size, config))
 

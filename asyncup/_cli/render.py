@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TextIO
 
-from ._cp_sources import Item
-from ._events import UploadEvent
-from ._result import UploadResult
+from .._core.results import UploadResult
+from .._pipeline.events import UploadEvent
+from .cp_sources import Item
 
 
 @dataclass(frozen=True, slots=True)

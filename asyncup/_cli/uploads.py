@@ -18,14 +18,14 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from . import _sweeper
-from ._cli import _run
-from ._config import TransferConfig
-from ._cp import Settings, _add_connection, open_uploader, verify_from
-from ._cp_sources import UsageError, parse_destination
-from ._s3 import S3, summarize
-from ._sweeper import PendingUpload
-from ._uploader import Uploader
+from .._core.config import TransferConfig
+from .._pipeline import sweeper
+from .._pipeline.sweeper import PendingUpload
+from .._pipeline.uploader import Uploader
+from .._s3.client import S3, summarize
+from .cp import Settings, _add_connection, open_uploader, verify_from
+from .cp_sources import UsageError, parse_destination
+from .main import _run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -142,7 +142,7 @@ def _ls(settings: Settings, bucket: str, prefix: str, *, json_lines: bool) -> in
 
     async def list_and_print(s3: S3) -> int:
         count = 0
-        async for upload in _sweeper.list_uploads(s3, bucket, prefix):
+        async for upload in sweeper.list_uploads(s3, bucket, prefix):
             print(_render(upload, now, json_lines=json_lines), flush=True)
             count += 1
         return count
@@ -164,10 +164,10 @@ def _abort(args: argparse.Namespace, settings: Settings, bucket: str, prefix: st
         )
         return EXIT_USAGE
     now = datetime.datetime.now(datetime.UTC)
-    before = _sweeper.cutoff(args.older_than, now)
+    before = sweeper.cutoff(args.older_than, now)
 
     async def stale(s3: S3) -> list[PendingUpload]:
-        return await _sweeper.stale_uploads(s3, bucket, prefix, before)
+        return await sweeper.stale_uploads(s3, bucket, prefix, before)
 
     uploads = _with_s3(settings, f"list s3://{bucket}/{prefix}", stale)
     if uploads is None:
@@ -185,8 +185,8 @@ def _abort(args: argparse.Namespace, settings: Settings, bucket: str, prefix: st
         print("nothing aborted", file=sys.stderr)
         return EXIT_OK
 
-    async def abort(s3: S3) -> list[_sweeper.AbortOutcome]:
-        return await _sweeper.abort_each(s3, uploads)
+    async def abort(s3: S3) -> list[sweeper.AbortOutcome]:
+        return await sweeper.abort_each(s3, uploads)
 
     outcomes = _with_s3(settings, "abort", abort)
     if outcomes is None:

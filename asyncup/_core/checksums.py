@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
-from ._budget import Buffer
+from .._pipeline.budget import Buffer
 
 try:  # ISA-L's CRC32 (carry-less multiplication): ~9x zlib's here, the same values
     from isal.isal_zlib import crc32 as _crc32_of

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ._plan import MAX_PART_SIZE, MIN_PART_SIZE
+from .plan import MAX_PART_SIZE, MIN_PART_SIZE
 
 KiB = 1024
 MiB = 1024 * KiB

@@ -19,11 +19,11 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ._checksums import PartDigest
-from ._journal import Header, Origin
-from ._params import CONDITIONAL_ARGS, EVERY_REQUEST_ARGS
-from ._plan import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Part, PartPlan
-from ._verify import CompletedPart
+from .._pipeline.journal import Header, Origin
+from .checksums import PartDigest
+from .params import CONDITIONAL_ARGS, EVERY_REQUEST_ARGS
+from .plan import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Part, PartPlan
+from .verify import CompletedPart
 
 FORMAT = "asyncup-parallel"
 VERSION = 1

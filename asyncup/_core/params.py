@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from ._checksums import CRCS, FULL_OBJECT_ONLY
-from ._config import CHECKSUM_ALGORITHMS
+from .checksums import CRCS, FULL_OBJECT_ONLY
+from .config import CHECKSUM_ALGORITHMS
 
 CANNED_ACLS = frozenset(
     {

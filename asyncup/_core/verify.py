@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ._checksums import PartDigest, composite_checksum, full_object_checksum, multipart_etag
-from ._params import RoutedArgs
-from ._s3 import BadResponseError
+from .._s3.client import BadResponseError
+from .checksums import PartDigest, composite_checksum, full_object_checksum, multipart_etag
+from .params import RoutedArgs
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,11 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ._config import TransferConfig
-from ._events import UploadEvent
-from ._job import ProgressCallback
-from ._result import UploadResult
-from ._uploader import Uploader
+from .._core.config import TransferConfig
+from .._core.results import UploadResult
+from .events import UploadEvent
+from .job import ProgressCallback
+from .uploader import Uploader
 
 
 async def upload(

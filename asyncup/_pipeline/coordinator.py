@@ -29,29 +29,14 @@ import anyio
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._budget import Buffer
-from ._checksums import PartDigest
-from ._errors import IntegrityError, SourceChangedError, UploadError
-from ._job import Job, QueuedPart
-from ._journal import Header, Journal, Origin, discard, load
-from ._plan import PartPlan, plan_known_size, use_multipart
-from ._producer import (
-    SourceSizeError,
-    check_file_end,
-    produce_planned,
-    produce_stream,
-    read_stream_head,
-)
-from ._range import stream_ranges
-from ._result import UploadResult
-from ._resume import StaleSourceError, check_journal, keepable, list_parts, missing, verify_kept
-from ._retry import CORRUPTION_CODES, Failure
-from ._s3 import BadResponseError, Response, describe, error_code, sends_from_files, summarize
-from ._shield import shielded
-from ._sources import PathSource, Source
-from ._sweeper import abort_twins
-from ._tasks import run_stages
-from ._verify import (
+from .._concurrency.shield import shielded
+from .._concurrency.stages import run_stages
+from .._core.checksums import PartDigest
+from .._core.errors import IntegrityError, SourceChangedError, UploadError
+from .._core.plan import PartPlan, plan_known_size, use_multipart
+from .._core.results import UploadResult
+from .._core.retry import CORRUPTION_CODES, Failure
+from .._core.verify import (
     CompletedPart,
     Verified,
     check_write,
@@ -59,7 +44,29 @@ from ._verify import (
     digest_params,
     expected_object,
 )
-from ._worker import PartError, run_worker
+from .._s3.client import (
+    BadResponseError,
+    Response,
+    describe,
+    error_code,
+    sends_from_files,
+    summarize,
+)
+from .._s3.ranges import stream_ranges
+from .budget import Buffer
+from .job import Job, QueuedPart
+from .journal import Header, Journal, Origin, discard, load
+from .producer import (
+    SourceSizeError,
+    check_file_end,
+    produce_planned,
+    produce_stream,
+    read_stream_head,
+)
+from .resume import StaleSourceError, check_journal, keepable, list_parts, missing, verify_kept
+from .sources import PathSource, Source
+from .sweeper import abort_twins
+from .worker import PartError, run_worker
 
 log = logging.getLogger("asyncup")
 

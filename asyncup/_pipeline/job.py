@@ -9,17 +9,17 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.to_thread
 
-from ._budget import Buffer, BufferPool, Lease, mapped_buffer, plain_buffer
-from ._checksums import PartDigest, digest_part, digests_inline
-from ._config import TransferConfig
-from ._events import EventKind, UploadEvent
-from ._journal import Journal
-from ._pace import Pacer
-from ._params import RoutedArgs
-from ._retry import Failure
-from ._s3 import S3
-from ._sources import PathSource
-from ._verify import CompletedPart
+from .._core.checksums import PartDigest, digest_part, digests_inline
+from .._core.config import TransferConfig
+from .._core.params import RoutedArgs
+from .._core.retry import Failure
+from .._core.verify import CompletedPart
+from .._s3.client import S3
+from .budget import Buffer, BufferPool, Lease, mapped_buffer, plain_buffer
+from .events import EventKind, UploadEvent
+from .journal import Journal
+from .pace import Pacer
+from .sources import PathSource
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
 Reader = Callable[[memoryview], Awaitable[int]]

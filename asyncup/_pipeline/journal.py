@@ -24,8 +24,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from ._checksums import PartDigest
-from ._verify import CompletedPart
+from .._core.checksums import PartDigest
+from .._core.verify import CompletedPart
 
 FORMAT = "asyncup-resume"
 VERSION = 1

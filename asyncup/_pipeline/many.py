@@ -18,9 +18,9 @@ from functools import partial
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from ._errors import AsyncupError
-from ._result import UploadResult
-from ._tasks import run_stages
+from .._concurrency.stages import run_stages
+from .._core.errors import AsyncupError
+from .._core.results import UploadResult
 
 Item = tuple[object, str]
 UploadOne = Callable[[object, str], Awaitable[UploadResult]]

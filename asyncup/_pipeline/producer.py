@@ -11,10 +11,10 @@ from functools import partial
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from ._errors import AsyncupError
-from ._job import FilePart, FilledPart, Job, QueuedPart, Reader
-from ._plan import MAX_PARTS, Part, PartPlan, stream_part_size
-from ._sources import PathSource, Source
+from .._core.errors import AsyncupError
+from .._core.plan import MAX_PARTS, Part, PartPlan, stream_part_size
+from .job import FilePart, FilledPart, Job, QueuedPart, Reader
+from .sources import PathSource, Source
 
 
 class SourceSizeError(AsyncupError):

@@ -21,13 +21,13 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from ._checksums import PartDigest
-from ._job import Job
-from ._journal import Header, JournalError, Origin
-from ._payloads import ShortSourceError
-from ._plan import Part, PartPlan
-from ._range import digest_range
-from ._verify import CompletedPart
+from .._core.checksums import PartDigest
+from .._core.plan import Part, PartPlan
+from .._core.verify import CompletedPart
+from .._s3.payloads import ShortSourceError
+from .._s3.ranges import digest_range
+from .job import Job
+from .journal import Header, JournalError, Origin
 
 log = logging.getLogger("asyncup")
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import anyio
 
-from ._errors import AsyncupError
-from ._s3 import S3, Response, error_code
+from .._core.errors import AsyncupError
+from .._s3.client import S3, Response, error_code
 
 PAGE_SIZE = 1000
 """Uploads per ListMultipartUploads page: S3's own maximum and default."""

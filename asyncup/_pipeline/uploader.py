@@ -10,19 +10,19 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
 
-from . import _coordinator, _sweeper
-from ._adaptive import AdaptiveLimiter
-from ._budget import ByteBudget, Lease
-from ._config import TransferConfig
-from ._events import UploadEvent, UploadEvents
-from ._job import Job, ProgressCallback
-from ._many import UploadSummary, upload_many
-from ._pace import Pacer
-from ._params import RoutedArgs, route
-from ._result import UploadResult
-from ._s3 import S3, open_client
-from ._sources import adapt
-from ._sweeper import PendingUpload
+from .._core.config import TransferConfig
+from .._core.params import RoutedArgs, route
+from .._core.results import UploadResult
+from .._s3.client import S3, open_client
+from .._s3.limits import AdaptiveLimiter
+from . import coordinator, sweeper
+from .budget import ByteBudget, Lease
+from .events import UploadEvent, UploadEvents
+from .job import Job, ProgressCallback
+from .many import UploadSummary, upload_many
+from .pace import Pacer
+from .sources import adapt
+from .sweeper import PendingUpload
 
 log = logging.getLogger("asyncup")
 
@@ -154,7 +154,7 @@ class Uploader:
             resume_path=resume_path,
         )
         try:
-            return await _coordinator.upload(job, adapted)
+            return await coordinator.upload(job, adapted)
         finally:
             if isinstance(on_event, UploadEvents):
                 on_event.close()
@@ -220,7 +220,7 @@ class Uploader:
         """
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling list_uploads()")
-        return _sweeper.list_uploads(self._s3, bucket, prefix)
+        return sweeper.list_uploads(self._s3, bucket, prefix)
 
     async def abort_uploads(
         self,
@@ -232,14 +232,14 @@ class Uploader:
     ) -> list[tuple[PendingUpload, Exception | None]]:
         """Abort the uploads under ``s3://bucket/prefix`` initiated more than ``older_than``
         ago, 8 at a time; ``(upload, None)`` for each one gone, ``(upload, error)`` for each
-        that could not be aborted (see ``asyncup._sweeper.abort_uploads``)::
+        that could not be aborted (see ``asyncup._pipeline.sweeper.abort_uploads``)::
 
             outcomes = await up.abort_uploads("bucket", older_than=timedelta(days=1))
             failed = [(u.key, e) for u, e in outcomes if e is not None]
         """
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling abort_uploads()")
-        return await _sweeper.abort_uploads(
+        return await sweeper.abort_uploads(
             self._s3, bucket, prefix, older_than=older_than, dry_run=dry_run
         )
 

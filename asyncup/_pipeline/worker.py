@@ -14,15 +14,15 @@ from typing import Any
 
 from anyio.streams.memory import MemoryObjectReceiveStream
 
-from ._checksums import PartDigest
-from ._errors import AsyncupError
-from ._job import FilePart, Job, QueuedPart
-from ._payloads import ShortSourceError, source_shrank
-from ._producer import SourceSizeError
-from ._range import RangeBody, digest_range
-from ._retry import CORRUPTION_CODES
-from ._s3 import BadResponseError, Response, error_code
-from ._verify import CompletedPart, check_write, digest_params
+from .._core.checksums import PartDigest
+from .._core.errors import AsyncupError
+from .._core.retry import CORRUPTION_CODES
+from .._core.verify import CompletedPart, check_write, digest_params
+from .._s3.client import BadResponseError, Response, error_code
+from .._s3.payloads import ShortSourceError, source_shrank
+from .._s3.ranges import RangeBody, digest_range
+from .job import FilePart, Job, QueuedPart
+from .producer import SourceSizeError
 
 
 class PartError(AsyncupError):

@@ -35,11 +35,9 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from ._adaptive import AdaptiveLimiter
-from ._config import TransferConfig
-from ._errors import AsyncupError
-from ._payloads import PartPayload, source_shrank
-from ._retry import (
+from .._core.config import TransferConfig
+from .._core.errors import AsyncupError
+from .._core.retry import (
     Failure,
     RetryQuota,
     backoff,
@@ -47,7 +45,9 @@ from ._retry import (
     is_throttling,
     request_deadline,
 )
-from ._threaded import ThreadedSession
+from .limits import AdaptiveLimiter
+from .payloads import PartPayload, source_shrank
+from .threaded import ThreadedSession
 
 log = logging.getLogger("asyncup")
 

@@ -46,8 +46,8 @@ from botocore.exceptions import (
     SSLError,
 )
 
-from ._payloads import PartPayload, RangePayload, ShortSourceError, send_blocking
-from ._shield import shielded
+from .._concurrency.shield import shielded
+from .payloads import PartPayload, RangePayload, ShortSourceError, send_blocking
 
 THRESHOLD = 1024 * 1024  # smaller bodies: a trip to a thread costs more than it saves
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)

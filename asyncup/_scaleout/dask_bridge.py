@@ -21,8 +21,8 @@ import anyio
 import anyio.to_thread
 from distributed import WorkerPlugin, get_worker
 
-from ._config import TransferConfig
-from ._uploader import Uploader
+from .._core.config import TransferConfig
+from .._pipeline.uploader import Uploader
 
 T = TypeVar("T")
 STOP_POLL = 1.0  # seconds between a task's looks at its upload's stop signal

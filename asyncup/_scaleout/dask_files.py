@@ -14,8 +14,13 @@ import anyio
 import anyio.to_thread
 from distributed import get_worker
 
-from ._config import TransferConfig
-from ._dask_bridge import (
+from .._core.config import TransferConfig
+from .._core.params import SSE_C_ARGS
+from .._core.results import UploadResult
+from .._pipeline.many import upload_many as _upload_each
+from .._pipeline.pace import Pacer
+from .._s3.client import summarize
+from .dask_bridge import (
     Bridge,
     Settings,
     Stopped,
@@ -23,13 +28,8 @@ from ._dask_bridge import (
     worker_address,
     worker_uploader,
 )
-from ._dask_parts import coordinator_key
-from ._many import upload_many as _upload_each
-from ._pace import Pacer
-from ._params import SSE_C_ARGS
-from ._result import UploadResult
-from ._s3 import summarize
-from ._spread import requests_for, split_rate
+from .dask_parts import coordinator_key
+from .spread import requests_for, split_rate
 
 FILES_PER_TASK = 256
 

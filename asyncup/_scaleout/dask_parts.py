@@ -14,9 +14,16 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import parallel
-from ._config import TransferConfig
-from ._dask_bridge import (
+from .._concurrency.shield import shielded
+from .._concurrency.stages import run_stages
+from .._core.config import TransferConfig
+from .._core.errors import AsyncupError, UploadError
+from .._core.handle import ParallelUpload, PartResult
+from .._core.results import UploadResult
+from .._pipeline.uploader import Uploader
+from .._s3.client import error_code, summarize
+from . import protocol
+from .dask_bridge import (
     STOP_POLL,
     Bridge,
     Settings,
@@ -25,14 +32,8 @@ from ._dask_bridge import (
     worker_address,
     worker_uploader,
 )
-from ._errors import AsyncupError, UploadError
-from ._result import UploadResult
-from ._s3 import error_code, summarize
-from ._shield import shielded
-from ._spread import batches, parts_per_batch
-from ._tasks import run_stages
-from ._uploader import Uploader
-from .parallel import ParallelUpload, PartResult
+from .manifest import Manifest, resume
+from .spread import batches, parts_per_batch
 
 log = logging.getLogger("asyncup")
 
@@ -59,12 +60,12 @@ async def _send_batch(
         up = await worker_uploader(settings)
 
         async def send() -> list[PartResult]:
-            return await parallel.upload_parts(
+            return await protocol.upload_parts(
                 up, handle, numbers, sse_customer_key=key, sender=worker
             )
 
         results = await unless_stopped(stop, send)
-    except parallel.PartsError as exc:
+    except protocol.PartsError as exc:
         return _BatchOutcome(
             worker=worker,
             results=tuple(exc.results),
@@ -163,12 +164,12 @@ async def _start(
     key: str,
     extra_args: Mapping[str, Any] | None,
     manifest: str | os.PathLike[str] | None,
-) -> tuple[ParallelUpload, list[PartResult], tuple[int, ...], parallel.Manifest | None]:
+) -> tuple[ParallelUpload, list[PartResult], tuple[int, ...], Manifest | None]:
     """A new upload, or the one a manifest records (a coordinator taking over)."""
     sse_key = (extra_args or {}).get("SSECustomerKey")
     if manifest is not None:
         try:
-            resumed = await parallel.resume(up, manifest, sse_customer_key=sse_key)
+            resumed = await resume(up, manifest, sse_customer_key=sse_key)
         except UploadError as exc:
             if exc.code != "NoSuchUpload":
                 raise
@@ -178,14 +179,14 @@ async def _start(
             if (handle.bucket, handle.key, handle.path) != (bucket, key, os.fspath(path)):
                 raise ValueError(f"the manifest {manifest} is for another upload")
             return handle, resumed.results, resumed.todo, resumed.manifest
-    handle = await parallel.begin(up, path, bucket, key, extra_args=extra_args)
+    handle = await protocol.begin(up, path, bucket, key, extra_args=extra_args)
     journal = None
     if manifest is not None:
         try:
-            journal = await parallel.Manifest.create(manifest, handle)
+            journal = await Manifest.create(manifest, handle)
         except BaseException:
             with anyio.CancelScope(shield=True):
-                await parallel.abort(up, handle)
+                await protocol.abort(up, handle)
             raise
     return handle, [], tuple(range(1, handle.part_count + 1)), journal
 
@@ -194,11 +195,11 @@ async def _complete(up: Uploader, run: _PartsRun, per_task: int, key: Any) -> Up
     """Complete; parts S3 turns out not to hold as reported are sent again (twice at most)."""
     for _ in range(2):
         try:
-            return await parallel.complete(up, run.handle, run.results, sse_customer_key=key)
-        except parallel.MissingPartsError as exc:
+            return await protocol.complete(up, run.handle, run.results, sse_customer_key=key)
+        except protocol.MissingPartsError as exc:
             log.warning("%s; sending them again", exc)
             await run.send(exc.part_numbers, per_task)
-    return await parallel.complete(up, run.handle, run.results, sse_customer_key=key)
+    return await protocol.complete(up, run.handle, run.results, sse_customer_key=key)
 
 
 async def _give_up(up: Uploader, run: _PartsRun, exc: BaseException) -> None:
@@ -209,7 +210,7 @@ async def _give_up(up: Uploader, run: _PartsRun, exc: BaseException) -> None:
         await run.halt(min(up.config.abort_timeout, 2 * STOP_POLL + 1))
         if run.journal is not None:
             return None
-        return await parallel.abort(up, run.handle)
+        return await protocol.abort(up, run.handle)
 
     aborted, _ = await shielded(clean_up, 2 * up.config.abort_timeout + 1)
     if isinstance(exc, UploadError):
@@ -227,7 +228,7 @@ class _PartsRun:
         bridge: Bridge,
         settings: Settings,
         handle: ParallelUpload,
-        journal: parallel.Manifest | None,
+        journal: Manifest | None,
         on_part: Callable[[PartResult], object] | None,
         attempts: int,
     ) -> None:

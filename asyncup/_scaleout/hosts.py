@@ -16,12 +16,12 @@ from typing import Any
 
 import anyio.to_thread
 
-from ._coordinator import _failure
-from ._errors import SourceChangedError
-from ._handle import SSE_CUSTOMER_KEY_ENV, ParallelUpload
-from ._job import Job
-from ._params import RoutedArgs, route
-from ._uploader import Uploader
+from .._core.errors import SourceChangedError
+from .._core.handle import SSE_CUSTOMER_KEY_ENV, ParallelUpload
+from .._core.params import RoutedArgs, route
+from .._pipeline.coordinator import _failure
+from .._pipeline.job import Job
+from .._pipeline.uploader import Uploader
 
 
 def host_job(up: Uploader, bucket: str, key: str, upload_id: str | None, args: RoutedArgs) -> Job:

@@ -1,6 +1,6 @@
 """A parallel upload's crash-safe state, and a new coordinator taking it over.
 
-The manifest is a resume journal (``_journal``): its header is the handle (the journal's
+The manifest is a resume journal (``_pipeline.journal``): its header is the handle (the journal's
 own fields plus ``Header.parallel``), its lines the parts acknowledged, fsynced as results
 come in. ``resume`` reads it back, refuses a changed file, and asks ListParts which of the
 recorded parts S3 still holds as recorded; every other part is to be sent.
@@ -13,23 +13,23 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from . import _journal
-from ._coordinator import _failure
-from ._handle import ParallelUpload, PartResult
-from ._hosts import check_source, host_args, host_job
-from ._resume import keepable, list_parts
-from ._s3 import error_code
-from ._uploader import Uploader
+from .._core.handle import ParallelUpload, PartResult
+from .._pipeline.coordinator import _failure
+from .._pipeline.journal import Journal, load
+from .._pipeline.resume import keepable, list_parts
+from .._pipeline.uploader import Uploader
+from .._s3.client import error_code
+from .hosts import check_source, host_args, host_job
 
 log = logging.getLogger("asyncup")
 
 
 class Manifest:
-    """A parallel upload's crash-safe state: a resume journal (``asyncup._journal``) whose
+    """A parallel upload's crash-safe state: a resume journal (``asyncup._pipeline.journal``) whose
     header is the handle and whose lines are the parts acknowledged, fsynced as they come.
     A new coordinator reads it back with ``resume``."""
 
-    def __init__(self, journal: _journal.Journal, handle: ParallelUpload) -> None:
+    def __init__(self, journal: Journal, handle: ParallelUpload) -> None:
         self._journal = journal
         self.handle = handle
 
@@ -39,17 +39,17 @@ class Manifest:
 
     @classmethod
     async def create(cls, path: str | os.PathLike[str], handle: ParallelUpload) -> Manifest:
-        journal = await _journal.Journal.create(os.fspath(path), handle.header())
+        journal = await Journal.create(os.fspath(path), handle.header())
         return cls(journal, handle)
 
     @classmethod
     async def load(cls, path: str | os.PathLike[str]) -> tuple[Manifest, list[PartResult]] | None:
         """The manifest at ``path`` and the parts it records; None when there is none."""
-        loaded = await _journal.load(os.fspath(path))
+        loaded = await load(os.fspath(path))
         if loaded is None:
             return None
         header, parts = loaded
-        journal = _journal.Journal(os.fspath(path), header)
+        journal = Journal(os.fspath(path), header)
         manifest = cls(journal, ParallelUpload.from_header(header))
         return manifest, [PartResult.of(parts[number]) for number in sorted(parts)]
 

@@ -42,40 +42,23 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from ._coordinator import _abort, _complete, _completed, _completed_meanwhile, _failure
-from ._errors import SourceChangedError, UploadError
-from ._handle import HANDLE_ARGS, SSE_CUSTOMER_KEY_ENV, ParallelUpload, PartResult
-from ._hosts import check_source, host_args, host_job, stat_file
-from ._job import Job
-from ._manifest import Manifest, Resumed, resume
-from ._params import EVERY_REQUEST_ARGS, RoutedArgs, route
-from ._payloads import ShortSourceError
-from ._plan import Part
-from ._range import RangeBody, digest_range, stream_ranges
-from ._result import UploadResult
-from ._resume import list_parts
-from ._s3 import error_code, summarize
-from ._shield import shielded
-from ._spread import checked_numbers, plan, reconcile
-from ._uploader import Uploader, _check_destination
-from ._verify import CompletedPart
-from ._worker import send_part
-
-__all__ = [
-    "SSE_CUSTOMER_KEY_ENV",
-    "Manifest",
-    "MissingPartsError",
-    "ParallelUpload",
-    "PartResult",
-    "PartsError",
-    "Resumed",
-    "abort",
-    "begin",
-    "complete",
-    "plan",
-    "resume",
-    "upload_parts",
-]
+from .._concurrency.shield import shielded
+from .._core.errors import SourceChangedError, UploadError
+from .._core.handle import HANDLE_ARGS, ParallelUpload, PartResult
+from .._core.params import EVERY_REQUEST_ARGS, RoutedArgs, route
+from .._core.plan import Part
+from .._core.results import UploadResult
+from .._core.verify import CompletedPart
+from .._pipeline.coordinator import _abort, _complete, _completed, _completed_meanwhile, _failure
+from .._pipeline.job import Job
+from .._pipeline.resume import list_parts
+from .._pipeline.uploader import Uploader, _check_destination
+from .._pipeline.worker import send_part
+from .._s3.client import error_code, summarize
+from .._s3.payloads import ShortSourceError
+from .._s3.ranges import RangeBody, digest_range, stream_ranges
+from .hosts import check_source, host_args, host_job, stat_file
+from .spread import checked_numbers, plan, reconcile
 
 log = logging.getLogger("asyncup")
 

@@ -20,10 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from ._handle import PartResult
-from ._plan import MAX_PARTS, PartPlan, plan_known_size
-from ._resume import ListedPart
-from ._resume import _same_etag as same_etag
+from .._core.handle import PartResult
+from .._core.plan import MAX_PARTS, PartPlan, plan_known_size
+from .._pipeline.resume import ListedPart
+from .._pipeline.resume import _same_etag as same_etag
 
 
 def plan(size: int, part_size: int) -> PartPlan:

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 SERVERS = ("sink", "moto", "seaweedfs")
 
@@ -110,12 +111,25 @@ def start(
             raise ServerError(f"unknown server {name!r}; one of {', '.join(SERVERS)}")
 
 
+def sink_command() -> list[str]:
+    """The sink as its own process (with ``harness_env()``)."""
+    return [sys.executable, "-m", "asyncup_bench.sink"]
+
+
+def harness_env() -> dict[str, str]:
+    """The environment of a harness module run with ``-m``: the harness is not installed
+    with asyncup, it lies in benchmarks/ beside the results, so that goes on PYTHONPATH."""
+    root = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 @contextlib.contextmanager
 def _sink(tls: bool, md5: bool, part_delay: float) -> Iterator[Server]:
-    command = [sys.executable, "-m", "asyncup.bench.sink", "--part-delay", str(part_delay)]
+    command = [*sink_command(), "--part-delay", str(part_delay)]
     command += ["--tls"] if tls else []
     command += ["--md5"] if md5 else []
-    process = subprocess.Popen(command, stdout=subprocess.PIPE)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, env=harness_env())
     try:
         assert process.stdout is not None
         line = process.stdout.readline()

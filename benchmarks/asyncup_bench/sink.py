@@ -1,6 +1,6 @@
 """A fast S3 sink: just enough of S3 to take uploads, and nothing stored but their sizes.
 
-    python -m asyncup.bench.sink [--tls] [--md5] [--part-delay SECONDS]
+    PYTHONPATH=benchmarks python -m asyncup_bench.sink [--tls] [--md5] [--part-delay SECONDS]
 
 prints one JSON line ``{"endpoint": ..., "ca_bundle": ..., "pid": ...}`` once it listens on
 127.0.0.1, and runs until SIGTERM/SIGINT. It isolates the client's cost: a raw asyncio
@@ -353,7 +353,7 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m asyncup.bench.sink", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m asyncup_bench.sink", description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--tls", action="store_true", help="HTTPS with a certificate made now")
     parser.add_argument("--md5", action="store_true", help="hash bodies: real S3 ETags")

@@ -5,6 +5,7 @@ Usage: python benchmarks/scripts/dask_parallel.py [SIZE_MiB] [REPEATS] [http|htt
 Starts the sink (127.0.0.1), writes SIZE MiB of random bytes (page-cached: the file is read
 twice per part on the Dask path, once to checksum and once to send), then alternates:
 ``asyncup.upload`` in this process, the same through ``asyncup.parallel`` (parts streamed
+from pathlib import Path
 from their ranges, one Uploader: the Dask path without Dask), and
 ``asyncup.dask.upload_parallel`` over a
 LocalCluster of 2 worker processes x 1 thread (8 parts a task, concurrency 10 per task),
@@ -21,14 +22,17 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 import anyio
 import distributed
 
-import asyncup
-import asyncup.dask
-from asyncup.bench.runner import write_random
-from asyncup.bench.servers import start
+# The harness lies beside these scripts, not in the asyncup package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import asyncup  # noqa: E402
+import asyncup.dask  # noqa: E402
+from asyncup_bench.runner import write_random
+from asyncup_bench.servers import start
 
 MiB = 1024 * 1024
 # The worker processes import this module (spawn): the settings must not need argv.

@@ -4,18 +4,21 @@ Usage: python benchmarks/scripts/profile.py http|https vN|head  (core from /tmp/
 one warm-up upload, then one under py-spy; raw stacks in /tmp/bench-out/prof-vN-TRANSPORT.txt.
 """
 
+from pathlib import Path
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
-from asyncup.bench.measure import MiB
-from asyncup.bench.runner import BUCKET, client_env, write_random
-from asyncup.bench.servers import start
-from asyncup.bench.verify import Verifier
+# The harness lies beside these scripts, not in the asyncup package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from asyncup_bench.measure import MiB
+from asyncup_bench.runner import BUCKET, client_env, write_random
+from asyncup_bench.servers import start
+from asyncup_bench.verify import Verifier
 
-CLIENT = "/work/main/asyncup/bench/clients/asyncup_client.py"
+CLIENT = str(Path(__file__).resolve().parents[1] / "asyncup_bench" / "clients" / "asyncup_client.py")
 transport, variant = sys.argv[1], sys.argv[2]
 size = 1024 * MiB
 with tempfile.TemporaryDirectory(prefix="prof-") as wd:

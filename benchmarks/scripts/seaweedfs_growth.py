@@ -14,6 +14,8 @@ and ended (ms since the upload began): a stalled part shows as one that took >1 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import json
 import os
 import statistics
@@ -21,9 +23,11 @@ import sys
 import tempfile
 import time
 
-from asyncup.bench import peers, runner
-from asyncup.bench.measure import MiB
-from asyncup.bench.servers import make_room, seaweedfs
+# The harness lies beside these scripts, not in the asyncup package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from asyncup_bench import peers, runner
+from asyncup_bench.measure import MiB
+from asyncup_bench.servers import make_room, seaweedfs
 
 volume_mb, grow, repeat = int(sys.argv[1]), sys.argv[2] == "grow", int(sys.argv[3])
 clients = sys.argv[4].split(",") if len(sys.argv) > 4 else ["asyncup", "minio"]

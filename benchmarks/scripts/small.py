@@ -8,6 +8,7 @@ Usage (from the checkout, venv active):
 Output under /tmp/bench-out/.
 """
 
+from pathlib import Path
 import json
 import os
 import statistics
@@ -15,8 +16,10 @@ import subprocess
 import sys
 import tempfile
 
-from asyncup.bench.measure import MiB
-from asyncup.bench.runner import (
+# The harness lies beside these scripts, not in the asyncup package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from asyncup_bench.measure import MiB
+from asyncup_bench.runner import (
     BUCKET,
     Settings,
     client_env,
@@ -24,8 +27,8 @@ from asyncup.bench.runner import (
     run_client,
     sink_cpu,
 )
-from asyncup.bench.servers import start
-from asyncup.bench.verify import Verifier
+from asyncup_bench.servers import start
+from asyncup_bench.verify import Verifier
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CLIENT = os.path.join(HERE, "..", "..", "asyncup", "bench", "clients", "asyncup_client.py")

@@ -13,6 +13,8 @@ Each prints MB/s and the process's CPU seconds (user+sys) per upload.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import base64
 import http.client
 import json
@@ -28,6 +30,11 @@ import time
 import zlib
 from urllib.parse import urlsplit
 
+# The harness lies beside these scripts, not in the asyncup package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from asyncup_bench.servers import harness_env, sink_command  # noqa: E402
+
+
 PATH = "/tmp/asyncup-threads-1g"
 SIZE, PART, CONCURRENCY = 1 << 30, 8 << 20, 10
 
@@ -40,8 +47,8 @@ def make_file() -> None:
 
 
 def start_sink(tls: bool) -> tuple[subprocess.Popen[bytes], str]:
-    command = [sys.executable, "-m", "asyncup.bench.sink"] + (["--tls"] if tls else [])
-    sink = subprocess.Popen(command, stdout=subprocess.PIPE)
+    command = sink_command() + (["--tls"] if tls else [])
+    sink = subprocess.Popen(command, stdout=subprocess.PIPE, env=harness_env())
     assert sink.stdout is not None
     return sink, json.loads(sink.stdout.readline())["endpoint"]
 

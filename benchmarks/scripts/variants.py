@@ -5,18 +5,21 @@ Usage (from the checkout, venv active; cores in worktrees /tmp/asyncup-vN):
 Prints each run and the medians; writes /tmp/bench-out/variants-CASE-TRANSPORTS.json.
 """
 
+from pathlib import Path
 import json
 import os
 import statistics
 import sys
 import tempfile
 
-from asyncup.bench.measure import MiB
-from asyncup.bench.runner import BUCKET, client_env, run_client, sink_cpu, write_random
-from asyncup.bench.servers import start
-from asyncup.bench.verify import Verifier
+# The harness lies beside these scripts, not in the asyncup package.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from asyncup_bench.measure import MiB
+from asyncup_bench.runner import BUCKET, client_env, run_client, sink_cpu, write_random
+from asyncup_bench.servers import start
+from asyncup_bench.verify import Verifier
 
-CLIENT = "/work/main/asyncup/bench/clients/asyncup_client.py"
+CLIENT = str(Path(__file__).resolve().parents[1] / "asyncup_bench" / "clients" / "asyncup_client.py")
 variants = sys.argv[1].split(",")
 transports = sys.argv[2].split(",")
 repeat = int(sys.argv[3])
