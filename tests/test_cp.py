@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from asyncup import UploadResult
 from asyncup._cli.cp_sources import Item
 from asyncup._cli.render import Outcome, RichReporter
-from asyncup._pipeline import journal as _journal
+from asyncup._core import records
 from tests.conftest import MiB, assert_object, random_bytes, read_object, wait_quiet
 from tests.faultproxy import FaultProxy
 
@@ -305,7 +305,7 @@ def recorded_parts(journals: Path) -> set[int]:
     found = list(journals.glob("*.resume")) if journals.exists() else []
     if not found:
         return set()
-    return set(_journal.parse(found[0].read_text())[1])
+    return set(records.parse(found[0].read_text())[1])
 
 
 @ON_MOTO

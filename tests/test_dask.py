@@ -25,7 +25,7 @@ distributed = pytest.importorskip("distributed")
 
 import asyncup  # noqa: E402
 import asyncup.dask  # noqa: E402
-from asyncup._pipeline import journal as _journal  # noqa: E402
+from asyncup._core import records  # noqa: E402
 from asyncup.parallel import PartResult  # noqa: E402
 from tests.conftest import (  # noqa: E402
     MiB,
@@ -204,7 +204,7 @@ async def test_many_files_in_batches_under_one_request_rate(
 
 async def recorded_parts(manifest: pathlib.Path) -> set[int]:
     text = await anyio.Path(manifest).read_text()
-    return set(_journal.parse(text)[1])
+    return set(records.parse(text)[1])
 
 
 COORDINATOR = textwrap.dedent(

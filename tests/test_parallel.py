@@ -22,8 +22,8 @@ from asyncup_bench import servers as bench_servers
 
 import asyncup
 from asyncup import parallel
+from asyncup._core import records
 from asyncup._core.plan import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
-from asyncup._pipeline import journal as _journal
 from asyncup._pipeline import resume as _resume
 from asyncup._pipeline.resume import ListedPart
 from asyncup._scaleout import spread as _spread
@@ -182,15 +182,15 @@ def test_the_handle_pickles_and_round_trips_through_json_and_its_manifest_header
     assert pickle.loads(pickle.dumps(handle)) == handle
     assert ParallelUpload.from_json(handle.to_json()) == handle
     # The manifest is a resume journal whose header carries the rest of the handle.
-    line = json.dumps({"format": _journal.FORMAT, "version": 1, **_asdict(handle.header())})
-    parsed, parts = _journal.parse(line + "\n")
+    line = json.dumps({"format": records.FORMAT, "version": 1, **_asdict(handle.header())})
+    parsed, parts = records.parse(line + "\n")
     assert ParallelUpload.from_header(parsed) == handle
     assert parts == {}
-    old = _journal.parse(line.replace('"parallel"', '"ignored"') + "\n")[0]
+    old = records.parse(line.replace('"parallel"', '"ignored"') + "\n")[0]
     assert old.parallel is None  # a journal without the field: a plain resume journal
 
 
-def _asdict(header: _journal.Header) -> dict[str, Any]:
+def _asdict(header: records.Header) -> dict[str, Any]:
     return dataclasses.asdict(header)
 
 

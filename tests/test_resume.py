@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 import asyncup
-from asyncup._pipeline import journal as _journal
+from asyncup._core import records
 from asyncup._pipeline import resume as _resume
 from tests.conftest import MiB, assert_object, random_bytes, start, wait_quiet
 from tests.faultproxy import FaultProxy
@@ -45,7 +45,7 @@ def journal(tmp_path: pathlib.Path) -> pathlib.Path:
 
 
 async def recorded_parts(journal: pathlib.Path) -> set[int]:
-    _, parts = _journal.parse(await anyio.Path(journal).read_text())
+    _, parts = records.parse(await anyio.Path(journal).read_text())
     return set(parts)
 
 
@@ -130,7 +130,7 @@ async def test_a_part_s3_no_longer_holds_is_sent_again(
     journal: pathlib.Path,
 ) -> None:
     await fail_after_some_parts(proxy, proxied, bucket, source, journal)
-    _, parts = _journal.parse(await anyio.Path(journal).read_text())
+    _, parts = records.parse(await anyio.Path(journal).read_text())
     # The journal says part 1 was sent with another ETag: S3's copy is not the one recorded.
     first = parts[1]
     record = {"part": 1, "etag": '"0123"', "size": first.size, "checksum": "AAAAAA==", "md5": None}
@@ -305,7 +305,7 @@ async def test_resume_needs_a_file_and_a_journal_of_this_upload(
 
 
 def test_a_line_cut_short_by_a_crash_is_ignored() -> None:
-    header = _journal.Header(
+    header = records.Header(
         bucket="b",
         key="k",
         upload_id="u",
@@ -313,20 +313,20 @@ def test_a_line_cut_short_by_a_crash_is_ignored() -> None:
         part_size=PART,
         checksum_algorithm="CRC32",
         checksum_type="COMPOSITE",
-        origin=_journal.Origin(path="/f", size=10, mtime_ns=1),
+        origin=records.Origin(path="/f", size=10, mtime_ns=1),
     )
-    first = json.dumps({"format": _journal.FORMAT, "version": 1, **_asdict(header)})
+    first = json.dumps({"format": records.FORMAT, "version": 1, **_asdict(header)})
     part = json.dumps({"part": 1, "etag": '"e"', "size": 10, "checksum": "AAAAAA==", "md5": None})
-    parsed, parts = _journal.parse(f"{first}\n{part}\n{part[:20]}")
+    parsed, parts = records.parse(f"{first}\n{part}\n{part[:20]}")
     assert parsed == header
     assert set(parts) == {1}
-    with pytest.raises(_journal.JournalError, match="damaged"):
-        _journal.parse(f"{first}\n{part[:20]}\n{part}\n")
-    with pytest.raises(_journal.JournalError, match="another version"):
-        _journal.parse(first.replace('"version": 1', '"version": 99') + "\n")
+    with pytest.raises(records.JournalError, match="damaged"):
+        records.parse(f"{first}\n{part[:20]}\n{part}\n")
+    with pytest.raises(records.JournalError, match="another version"):
+        records.parse(first.replace('"version": 1', '"version": 99') + "\n")
 
 
-def _asdict(header: _journal.Header) -> dict[str, Any]:
+def _asdict(header: records.Header) -> dict[str, Any]:
     return dataclasses.asdict(header)
 
 

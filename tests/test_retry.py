@@ -15,6 +15,8 @@ from botocore.exceptions import (
 )
 
 from asyncup import TransferConfig
+from asyncup._core.aimd import Aimd
+from asyncup._core.errors import BadResponseError
 from asyncup._core.retry import (
     Failure,
     RetryQuota,
@@ -23,8 +25,8 @@ from asyncup._core.retry import (
     is_throttling,
     request_deadline,
 )
-from asyncup._s3.client import S3, BadResponseError, describe
-from asyncup._s3.limits import AdaptiveLimiter, Aimd
+from asyncup._s3.client import S3, describe
+from asyncup._s3.limits import AdaptiveLimiter
 
 
 def client_error(code: str, status: int) -> ClientError:

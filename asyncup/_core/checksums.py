@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
-from .._pipeline.budget import Buffer
+Buffer = bytearray | mmap.mmap
+"""A part buffer: a bytearray, or an anonymous mapping (``_pipeline.budget``)."""
+
 
 try:  # ISA-L's CRC32 (carry-less multiplication): ~9x zlib's here, the same values
     from isal.isal_zlib import crc32 as _crc32_of

@@ -1,10 +1,24 @@
-"""The exceptions asyncup raises.
+"""The exceptions asyncup raises, and the ones it raises inside itself.
 
     AsyncupError                 root of everything asyncup raises itself
-    └── UploadError              an upload failed; it was aborted (see ``abort_succeeded``)
-        ├── IntegrityError       the bytes S3 acknowledged are not the bytes that were sent
-        └── SourceChangedError   the source changed while it was being read (its size), or
-                                 since a resumable upload began (size, mtime, bytes sent)
+    ├── UploadError              an upload failed; it was aborted (see ``abort_succeeded``)
+    │   ├── IntegrityError       the bytes S3 acknowledged are not the bytes that were sent
+    │   ├── SourceChangedError   the source changed while it was being read (its size), or
+    │   │                        since a resumable upload began (size, mtime, bytes sent)
+    │   ├── PartsError           asyncup.parallel: some parts of upload_parts failed
+    │   └── MissingPartsError    asyncup.parallel: complete found parts S3 does not hold
+    │                            (both in ``_scaleout.protocol``: they carry part results)
+    ├── BadResponseError        inside: an answer that cannot be right (an ETag missing)
+    ├── PartError               inside: one part failed for good (its ``__cause__``)
+    ├── SourceSizeError         inside: the source held more or fewer bytes than planned
+    └── StreamTooLongError       a stream outgrew what 10,000 parts can carry
+    ShortSourceError (OSError)   inside: a file ended inside the range being read or sent
+    StaleSourceError             inside: the file is not the one a journal's parts came from
+    ValueError / TypeError       bad arguments, before any request: ObjectTooLargeError
+                                 (``plan``), JournalError (``records``), UsageError (the CLI)
+
+The ones marked "inside" never reach the caller: ``_pipeline.failures`` turns each into the
+one ``UploadError`` the caller sees (its ``__cause__`` the original).
 
 Bad arguments raise ``ValueError`` / ``TypeError`` before any request is sent. Cancellation
 is never converted: a cancelled upload is aborted and the cancellation propagates.
@@ -83,3 +97,35 @@ class IntegrityError(UploadError):
 class SourceChangedError(UploadError):
     """The source returned fewer or more bytes than planned: it changed while being read; or
     a resumed upload found the file changed since the parts recorded were sent."""
+
+
+class PartError(AsyncupError):
+    """Part ``part_number`` failed for good; ``__cause__`` says why."""
+
+    def __init__(self, part_number: int) -> None:
+        super().__init__(f"part {part_number} failed")
+        self.part_number = part_number
+
+
+class SourceSizeError(AsyncupError):
+    """The source did not hold the number of bytes planned for it."""
+
+    def __init__(self, message: str, part_number: int | None) -> None:
+        super().__init__(message)
+        self.part_number = part_number
+
+
+class StreamTooLongError(AsyncupError):
+    """A stream of unknown length outgrew what 10,000 parts can carry."""
+
+
+class StaleSourceError(Exception):
+    """The file is not the one the journal's parts were read from."""
+
+
+class ShortSourceError(OSError):
+    """The file ended inside the range being read or sent: it shrank."""
+
+
+class BadResponseError(AsyncupError):
+    """S3 answered a request in a way that cannot be right (an ETag missing or wrong)."""

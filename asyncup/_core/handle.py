@@ -19,10 +19,10 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .._pipeline.journal import Header, Origin
 from .checksums import PartDigest
 from .params import CONDITIONAL_ARGS, EVERY_REQUEST_ARGS
 from .plan import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Part, PartPlan
+from .records import Header, Origin
 from .verify import CompletedPart
 
 FORMAT = "asyncup-parallel"

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._s3.client import BadResponseError
 from .checksums import PartDigest, composite_checksum, full_object_checksum, multipart_etag
+from .errors import BadResponseError
 from .params import RoutedArgs
 
 
@@ -140,6 +140,18 @@ def expected_object(
             )
         verified_checksum = True
     return Verified(etag=verified_etag, checksum=verified_checksum), None
+
+
+def same_digest(a: PartDigest, b: PartDigest) -> bool:
+    """Whether two digests of a part agree: by checksum where either has one, else by MD5."""
+    if a.checksum is not None or b.checksum is not None:
+        return a.checksum == b.checksum
+    return a.md5 == b.md5
+
+
+def same_etag(a: str, b: str) -> bool:
+    """Whether two ETags are the same, quoted or not, in either case."""
+    return a.strip('" ').lower() == b.strip('" ').lower()
 
 
 def _same_checksum(answered: str, expected: str) -> bool:

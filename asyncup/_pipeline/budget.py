@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import anyio
 
-Buffer = bytearray | mmap.mmap
+from .._core.checksums import Buffer
+
 """A part buffer: a bytearray, or an anonymous mapping from ``mapped_buffer``."""
 
 # Linux: the kernel puts every page in place inside mmap(), which runs without the GIL.

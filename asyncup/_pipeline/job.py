@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.to_thread
 
-from .._core.checksums import PartDigest, digest_part, digests_inline
+from .._core.checksums import Buffer, PartDigest, digest_part, digests_inline
 from .._core.config import TransferConfig
 from .._core.params import RoutedArgs
 from .._core.retry import Failure
 from .._core.verify import CompletedPart
 from .._s3.client import S3
-from .budget import Buffer, BufferPool, Lease, mapped_buffer, plain_buffer
+from .budget import BufferPool, Lease, mapped_buffer, plain_buffer
 from .events import EventKind, UploadEvent
 from .journal import Journal
 from .pace import Pacer

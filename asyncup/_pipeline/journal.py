@@ -1,4 +1,5 @@
-"""The resume journal: what one multipart upload has done so far, kept on disk.
+"""The resume journal on disk: what one multipart upload has done so far (its records, as
+text: ``_core.records``).
 
 A JSON-lines file. The first line describes the upload (destination, upload id, the plan,
 the checksum algorithm and the source as it was: path, size, mtime); it is written once,
@@ -13,76 +14,15 @@ its caller. Blocking file work runs in a worker thread (``record``, ``create``, 
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import json
 import os
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
 
 import anyio
 import anyio.to_thread
 
-from .._core.checksums import PartDigest
+from .._core.records import Header, header_line, parse, part_line
 from .._core.verify import CompletedPart
-
-FORMAT = "asyncup-resume"
-VERSION = 1
-OPTIONAL = ("origin", "parallel")  # read apart from the header's plain fields
-
-
-class JournalError(ValueError):
-    """The journal cannot be used: unreadable, or from another version of asyncup."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Origin:
-    """The source file as it was when the upload began."""
-
-    path: str
-    size: int
-    mtime_ns: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Header:
-    """What a journal is about: one multipart upload of one file, cut by one plan."""
-
-    bucket: str
-    key: str
-    upload_id: str
-    size: int
-    part_size: int
-    checksum_algorithm: str | None
-    checksum_type: str | None
-    origin: Origin
-    parallel: dict[str, Any] | None = None
-    """Only in the manifest of an upload fed by many hosts (``asyncup.parallel``): what else
-    its handle holds (the non-secret arguments every request repeats, the SSE-C key's MD5).
-    A plain resume journal has none; a journal without the field reads as None, and readers
-    that do not know it ignore it, so the format stays version 1 both ways."""
-
-
-def _part_record(part: CompletedPart) -> dict[str, Any]:
-    digest = part.digest
-    return {
-        "part": part.number,
-        "etag": part.etag,
-        "size": part.size,
-        "checksum": None if digest.checksum is None else digest.checksum_b64,
-        "md5": None if digest.md5 is None else digest.md5.hex(),
-    }
-
-
-def _part_from(record: dict[str, Any]) -> CompletedPart:
-    checksum = record.get("checksum")
-    md5 = record.get("md5")
-    digest = PartDigest(
-        checksum=None if checksum is None else base64.b64decode(checksum),
-        md5=None if md5 is None else bytes.fromhex(md5),
-    )
-    return CompletedPart(int(record["part"]), str(record["etag"]), digest, int(record["size"]))
 
 
 class Journal:
@@ -96,19 +36,19 @@ class Journal:
     @classmethod
     async def create(cls, path: str, header: Header) -> Journal:
         """Write a new journal for ``header`` (replacing any old one at ``path``)."""
-        line = json.dumps({"format": FORMAT, "version": VERSION, **asdict(header)}) + "\n"
+        line = header_line(header)
         await anyio.to_thread.run_sync(_write_atomically, path, line.encode())
         return cls(path, header)
 
     async def record(self, part: CompletedPart) -> None:
         """Append ``part`` and make it durable before returning."""
-        line = (json.dumps(_part_record(part)) + "\n").encode()
+        line = part_line(part).encode()
         async with self._lock:
             await anyio.to_thread.run_sync(_append, self.path, line)
 
     async def record_many(self, parts: Iterable[CompletedPart]) -> None:
         """Append several parts in one durable write (a batch of parts sent elsewhere)."""
-        data = "".join(json.dumps(_part_record(part)) + "\n" for part in parts).encode()
+        data = "".join(part_line(part) for part in parts).encode()
         if data:
             async with self._lock:
                 await anyio.to_thread.run_sync(_append, self.path, data)
@@ -129,36 +69,6 @@ async def load(path: str) -> tuple[Header, dict[int, CompletedPart]] | None:
     if text is None:
         return None
     return parse(text, path)
-
-
-def parse(text: str, path: str = "journal") -> tuple[Header, dict[int, CompletedPart]]:
-    """Read a journal's text (pure). Raises ``JournalError`` when it cannot be used."""
-    lines = text.split("\n")
-    if not text.endswith("\n"):
-        lines.pop()  # the crash cut the last line short: that part is simply not recorded
-    lines = [line for line in lines if line]
-    if not lines:
-        raise JournalError(f"{path} is empty: not an asyncup resume journal")
-    try:
-        first = json.loads(lines[0])
-        if first.get("format") != FORMAT:
-            raise JournalError(f"{path} is not an asyncup resume journal")
-        if first.get("version") != VERSION:
-            raise JournalError(
-                f"{path} was written by another version of asyncup (format {first.get('version')})"
-            )
-        origin = Origin(**first["origin"])
-        fields = {k: first[k] for k in Header.__dataclass_fields__ if k not in OPTIONAL}
-        header = Header(origin=origin, parallel=first.get("parallel"), **fields)
-        parts = {}
-        for line in lines[1:]:
-            part = _part_from(json.loads(line))
-            parts[part.number] = part  # a part sent twice: the later answer is the one S3 kept
-    except JournalError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise JournalError(f"{path} is damaged: {exc}") from exc
-    return header, parts
 
 
 def _write_atomically(path: str, data: bytes) -> None:

@@ -11,22 +11,10 @@ from functools import partial
 
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._core.errors import AsyncupError
+from .._core.errors import SourceSizeError, StreamTooLongError
 from .._core.plan import MAX_PARTS, Part, PartPlan, stream_part_size
 from .job import FilePart, FilledPart, Job, QueuedPart, Reader
 from .sources import PathSource, Source
-
-
-class SourceSizeError(AsyncupError):
-    """The source did not hold the number of bytes planned for it."""
-
-    def __init__(self, message: str, part_number: int | None) -> None:
-        super().__init__(message)
-        self.part_number = part_number
-
-
-class StreamTooLongError(AsyncupError):
-    """A stream of unknown length outgrew what 10,000 parts can carry."""
 
 
 async def produce_planned(

@@ -22,20 +22,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._core.checksums import PartDigest
-from .._core.plan import Part, PartPlan
-from .._core.verify import CompletedPart
-from .._s3.payloads import ShortSourceError
+from .._core.errors import ShortSourceError, SourceChangedError, StaleSourceError, UploadError
+from .._core.plan import Part, PartPlan, plan_known_size
+from .._core.records import Header, JournalError, Origin
+from .._core.results import UploadResult
+from .._core.verify import CompletedPart, same_digest, same_etag
+from .._s3.client import error_code
 from .._s3.ranges import digest_range
+from . import multipart
+from .failures import kept_error
 from .job import Job
-from .journal import Header, JournalError, Origin
+from .journal import Journal, discard, load
+from .outcome import completed, completed_meanwhile
+from .producer import produce_planned
+from .sources import PathSource
 
 log = logging.getLogger("asyncup")
 
 LIST_PAGE = 1000  # ListParts' own maximum
-
-
-class StaleSourceError(Exception):
-    """The file is not the one the journal's parts were read from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ def keepable(
         number: part
         for number, part in recorded.items()
         if number in listed
-        and _same_etag(listed[number].etag, part.etag)
+        and same_etag(listed[number].etag, part.etag)
         and listed[number].size == part.size == lengths.get(number)
     }
 
@@ -117,24 +121,104 @@ async def verify_kept(
             )
         except ShortSourceError:
             digest = None  # the file shrank
-        if digest is None or not _same_digest(digest, kept[part.number].digest):
+        if digest is None or not same_digest(digest, kept[part.number].digest):
             raise StaleSourceError(
                 f"{path} no longer holds the bytes sent as part {part.number}"
                 f" (bytes {part.offset}..{part.offset + part.length - 1})"
             )
 
 
-def _same_digest(a: PartDigest, b: PartDigest) -> bool:
-    if a.checksum is not None or b.checksum is not None:
-        return a.checksum == b.checksum
-    return a.md5 == b.md5
-
-
-def _same_etag(a: str, b: str) -> bool:
-    return a.strip('" ').lower() == b.strip('" ').lower()
-
-
 def missing(plan: PartPlan, kept: Iterable[int]) -> list[Part]:
     """The planned parts still to send (pure)."""
     have = set(kept)
     return [part for part in plan.parts() if part.number not in have]
+
+
+async def resumable(job: Job, source: PathSource, size: int) -> UploadResult:
+    """A multipart upload of a file that can be resumed from its journal after a crash."""
+    assert job.resume_path is not None
+    assert source.path is not None
+    origin = Origin(path=source.path, size=size, mtime_ns=source.mtime_ns)
+    loaded = await load(job.resume_path)  # a journal that cannot be used: ValueError
+    if loaded is None:
+        return await _begin_resumable(job, source, origin)
+    header, recorded = loaded
+    try:
+        check_journal(header, job, origin)
+    except StaleSourceError as exc:
+        job.upload_id = header.upload_id
+        raise kept_error(job, SourceChangedError, exc) from exc
+    plan = plan_known_size(size, header.part_size)
+    job.upload_id = header.upload_id
+    try:
+        listed = await list_parts(job)
+    except Exception as exc:
+        if error_code(exc) != "NoSuchUpload":
+            raise kept_error(job, UploadError, exc) from exc
+        return await _after_upload_gone(job, source, origin, plan, recorded)
+    kept = keepable(recorded, listed, plan)
+    try:
+        await verify_kept(source.path, plan, kept, job.args.checksum_algorithm)
+    except StaleSourceError as exc:
+        raise kept_error(job, SourceChangedError, exc) from exc
+    log.info(
+        "s3://%s/%s: resuming upload %s, %d of %d parts already sent",
+        job.bucket,
+        job.key,
+        job.upload_id,
+        len(kept),
+        plan.count,
+    )
+    job.journal = Journal(job.resume_path, header)
+    for number in sorted(kept):
+        job.completed[number] = kept[number]
+        await job.progress(kept[number].size, number)
+    todo = missing(plan, kept)
+    return await multipart.run(job, lambda send: produce_planned(job, source, plan, send, todo))
+
+
+async def _after_upload_gone(
+    job: Job, source: PathSource, origin: Origin, plan: PartPlan, recorded: dict[int, CompletedPart]
+) -> UploadResult:
+    """The journal's upload is gone: completed by the run that crashed (its answer lost), or
+    aborted by someone. The object says which; if it is not ours, start again."""
+    assert job.resume_path is not None
+    if set(recorded) == {part.number for part in plan.parts()}:
+        job.completed = dict(recorded)
+        found = await completed_meanwhile(job)
+        if found is not None:
+            await discard(job.resume_path)
+            return completed(job, found)
+    log.warning(
+        "s3://%s/%s: upload %s from the resume journal is gone; starting again",
+        job.bucket,
+        job.key,
+        job.upload_id,
+    )
+    job.upload_id = None
+    job.completed = {}
+    return await _begin_resumable(job, source, origin)
+
+
+async def _begin_resumable(job: Job, source: PathSource, origin: Origin) -> UploadResult:
+    assert job.resume_path is not None
+    plan = plan_known_size(origin.size, job.config.part_size)
+    path = job.resume_path
+
+    async def start_journal() -> None:
+        assert job.upload_id is not None
+        header = Header(
+            bucket=job.bucket,
+            key=job.key,
+            upload_id=job.upload_id,
+            size=plan.size,
+            part_size=plan.part_size,
+            checksum_algorithm=job.args.checksum_algorithm,
+            checksum_type=job.args.checksum_type,
+            origin=origin,
+        )
+        job.journal = await Journal.create(path, header)
+
+    return await multipart.run(
+        job, lambda send: produce_planned(job, source, plan, send), created=start_journal
+    )

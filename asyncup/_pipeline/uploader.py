@@ -137,7 +137,7 @@ class Uploader:
         """
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
-        _check_destination(bucket, key)
+        check_destination(bucket, key)
         adapted = adapt(source)
         args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
         if on_progress is not None and not callable(on_progress):
@@ -279,7 +279,8 @@ def _check_verify(verify: object, client: object) -> bool | str | None:
     return path
 
 
-def _check_destination(bucket: object, key: object) -> None:
+def check_destination(bucket: object, key: object) -> None:
+    """Refuse a bucket or key S3 would refuse, before any request."""
     if not isinstance(bucket, str) or not bucket:
         raise ValueError(f"bucket must be a non-empty str; got {bucket!r}")
     if not isinstance(key, str) or not key:

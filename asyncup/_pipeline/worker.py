@@ -15,22 +15,13 @@ from typing import Any
 from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._core.checksums import PartDigest
-from .._core.errors import AsyncupError
+from .._core.errors import BadResponseError, PartError, ShortSourceError, SourceSizeError
 from .._core.retry import CORRUPTION_CODES
 from .._core.verify import CompletedPart, check_write, digest_params
-from .._s3.client import BadResponseError, Response, error_code
-from .._s3.payloads import ShortSourceError, source_shrank
+from .._s3.client import Response, error_code
+from .._s3.payloads import source_shrank
 from .._s3.ranges import RangeBody, digest_range
 from .job import FilePart, Job, QueuedPart
-from .producer import SourceSizeError
-
-
-class PartError(AsyncupError):
-    """Part ``part_number`` failed for good; ``__cause__`` says why."""
-
-    def __init__(self, part_number: int) -> None:
-        super().__init__(f"part {part_number} failed")
-        self.part_number = part_number
 
 
 async def run_worker(job: Job, receive: MemoryObjectReceiveStream[QueuedPart]) -> None:

@@ -36,7 +36,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from .._core.config import TransferConfig
-from .._core.errors import AsyncupError
+from .._core.errors import BadResponseError
 from .._core.retry import (
     Failure,
     RetryQuota,
@@ -52,10 +52,6 @@ from .threaded import ThreadedSession
 log = logging.getLogger("asyncup")
 
 Response = dict[str, Any]
-
-
-class BadResponseError(AsyncupError):
-    """S3 answered a request in a way that cannot be right (an ETag missing or wrong)."""
 
 
 def describe(exc: BaseException) -> Failure:

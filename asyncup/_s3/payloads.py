@@ -18,6 +18,8 @@ import aiohttp.payload
 import anyio
 import anyio.to_thread
 
+from .._core.errors import ShortSourceError
+
 
 class PartPayload(aiohttp.payload.Payload):
     """A part's body for aiohttp: its buffer, written in slices, waiting for the socket to
@@ -177,10 +179,6 @@ class _FileAt:
         data = os.pread(self._fd, size, self._position)
         self._position += len(data)
         return data
-
-
-class ShortSourceError(OSError):
-    """The file ended inside the range being read or sent: it shrank."""
 
 
 def source_shrank(exc: BaseException) -> bool:

@@ -22,7 +22,8 @@ from typing import Any
 import anyio.to_thread
 
 from .._core.checksums import PartDigest, RunningDigest
-from .payloads import RangePayload, ShortSourceError, slice_buffer
+from .._core.errors import ShortSourceError
+from .payloads import RangePayload, slice_buffer
 
 HASH_STEP = 64 * 1024 * 1024  # bytes hashed per trip to a thread: a stop is seen between trips
 _HOOK_ID = "asyncup-range-body"

@@ -47,7 +47,8 @@ from botocore.exceptions import (
 )
 
 from .._concurrency.shield import shielded
-from .payloads import PartPayload, RangePayload, ShortSourceError, send_blocking
+from .._core.errors import ShortSourceError
+from .payloads import PartPayload, RangePayload, send_blocking
 
 THRESHOLD = 1024 * 1024  # smaller bodies: a trip to a thread costs more than it saves
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)

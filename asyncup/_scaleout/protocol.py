@@ -43,19 +43,20 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .._concurrency.shield import shielded
-from .._core.errors import SourceChangedError, UploadError
+from .._core.errors import ShortSourceError, SourceChangedError, UploadError
 from .._core.handle import HANDLE_ARGS, ParallelUpload, PartResult
 from .._core.params import EVERY_REQUEST_ARGS, RoutedArgs, route
 from .._core.plan import Part
 from .._core.results import UploadResult
 from .._core.verify import CompletedPart
-from .._pipeline.coordinator import _abort, _complete, _completed, _completed_meanwhile, _failure
+from .._pipeline import multipart
+from .._pipeline.failures import failure
 from .._pipeline.job import Job
+from .._pipeline.outcome import completed, completed_meanwhile
 from .._pipeline.resume import list_parts
-from .._pipeline.uploader import Uploader, _check_destination
+from .._pipeline.uploader import Uploader, check_destination
 from .._pipeline.worker import send_part
 from .._s3.client import error_code, summarize
-from .._s3.payloads import ShortSourceError
 from .._s3.ranges import RangeBody, digest_range, stream_ranges
 from .hosts import check_source, host_args, host_job, stat_file
 from .spread import checked_numbers, plan, reconcile
@@ -113,7 +114,7 @@ async def begin(
     ``extra_args`` as for ``asyncup.upload``. Cancelled while Create is in flight, the
     upload is aborted once its id is known.
     """
-    _check_destination(bucket, key)
+    check_destination(bucket, key)
     path = os.fspath(path)
     size, mtime_ns = await anyio.to_thread.run_sync(stat_file, path)
     cut = plan(size, part_size or up.config.part_size)
@@ -125,7 +126,7 @@ async def begin(
             lambda: job.s3.call("create_multipart_upload", create), up.config.abort_timeout
         )
     except Exception as exc:
-        raise _failure(job, exc) from exc
+        raise failure(job, exc) from exc
     handle = ParallelUpload(
         bucket=bucket,
         key=key,
@@ -227,7 +228,7 @@ async def complete(
             found = await _completed_earlier(job, handle, results)
             if found is not None:
                 return found
-        raise _failure(job, exc) from exc
+        raise failure(job, exc) from exc
     reconciled = reconcile(handle.plan, results, listed)
     divergent, missing = reconciled.divergent, reconciled.missing
     where: dict[str, Any] = {
@@ -252,10 +253,10 @@ async def complete(
         )
     job.completed = {number: r.completed() for number, r in reconciled.chosen.items()}
     try:
-        response = await _complete(job)
+        response = await multipart.complete(job)
     except Exception as exc:
-        raise _failure(job, exc) from exc
-    return _completed(job, response)
+        raise failure(job, exc) from exc
+    return completed(job, response)
 
 
 async def abort(up: Uploader, handle: ParallelUpload) -> bool:
@@ -263,7 +264,7 @@ async def abort(up: Uploader, handle: ParallelUpload) -> bool:
     land after an abort: stop the senders first). True once it is confirmed gone."""
     control = {k: v for k, v in handle.request_args if k in EVERY_REQUEST_ARGS}
     args = RoutedArgs(control=control, part=dict(control), complete=dict(control))
-    return await _abort(host_job(up, handle.bucket, handle.key, handle.upload_id, args))
+    return await multipart.abort(host_job(up, handle.bucket, handle.key, handle.upload_id, args))
 
 
 async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
@@ -313,5 +314,5 @@ async def _completed_earlier(
     if set(latest) != set(range(1, handle.part_count + 1)):
         return None
     job.completed = {number: result.completed() for number, result in latest.items()}
-    found = await _completed_meanwhile(job)
-    return None if found is None else _completed(job, found)
+    found = await completed_meanwhile(job)
+    return None if found is None else completed(job, found)

@@ -1,0 +1,120 @@
+"""What S3 did, confirmed.
+
+A finished upload's result is checked against the parts sent (ETag, whole-object checksum).
+A write whose answer may have been lost (it was retried, or broke off once sent) is
+confirmed from the object itself: HeadObject with its checksum, and only an ETag or checksum
+computed from the parts sent counts as this upload's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+
+from .._core.errors import (
+    IntegrityError,
+)
+from .._core.results import UploadResult
+from .._core.retry import Failure
+from .._core.verify import (
+    CompletedPart,
+    Verified,
+    expected_object,
+)
+from .._s3.client import Response, describe
+from .job import Job
+
+log = logging.getLogger("asyncup")
+
+
+class Retries:
+    """An ``on_retry`` that counts the retries of one call, and passes each on to ``then``."""
+
+    def __init__(self, then: Callable[[int, Failure], None] | None = None) -> None:
+        self.count = 0
+        self._then = then
+
+    def __call__(self, attempt: int, failure: Failure) -> None:
+        self.count += 1
+        if self._then is not None:
+            self._then(attempt, failure)
+
+
+def may_have_landed(retried: bool, exc: BaseException) -> bool:
+    """Whether a write that failed for good may have been done all the same: an attempt was
+    retried (its answer may have been lost on the way, the retry then refused), or the last
+    one broke off once sent, or was answered in a way that cannot be right."""
+    return retried or describe(exc).kind in ("connection", "timeout", "integrity")
+
+
+async def ours_meanwhile(
+    job: Job, operation: str, matches: Callable[[Response], Verified | None]
+) -> tuple[Response, Verified] | None:
+    """Ask the object itself (HeadObject with its checksum) whether ``operation`` wrote it,
+    its answer lost: only an ETag or checksum that ``matches`` confirms counts as ours."""
+    params = {"Bucket": job.bucket, "Key": job.key, "ChecksumMode": "ENABLED", **job.args.part}
+    try:
+        head: Response = await job.s3.call("head_object", params)
+    except Exception:
+        return None
+    verified = matches(head)
+    if verified is None or not (verified.etag or verified.checksum):
+        return None
+    log.info("s3://%s/%s: %s's answer was lost; the object is ours", job.bucket, job.key, operation)
+    return head, verified
+
+
+async def completed_meanwhile(job: Job) -> Response | None:
+    """Whether the object at the key is this upload's, completed by a Complete whose answer
+    was lost: its ETag or checksum must be the one computed from the parts sent."""
+    found = await ours_meanwhile(job, "CompleteMultipartUpload", partial(_complete_matches, job))
+    return None if found is None else found[0]
+
+
+def _complete_matches(job: Job, head: Response) -> Verified | None:
+    verified, mismatch = expected_object(job.args, head, parts_in_order(job))
+    return None if mismatch is not None else verified
+
+
+def parts_in_order(job: Job) -> list[CompletedPart]:
+    numbers = sorted(job.completed)
+    if numbers != list(range(1, len(numbers) + 1)):
+        raise RuntimeError(f"parts are missing before Complete: have {numbers[:5]}...")
+    return [job.completed[number] for number in numbers]
+
+
+def completed(job: Job, response: Response) -> UploadResult:
+    """The result of a completed upload, once S3's answer is checked against the parts."""
+    parts = parts_in_order(job)
+    verified, mismatch = expected_object(job.args, response, parts)
+    if mismatch is not None:
+        raise IntegrityError(
+            f"the object was written, but {mismatch}: it may be corrupt",
+            bucket=job.bucket,
+            key=job.key,
+            upload_id=job.upload_id,
+        )
+    log.debug("s3://%s/%s: completed in %d parts", job.bucket, job.key, len(parts))
+    size = sum(part.size for part in parts)
+    return result(job, response, size=size, parts=len(parts), verified=verified)
+
+
+def result(
+    job: Job, response: Response, *, size: int, parts: int, verified: Verified
+) -> UploadResult:
+    algorithm = job.args.checksum_algorithm
+    return UploadResult(
+        bucket=job.bucket,
+        key=job.key,
+        etag=response["ETag"],
+        size=size,
+        parts=parts,
+        upload_id=job.upload_id,
+        version_id=response.get("VersionId"),
+        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
+        checksum_algorithm=algorithm,
+        checksum_type=job.args.checksum_type,
+        etag_verified=verified.etag,
+        checksum_verified=verified.checksum,
+    )

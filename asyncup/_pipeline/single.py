@@ -1,0 +1,93 @@
+"""PutObject: an object below ``multipart_threshold`` in one request.
+
+The body is read whole (a stream's head is already in memory), its checksum computed off
+the event loop, and sent with the Uploader's retries; a PutObject whose answer was lost is
+confirmed from the object at the key before it is reported as failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from typing import Any
+
+from .._core.checksums import Buffer, PartDigest
+from .._core.errors import (
+    BadResponseError,
+    SourceSizeError,
+)
+from .._core.results import UploadResult
+from .._core.verify import (
+    Verified,
+    check_write,
+    digest_params,
+)
+from .._s3.client import Response
+from .failures import failure
+from .job import Job
+from .outcome import Retries, may_have_landed, ours_meanwhile, result
+from .sources import Source
+
+log = logging.getLogger("asyncup")
+
+
+async def put_object(job: Job, source: Source, size: int) -> UploadResult:
+    try:
+        body = await job.read_object(source.readinto, size)
+        if body is None:
+            raise SourceSizeError(
+                f"source did not hold the {size} bytes expected (did it change while being read?)",
+                None,
+            )
+    except Exception as exc:
+        raise failure(job, exc) from exc
+    return await put_body(job, body)
+
+
+async def put_body(job: Job, body: Buffer) -> UploadResult:
+    try:
+        digest = await job.digest(body)
+        params: dict[str, Any] = {
+            "Bucket": job.bucket,
+            "Key": job.key,
+            "Body": body,
+            "ContentLength": len(body),
+            **digest_params(job.args, digest),
+            **job.args.put,
+        }
+        verified = Verified()
+
+        def check(response: Response) -> None:
+            nonlocal verified
+            verified = check_write(job.args, response, digest, "the object")
+
+        retries = Retries(job.retried(1))
+        job.emit("part_started", part_number=1)
+        try:
+            response = await job.s3.call(
+                "put_object",
+                params,
+                limiter=job.limiter,
+                check=check,
+                pace=job.pace(len(body)),
+                on_retry=retries,
+            )
+        except Exception as exc:
+            if not may_have_landed(retries.count > 0, exc):
+                raise
+            found = await ours_meanwhile(job, "PutObject", partial(_put_matches, job, digest))
+            if found is None:
+                job.unconfirmed = "PutObject"
+                raise
+            response, verified = found
+    except Exception as exc:
+        raise failure(job, exc) from exc
+    await job.progress(len(body), 1)
+    return result(job, response, size=len(body), parts=1, verified=verified)
+
+
+def _put_matches(job: Job, digest: PartDigest, head: Response) -> Verified | None:
+    try:
+        return check_write(job.args, head, digest, "the object")
+    except BadResponseError:
+        return None
