@@ -25,7 +25,8 @@ from asyncup._core.retry import (
     is_throttling,
     request_deadline,
 )
-from asyncup._s3.client import S3, describe
+from asyncup._s3.calls import S3
+from asyncup._s3.errors import describe
 from asyncup._s3.limits import AdaptiveLimiter
 
 

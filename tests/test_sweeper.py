@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from asyncup import PendingUpload, TransferConfig, Uploader
 from asyncup._core.errors import AsyncupError
 from asyncup._pipeline.sweeper import abort_each, abort_uploads, list_uploads
-from asyncup._s3.client import S3, Response
+from asyncup._s3.calls import S3, Response
 from tests.faultproxy import FaultProxy
 
 ON_SEAWEEDFS = pytest.mark.parametrize("server", ["seaweedfs"], indirect=True)

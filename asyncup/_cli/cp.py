@@ -1,8 +1,9 @@
 """``asyncup cp SRC DST``: files, directories and stdin to S3 through one Uploader.
 
     arguments -> TransferConfig + extra_args (checked: usage errors exit 2, before any request)
-    SRC, DST  -> items (``_cp_sources.plan``: directory walk, filters, keys checked)
-    items     -> memory stream -> ``--jobs`` workers -> Uploader.upload (one client, one budget)
+    SRC, DST  -> items (``cp_sources.plan``: directory walk, filters, keys checked)
+    items     -> ``many.for_each``, ``--jobs`` at a time -> Uploader.upload (one client, one
+                 budget)
               -> an Outcome per item -> Reporter (bars, lines or JSON lines) -> summary
 
 A failed object is reported and the others go on (unless --fail-fast). Ctrl-C cancels the
@@ -12,26 +13,30 @@ uploads in flight, which makes asyncup abort them, and exits 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-
-import anyio
-import anyio.abc
-from anyio.streams.memory import MemoryObjectReceiveStream
 
 from .._core.config import CHECKSUM_ALGORITHMS, TransferConfig
 from .._core.errors import UploadError
 from .._core.params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
+from .._pipeline.many import for_each
 from .._pipeline.uploader import Uploader
+from .common import (
+    Connection,
+    add_connection_arguments,
+    connection_from,
+    open_uploader,
+    parse_size,
+    run_loop,
+)
 from .cp_sources import STDIN, Filter, Item, Listing, StdinChunks, UsageError, parse_destination
 from .cp_sources import plan as plan_items
-from .main import _run, parse_size
 from .render import Outcome, Reporter, Summary, make_reporter
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -44,11 +49,7 @@ class Settings:
 
     config: TransferConfig
     extra_args: dict[str, Any]
-    endpoint_url: str | None
-    profile: str | None
-    region: str | None
-    verify: bool | str | None
-    """boto3's ``verify``: None (AWS_CA_BUNDLE or botocore's CA bundle), a CA bundle, False."""
+    connection: Connection
     jobs: int
     fail_fast: bool
     resume_dir: str | None = None
@@ -64,7 +65,7 @@ def add_arguments(cp: argparse.ArgumentParser) -> None:
     _add_selection(cp)
     _add_transfer(cp)
     _add_object(cp)
-    _add_connection(cp)
+    add_connection_arguments(cp)
     output = cp.add_argument_group("output")
     output.add_argument("--dry-run", action="store_true", help="print what would be uploaded")
     output.add_argument("--quiet", "-q", action="store_true", help="only failures and warnings")
@@ -164,25 +165,6 @@ def _add_object(cp: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_connection(cp: argparse.ArgumentParser) -> None:
-    group = cp.add_argument_group("connection")
-    group.add_argument("--endpoint-url", metavar="URL", help="an S3-compatible endpoint")
-    group.add_argument("--profile", help="a profile from the AWS config files")
-    group.add_argument("--region")
-    tls = group.add_mutually_exclusive_group()
-    tls.add_argument(
-        "--no-verify-ssl",
-        action="store_true",
-        help="do not verify TLS certificates (verification is on otherwise)",
-    )
-    tls.add_argument(
-        "--ca-bundle",
-        type=_existing_file,
-        metavar="PATH",
-        help="verify TLS certificates against this CA bundle (PEM) instead of the default",
-    )
-
-
 class _AppendFilter(argparse.Action):
     """--include and --exclude into one list, in command-line order."""
 
@@ -202,17 +184,6 @@ def _pair(text: str) -> tuple[str, str]:
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"expected K=V; got {text!r}")
     return name, value
-
-
-def _existing_file(text: str) -> str:
-    if not os.path.isfile(text):
-        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
-    return text
-
-
-def verify_from(args: argparse.Namespace) -> bool | str | None:
-    """boto3's ``verify`` from --no-verify-ssl and --ca-bundle (exclusive, as parsed)."""
-    return False if args.no_verify_ssl else args.ca_bundle
 
 
 def _default_resume_dir() -> str:
@@ -264,10 +235,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return Settings(
         config=config,
         extra_args=extra_args,
-        endpoint_url=args.endpoint_url,
-        profile=args.profile,
-        region=args.region,
-        verify=verify_from(args),
+        connection=connection_from(args),
         jobs=args.jobs or config.concurrency,
         fail_fast=args.fail_fast,
         resume_dir=resume_dir_from(args),
@@ -328,7 +296,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         reporter.summary(f"(dry run) {len(listing.items)} objects, {total} bytes; nothing sent")
         return EXIT_FAILED if any(item.problem for item in listing.items) else EXIT_OK
     try:
-        return _run(lambda: copy(listing, settings, reporter))
+        return run_loop(lambda: copy(listing, settings, reporter))
     except KeyboardInterrupt:
         if settings.resume_dir is None:
             reporter.warn("interrupted; the uploads in flight were aborted")
@@ -343,20 +311,25 @@ async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
     started = time.monotonic()
     async with AsyncExitStack() as stack:
         try:
-            uploader = await stack.enter_async_context(open_uploader(settings))
+            uploader = await stack.enter_async_context(
+                open_uploader(settings.connection, settings.config)
+            )
         except Exception as exc:  # no credentials, no such profile...: nothing can go
             reporter.warn(f"cannot connect: {exc}")
             return EXIT_FAILED
         stack.enter_context(reporter)
         reporter.begin(listing.items)
-        send, receive = anyio.create_memory_object_stream[Item](0)
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(settings.jobs, len(listing.items))):
-                tg.start_soon(_work, uploader, receive.clone(), settings, reporter, outcomes, tg)
-            receive.close()
-            async with send:
-                for item in listing.items:
-                    await send.send(item)
+
+        async def upload_one(item: Item) -> None:
+            outcome = await upload_item(uploader, item, settings, reporter)
+            outcomes.append(outcome)
+            reporter.finish(outcome)
+            if not outcome.ok and settings.fail_fast:
+                raise _FailFast
+
+        with contextlib.suppress(_FailFast):  # the uploads in flight are cancelled (aborted)
+            in_flight = min(settings.jobs, len(listing.items))
+            await for_each(listing.items, upload_one, in_flight=in_flight)
     failures = sum(not outcome.ok for outcome in outcomes)
     uploaded = [o.result.size for o in outcomes if o.result is not None]
     summary = Summary(
@@ -370,21 +343,8 @@ async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
     return EXIT_FAILED if failures or summary.not_uploaded else EXIT_OK
 
 
-async def _work(
-    uploader: Uploader,
-    receive: MemoryObjectReceiveStream[Item],
-    settings: Settings,
-    reporter: Reporter,
-    outcomes: list[Outcome],
-    tg: anyio.abc.TaskGroup,
-) -> None:
-    async with receive:
-        async for item in receive:
-            outcome = await upload_item(uploader, item, settings, reporter)
-            outcomes.append(outcome)
-            reporter.finish(outcome)
-            if not outcome.ok and settings.fail_fast:
-                tg.cancel_scope.cancel()
+class _FailFast(Exception):
+    """--fail-fast: an object failed, the others stop."""
 
 
 async def upload_item(
@@ -429,44 +389,3 @@ def _describe(exc: Exception) -> str:
     if exc.resume_path is not None:
         text += "; kept: run the same command again to resume it"
     return text
-
-
-@asynccontextmanager
-async def open_uploader(settings: Settings) -> AsyncIterator[Uploader]:
-    """The one Uploader of the command. asyncup makes and closes its own client, unless a
-    profile asks for a client made here (and closed here)."""
-    if settings.verify is False:
-        print("asyncup cp: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
-    if settings.profile is None:
-        async with Uploader(
-            endpoint_url=settings.endpoint_url,
-            region_name=settings.region,
-            config=settings.config,
-            verify=settings.verify,
-        ) as uploader:
-            yield uploader
-        return
-    from aiobotocore.config import AioConfig
-    from aiobotocore.session import AioSession
-
-    session = AioSession(profile=settings.profile)
-    client_config = AioConfig(
-        # As asyncup's own clients: a connection per request in flight, asyncup's retries
-        # only, checksums computed by asyncup (off the event loop), no payload SHA256.
-        max_pool_connections=settings.config.concurrency + 4,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3={"payload_signing_enabled": False},
-    )
-    async with (
-        session.create_client(
-            "s3",
-            endpoint_url=settings.endpoint_url,
-            region_name=settings.region,
-            config=client_config,
-            verify=settings.verify,
-        ) as client,
-        Uploader(client=client, config=settings.config) as uploader,
-    ):
-        yield uploader

@@ -17,12 +17,12 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anyio.to_thread
-from aiobotocore.session import get_session
 
 from .._core.checksums import multipart_etag
 from .._core.config import MiB, TransferConfig
 from .._core.plan import plan_known_size
 from .._pipeline.uploader import Uploader
+from .._s3.client import open_plain_client
 
 
 @asynccontextmanager
@@ -38,9 +38,7 @@ async def embedded_s3() -> AsyncIterator[tuple[str, Any]]:
     try:
         host, port = server.get_host_and_port()
         endpoint = f"http://{host}:{port}"
-        session = get_session()
-        async with session.create_client(
-            "s3",
+        async with open_plain_client(
             endpoint_url=endpoint,
             region_name="us-east-1",
             aws_access_key_id="asyncup-demo",

@@ -9,39 +9,14 @@ asyncup uploads list or abort unfinished multipart uploads (see uploads)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
-import re
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .._core.config import MiB, TransferConfig
-
-_UNITS = {
-    "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "kib": 1024,
-    "m": 1000**2, "mb": 1000**2, "mib": 1024**2,
-    "g": 1000**3, "gb": 1000**3, "gib": 1024**3,
-    "t": 1000**4, "tb": 1000**4, "tib": 1024**4,
-}  # fmt: skip
-
-
-def parse_size(text: str) -> int:
-    """'8MiB' -> 8388608, '1GB' -> 10**9, '512' -> 512."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
-    if not match or match.group(2).lower() not in _UNITS:
-        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 8MiB, 1GB, 512)")
-    return int(float(match.group(1)) * _UNITS[match.group(2).lower()])
-
-
-def _run(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(coro_fn())
-    return uvloop.run(coro_fn())
+from .common import parse_size, run_loop
 
 
 def _bench_harness() -> Any:
@@ -127,7 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     from .demo import run_demo
 
-    return _run(lambda: run_demo(args.size, config))
+    return run_loop(lambda: run_demo(args.size, config))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -22,10 +22,10 @@ from .._core.config import TransferConfig
 from .._pipeline import sweeper
 from .._pipeline.sweeper import PendingUpload
 from .._pipeline.uploader import Uploader
-from .._s3.client import S3, summarize
-from .cp import Settings, _add_connection, open_uploader, verify_from
+from .._s3.calls import S3
+from .._s3.errors import summarize
+from .common import Connection, add_connection_arguments, connection_from, open_uploader, run_loop
 from .cp_sources import UsageError, parse_destination
-from .main import _run
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -70,7 +70,7 @@ def add_arguments(uploads: argparse.ArgumentParser) -> None:
     )
     ls.add_argument("url", metavar="s3://bucket[/prefix]")
     ls.add_argument("--json", action="store_true", help="one JSON line per upload")
-    _add_connection(ls)
+    add_connection_arguments(ls)
     abort = actions.add_parser(
         "abort",
         help="abort the unfinished multipart uploads older than --older-than",
@@ -89,7 +89,7 @@ def add_arguments(uploads: argparse.ArgumentParser) -> None:
     abort.add_argument("--dry-run", action="store_true", help="list what would be aborted")
     abort.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     abort.add_argument("--json", action="store_true", help="one JSON line per upload")
-    _add_connection(abort)
+    add_connection_arguments(abort)
 
 
 def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -98,46 +98,37 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         where = parse_destination(args.url)
     except UsageError:
         parser.error(f"expected s3://bucket or s3://bucket/prefix; got {args.url!r}")
-    settings = Settings(
-        config=TransferConfig(),
-        extra_args={},
-        endpoint_url=args.endpoint_url,
-        profile=args.profile,
-        region=args.region,
-        verify=verify_from(args),
-        jobs=1,
-        fail_fast=False,
-    )
+    connection = connection_from(args)
     try:
         if args.action == "ls":
-            return _ls(settings, where.bucket, where.key, json_lines=args.json)
-        return _abort(args, settings, where.bucket, where.key)
+            return _ls(connection, where.bucket, where.key, json_lines=args.json)
+        return _abort(args, connection, where.bucket, where.key)
     except KeyboardInterrupt:
         print("asyncup uploads: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
-def _with_s3(settings: Settings, what: str, action: Callable[[S3], Awaitable[T]]) -> T | None:
+def _with_s3(connection: Connection, what: str, action: Callable[[S3], Awaitable[T]]) -> T | None:
     """Run ``action`` with the S3 of the command's Uploader; None (reported) if it failed."""
     outcome: list[T] = []
 
     async def main() -> int:
         try:
-            async with open_uploader(settings) as uploader:
+            async with open_uploader(connection, TransferConfig()) as uploader:
                 outcome.append(await action(_s3_of(uploader)))
         except Exception as exc:  # no credentials, no such bucket, access denied...
             print(f"asyncup uploads: cannot {what}: {summarize(exc)}", file=sys.stderr)
             return EXIT_FAILED
         return EXIT_OK
 
-    return outcome[0] if _run(main) == EXIT_OK else None
+    return outcome[0] if run_loop(main) == EXIT_OK else None
 
 
 def _s3_of(uploader: Uploader) -> S3:
     return S3(uploader.client, uploader.config)
 
 
-def _ls(settings: Settings, bucket: str, prefix: str, *, json_lines: bool) -> int:
+def _ls(connection: Connection, bucket: str, prefix: str, *, json_lines: bool) -> int:
     now = datetime.datetime.now(datetime.UTC)
 
     async def list_and_print(s3: S3) -> int:
@@ -147,7 +138,7 @@ def _ls(settings: Settings, bucket: str, prefix: str, *, json_lines: bool) -> in
             count += 1
         return count
 
-    count = _with_s3(settings, f"list s3://{bucket}/{prefix}", list_and_print)
+    count = _with_s3(connection, f"list s3://{bucket}/{prefix}", list_and_print)
     if count is None:
         return EXIT_FAILED
     if not json_lines:
@@ -155,7 +146,7 @@ def _ls(settings: Settings, bucket: str, prefix: str, *, json_lines: bool) -> in
     return EXIT_OK
 
 
-def _abort(args: argparse.Namespace, settings: Settings, bucket: str, prefix: str) -> int:
+def _abort(args: argparse.Namespace, connection: Connection, bucket: str, prefix: str) -> int:
     if not (args.yes or args.dry_run) and not sys.stdin.isatty():
         print(
             "asyncup uploads abort: stdin is not a terminal to confirm on; pass --yes"
@@ -169,7 +160,7 @@ def _abort(args: argparse.Namespace, settings: Settings, bucket: str, prefix: st
     async def stale(s3: S3) -> list[PendingUpload]:
         return await sweeper.stale_uploads(s3, bucket, prefix, before)
 
-    uploads = _with_s3(settings, f"list s3://{bucket}/{prefix}", stale)
+    uploads = _with_s3(connection, f"list s3://{bucket}/{prefix}", stale)
     if uploads is None:
         return EXIT_FAILED
     if not uploads:
@@ -188,7 +179,7 @@ def _abort(args: argparse.Namespace, settings: Settings, bucket: str, prefix: st
     async def abort(s3: S3) -> list[sweeper.AbortOutcome]:
         return await sweeper.abort_each(s3, uploads)
 
-    outcomes = _with_s3(settings, "abort", abort)
+    outcomes = _with_s3(connection, "abort", abort)
     if outcomes is None:
         return EXIT_FAILED
     for upload, error in outcomes:

@@ -21,7 +21,7 @@ from .._core.errors import (
     UploadError,
 )
 from .._core.retry import CORRUPTION_CODES
-from .._s3.client import error_code, summarize
+from .._s3.errors import error_code, summarize
 from .job import Job
 
 log = logging.getLogger("asyncup")

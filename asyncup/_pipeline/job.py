@@ -14,7 +14,7 @@ from .._core.config import TransferConfig
 from .._core.params import RoutedArgs
 from .._core.retry import Failure
 from .._core.verify import CompletedPart
-from .._s3.client import S3
+from .._s3.calls import S3
 from .budget import BufferPool, Lease, mapped_buffer, plain_buffer
 from .events import EventKind, UploadEvent
 from .journal import Journal

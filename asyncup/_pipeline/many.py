@@ -14,6 +14,7 @@ import time
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
+from typing import TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
@@ -23,6 +24,7 @@ from .._core.errors import AsyncupError
 from .._core.results import UploadResult
 
 Item = tuple[object, str]
+T = TypeVar("T")
 UploadOne = Callable[[object, str], Awaitable[UploadResult]]
 
 
@@ -62,41 +64,63 @@ async def upload_many(
     started = time.monotonic()
     results: list[UploadResult] = []
     errors: list[tuple[str, Exception]] = []
-    send, receive = anyio.create_memory_object_stream[Item](objects_in_flight)
-    receivers = [receive.clone() for _ in range(objects_in_flight)]
-    receive.close()
 
-    async def work(stream: MemoryObjectReceiveStream[Item]) -> None:
-        async with stream:
-            async for source, key in stream:
-                try:
-                    results.append(await upload(source, key))
-                except (AsyncupError, ValueError, TypeError) as exc:
-                    if stop_on_error:
-                        raise
-                    errors.append((key, exc))
+    async def upload_one(item: Item) -> None:
+        source, key = item
+        try:
+            results.append(await upload(source, key))
+        except (AsyncupError, ValueError, TypeError) as exc:
+            if stop_on_error:
+                raise
+            errors.append((key, exc))
 
-    try:
-        await run_stages([partial(_feed, items, send)] + [partial(work, r) for r in receivers])
-    finally:
-        send.close()
-        for stream in receivers:
-            stream.close()
+    await for_each(items, upload_one, in_flight=objects_in_flight, check=_checked)
     return UploadSummary(
         results=tuple(results), errors=tuple(errors), seconds=time.monotonic() - started
     )
 
 
+async def for_each(
+    items: Iterable[T] | AsyncIterable[T],
+    handle: Callable[[T], Awaitable[None]],
+    *,
+    in_flight: int,
+    check: Callable[[object], T] | None = None,
+) -> None:
+    """``await handle(item)`` for every item, ``in_flight`` at a time (a bounded stream feeds
+    that many workers); the first exception a handler raises (or ``check``, refusing an
+    item) stops the others and is raised as itself. ``asyncup cp`` runs its files on it."""
+    send, receive = anyio.create_memory_object_stream[T](in_flight)
+    receivers = [receive.clone() for _ in range(max(1, in_flight))]
+    receive.close()
+
+    async def work(stream: MemoryObjectReceiveStream[T]) -> None:
+        async with stream:
+            async for item in stream:
+                await handle(item)
+
+    try:
+        await run_stages(
+            [partial(_feed, items, send, check)] + [partial(work, r) for r in receivers]
+        )
+    finally:
+        send.close()
+        for stream in receivers:
+            stream.close()
+
+
 async def _feed(
-    items: Iterable[Item] | AsyncIterable[Item], send: MemoryObjectSendStream[Item]
+    items: Iterable[T] | AsyncIterable[T],
+    send: MemoryObjectSendStream[T],
+    check: Callable[[object], T] | None,
 ) -> None:
     async with send:
         if isinstance(items, AsyncIterable):
             async for item in items:
-                await send.send(_checked(item))
+                await send.send(item if check is None else check(item))
         else:
             for item in items:
-                await send.send(_checked(item))
+                await send.send(item if check is None else check(item))
 
 
 def _checked(item: object) -> Item:

@@ -38,7 +38,8 @@ from .._core.results import UploadResult
 from .._core.verify import (
     complete_params,
 )
-from .._s3.client import Response, error_code, summarize
+from .._s3.calls import Response
+from .._s3.errors import error_code, summarize
 from .failures import failure, root_cause
 from .job import Job, QueuedPart
 from .outcome import Retries, completed, completed_meanwhile, may_have_landed, parts_in_order

@@ -22,7 +22,8 @@ from .._core.verify import (
     Verified,
     expected_object,
 )
-from .._s3.client import Response, describe
+from .._s3.calls import Response
+from .._s3.errors import describe
 from .job import Job
 
 log = logging.getLogger("asyncup")

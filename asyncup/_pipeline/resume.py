@@ -27,7 +27,7 @@ from .._core.plan import Part, PartPlan, plan_known_size
 from .._core.records import Header, JournalError, Origin
 from .._core.results import UploadResult
 from .._core.verify import CompletedPart, same_digest, same_etag
-from .._s3.client import error_code
+from .._s3.errors import error_code
 from .._s3.ranges import digest_range
 from . import multipart
 from .failures import kept_error

@@ -22,7 +22,7 @@ from .._core.verify import (
     check_write,
     digest_params,
 )
-from .._s3.client import Response
+from .._s3.calls import Response
 from .failures import failure
 from .job import Job
 from .outcome import Retries, may_have_landed, ours_meanwhile, result

@@ -18,7 +18,8 @@ from typing import Any
 import anyio
 
 from .._core.errors import AsyncupError
-from .._s3.client import S3, Response, error_code
+from .._s3.calls import S3, Response
+from .._s3.errors import error_code
 
 PAGE_SIZE = 1000
 """Uploads per ListMultipartUploads page: S3's own maximum and default."""

@@ -13,7 +13,8 @@ from typing import Any, Self
 from .._core.config import TransferConfig
 from .._core.params import RoutedArgs, route
 from .._core.results import UploadResult
-from .._s3.client import S3, open_client
+from .._s3.calls import S3
+from .._s3.client import open_client
 from .._s3.limits import AdaptiveLimiter
 from . import coordinator, sweeper
 from .budget import ByteBudget, Lease

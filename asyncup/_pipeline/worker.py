@@ -18,7 +18,8 @@ from .._core.checksums import PartDigest
 from .._core.errors import BadResponseError, PartError, ShortSourceError, SourceSizeError
 from .._core.retry import CORRUPTION_CODES
 from .._core.verify import CompletedPart, check_write, digest_params
-from .._s3.client import Response, error_code
+from .._s3.calls import Response
+from .._s3.errors import error_code
 from .._s3.payloads import source_shrank
 from .._s3.ranges import RangeBody, digest_range
 from .job import FilePart, Job, QueuedPart

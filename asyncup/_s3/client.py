@@ -1,95 +1,34 @@
-"""The one module that talks to aiobotocore: client creation, calls with retries, errors.
+"""Making clients: asyncup's own, and the ones the command line makes for a profile.
 
-Every S3 request goes through ``S3.call``, which retries by asyncup's own policy
-(``_retry``) whatever the client's botocore retry settings are. A client asyncup creates
-itself has botocore's retries and checksum defaults switched off, so the policy and the
-checksums (computed off the event loop) are asyncup's alone.
+A client asyncup creates itself has botocore's retries and checksum defaults switched off,
+so the retry policy (``calls.S3.call``) and the checksums (computed off the event loop) are
+asyncup's alone; it loads less of botocore's data, signs with botocore's Python signer, and
+sends parts from worker threads (``threaded``).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
-import itertools
 import json
 import logging
 import mmap
 import os
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import anyio
-import anyio.to_thread
 import botocore.auth
 import botocore.loaders
 from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
-from aiobotocore.session import get_session
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    HTTPClientError,
-    ReadTimeoutError,
-    SSLError,
-)
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
+from aiobotocore.session import AioSession, get_session
 
 from .._core.config import TransferConfig
-from .._core.errors import BadResponseError
-from .._core.retry import (
-    Failure,
-    RetryQuota,
-    backoff,
-    is_retryable,
-    is_throttling,
-    request_deadline,
-)
-from .limits import AdaptiveLimiter
-from .payloads import PartPayload, source_shrank
+from .payloads import PartPayload
 from .threaded import ThreadedSession
 
 log = logging.getLogger("asyncup")
-
-Response = dict[str, Any]
-
-
-def describe(exc: BaseException) -> Failure:
-    """What kind of failure ``exc`` is, for the retry policy."""
-    if source_shrank(exc):
-        return Failure("other")  # the file ended inside a part: it will not grow back
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = error.get("Code") or None
-        return Failure("http", code=code, status=int(status) if status else None)
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | TimeoutError):
-        return Failure("timeout")
-    if isinstance(exc, SSLError):
-        return Failure("other")  # a certificate that fails now fails on every attempt
-    if isinstance(exc, HTTPClientError | BotocoreConnectionError | ConnectionError):
-        return Failure("connection")
-    if isinstance(exc, BadResponseError):
-        return Failure("integrity")
-    return Failure("other")
-
-
-def error_code(exc: BaseException) -> str | None:
-    return describe(exc).code
-
-
-def summarize(exc: BaseException) -> str:
-    """One line about ``exc`` for messages: the S3 error code comes first when there is one,
-    and the notes asyncup added (why it was not retried) come last."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = error.get("Code", "?")
-        message = error.get("Message", "")
-        text = f"{code}: {message}" if message else str(code)
-    else:
-        text = f"{type(exc).__name__}: {exc}"
-    notes = getattr(exc, "__notes__", None) or []
-    return "; ".join([text, *(str(note) for note in notes)])
 
 
 @asynccontextmanager
@@ -283,136 +222,41 @@ def _body_as_view(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
         params["body"] = PartPayload(memoryview(body))
 
 
-class S3:
-    """S3 operations on one client, each retried by ``TransferConfig``'s policy.
-
-    An Uploader has one: its ``retry_quota`` (``_retry.RetryQuota``) and the adaptive limit
-    of ``requests`` (``_adaptive.AdaptiveLimiter``, when given) are shared by every upload
-    running through it.
-    """
-
-    def __init__(
-        self, client: Any, config: TransferConfig, *, requests: AdaptiveLimiter | None = None
-    ) -> None:
-        self.client = client
-        self.config = config
-        self.retry_quota = RetryQuota()
-        self.requests = requests
-
-    async def call(
-        self,
-        operation: str,
-        params: Mapping[str, Any],
-        *,
-        limiter: anyio.CapacityLimiter | None = None,
-        check: Callable[[Response], None] | None = None,
-        on_retry: Callable[[int, Failure], None] | None = None,
-        pace: Callable[[], Awaitable[None]] | None = None,
-    ) -> Response:
-        """Run ``operation`` until it succeeds, fails for good, or runs out of attempts or of
-        retry quota.
-
-        ``pace`` is awaited before each attempt (the bandwidth cap) and ``limiter`` held for
-        each attempt (not during backoff); ``check`` may reject a response by raising
-        ``BadResponseError``, which counts as a retryable failure. Each attempt is bounded by
-        ``_retry.request_deadline`` (from the time it holds its slot) and fails as a timeout
-        past it. An AbortMultipartUpload retries without spending quota: it ends the billing
-        and lightens the load, and ``max_attempts`` still bounds it.
-        """
-        method = getattr(self.client, operation)
-        deadline = self._deadline(params)
-        spent = 0
-        for attempt in itertools.count(1):
-            try:
-                if pace is not None:
-                    await pace()
-                if limiter is None:
-                    response = await self._send(method, params, deadline)
-                else:
-                    async with limiter:
-                        response = await self._send(method, params, deadline)
-                if check is not None:
-                    check(response)
-            except Exception as exc:
-                failure = describe(exc)
-                if attempt >= self.config.max_attempts or not is_retryable(failure):
-                    raise
-                why = failure.code or type(exc).__name__
-                if operation != "abort_multipart_upload":
-                    cost = self.retry_quota.take(failure)
-                    if cost is None:
-                        note = QUOTA_SPENT.format(attempt=attempt)
-                        exc.add_note(note)
-                        _log_failure(logging.WARNING, operation, params, attempt, why, note)
-                        raise
-                    spent += cost
-                delay = backoff(attempt, self.config.retry_base_delay, self.config.retry_max_delay)
-                _log_failure(
-                    logging.INFO, operation, params, attempt, why, f"retrying in {delay:.2f}s"
-                )
-                if on_retry is not None:
-                    on_retry(attempt, failure)
-                await anyio.sleep(delay)
-            else:
-                self.retry_quota.refund(spent)
-                return response
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    async def _send(
-        self,
-        method: Callable[..., Awaitable[Response]],
-        params: Mapping[str, Any],
-        deadline: float | None,
-    ) -> Response:
-        """One attempt, within ``deadline``; its answer tells the adaptive limit."""
-        requests = self.requests
-        epoch = 0 if requests is None else requests.epoch
-        try:
-            with anyio.move_on_after(deadline) as scope:
-                response = await method(**params)
-        except Exception as exc:
-            if requests is not None and is_throttling(describe(exc)):
-                requests.throttled(epoch)
-            raise
-        if scope.cancelled_caught:
-            raise TimeoutError(f"no whole answer within {deadline:.1f} s (request_timeout)")
-        if requests is not None:
-            requests.succeeded(epoch)
-        return response
-
-    def _deadline(self, params: Mapping[str, Any]) -> float | None:
-        body = params.get("ContentLength")
-        if not isinstance(body, int):  # asyncup's writes say it; a bare body is measured
-            sent = params.get("Body")
-            body = len(sent) if isinstance(sent, bytes | bytearray | memoryview) else 0
-        parts = len(params.get("MultipartUpload", {}).get("Parts", ()))
-        sharing = self.config.concurrency
-        return request_deadline(self.config.request_timeout, body, sharing=sharing, parts=parts)
-
-
-QUOTA_SPENT = (
-    "not retried after attempt {attempt}: the retry quota is spent (too many retries"
-    " recently across this Uploader's uploads; successes earn it back)"
-)
-
-
-def _log_failure(
-    level: int,
-    operation: str,
-    params: Mapping[str, Any],
-    attempt: int,
-    why: str,
-    then: str,
-) -> None:
-    """One line for a failed attempt and what comes of it (a retry, or the quota's note)."""
-    log.log(
-        level,
-        "%s s3://%s/%s part=%s attempt %d failed (%s); %s",
-        operation,
-        params.get("Bucket"),
-        params.get("Key"),
-        params.get("PartNumber", "-"),
-        attempt,
-        why,
-        then,
+@asynccontextmanager
+async def open_profile_client(
+    profile: str,
+    config: TransferConfig,
+    *,
+    endpoint_url: str | None = None,
+    region_name: str | None = None,
+    verify: bool | str | None = None,
+) -> AsyncIterator[Any]:
+    """A client from a named profile of the AWS config files (``asyncup cp --profile``),
+    configured as asyncup's own are in what the pipeline relies on; to the Uploader it is a
+    caller's client (sent through aiohttp)."""
+    session = AioSession(profile=profile)
+    client_config = AioConfig(
+        # As asyncup's own clients: a connection per request in flight, asyncup's retries
+        # only, checksums computed by asyncup (off the event loop), no payload SHA256.
+        max_pool_connections=config.concurrency + 4,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        s3={"payload_signing_enabled": False},
     )
+    async with session.create_client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region_name,
+        config=client_config,
+        verify=verify,
+    ) as client:
+        yield client
+
+
+@asynccontextmanager
+async def open_plain_client(**options: Any) -> AsyncIterator[Any]:
+    """An S3 client with aiobotocore's defaults and ``options`` (``create_client``'s), as a
+    caller would make it: the demo's, with the embedded server's fixed credentials."""
+    async with get_session().create_client("s3", **options) as client:
+        yield client

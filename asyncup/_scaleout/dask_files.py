@@ -19,7 +19,7 @@ from .._core.params import SSE_C_ARGS
 from .._core.results import UploadResult
 from .._pipeline.many import upload_many as _upload_each
 from .._pipeline.pace import Pacer
-from .._s3.client import summarize
+from .._s3.errors import summarize
 from .dask_bridge import (
     Bridge,
     Settings,

@@ -21,7 +21,7 @@ from .._core.errors import AsyncupError, UploadError
 from .._core.handle import ParallelUpload, PartResult
 from .._core.results import UploadResult
 from .._pipeline.uploader import Uploader
-from .._s3.client import error_code, summarize
+from .._s3.errors import error_code, summarize
 from . import protocol
 from .dask_bridge import (
     STOP_POLL,

@@ -18,7 +18,7 @@ from .._pipeline.failures import failure
 from .._pipeline.journal import Journal, load
 from .._pipeline.resume import keepable, list_parts
 from .._pipeline.uploader import Uploader
-from .._s3.client import error_code
+from .._s3.errors import error_code
 from .hosts import check_source, host_args, host_job
 
 log = logging.getLogger("asyncup")

@@ -56,7 +56,7 @@ from .._pipeline.outcome import completed, completed_meanwhile
 from .._pipeline.resume import list_parts
 from .._pipeline.uploader import Uploader, check_destination
 from .._pipeline.worker import send_part
-from .._s3.client import error_code, summarize
+from .._s3.errors import error_code, summarize
 from .._s3.ranges import RangeBody, digest_range, stream_ranges
 from .hosts import check_source, host_args, host_job, stat_file
 from .spread import checked_numbers, plan, reconcile
