@@ -26,7 +26,7 @@ CONFIG = asyncup.TransferConfig(part_size=5 * MiB, multipart_threshold=5 * MiB, 
 
 
 def record_senders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(thread name, body size) of every body ``_threaded`` sends."""
+    """(thread name, body size) of every body ``_s3.threaded`` sends."""
     senders: list[tuple[str, int]] = []
     send = _threaded.send_blocking
 

@@ -25,7 +25,7 @@ class TransferConfig:
     together at ``concurrency``.
 
     For a stream of unknown length the part size grows as the stream grows (see
-    ``asyncup._plan.stream_part_size``); the bound above then holds in units of the
+    ``asyncup._core.plan.stream_part_size``); the bound above then holds in units of the
     current part size.
 
     Example::
@@ -68,7 +68,7 @@ class TransferConfig:
     minutes over a large object). Past it the request is cut and retried as a timeout. The
     body's share never cuts a part that moves on a live link of 512 kbit/s or more; the
     floor is botocore's default read timeout. None: no limit but the client's timeouts.
-    See ``asyncup._retry.request_deadline``."""
+    See ``asyncup._core.retry.request_deadline``."""
 
     def __post_init__(self) -> None:
         _require_int("part_size", self.part_size, MIN_PART_SIZE, MAX_PART_SIZE)

@@ -106,7 +106,7 @@ class ParallelUpload:
         return cls.from_dict(json.loads(text))
 
     def header(self) -> Header:
-        """The handle as the header of a resume journal (``_journal``): its manifest."""
+        """The handle as the header of a resume journal (``_pipeline.journal``): its manifest."""
         return Header(
             bucket=self.bucket,
             key=self.key,

@@ -82,7 +82,7 @@ def is_retryable(failure: Failure) -> bool:
 
 def is_throttling(failure: Failure) -> bool:
     """Whether S3 asked for fewer requests (SlowDown, 503, 429...): the signal that makes an
-    Uploader lower its requests in flight (``_adaptive``)."""
+    Uploader lower its requests in flight (``_s3.limits``)."""
     if failure.kind != "http":
         return False
     return failure.code in THROTTLING_CODES or failure.status in (429, 503)

@@ -81,9 +81,9 @@ class Job:
     in_place: PathSource | None = None
     """The file whose parts are sent from where they lie (``FilePart``), if any."""
     mapped_buffers: bool = False
-    """New part buffers are made by ``_budget.mapped_buffer`` in a worker thread: only where
+    """New part buffers are made by ``budget.mapped_buffer`` in a worker thread: only where
     the HTTP layer is handed bodies as views, never reading them as files
-    (``_s3.sends_from_files``)."""
+    (``_s3.client.sends_from_files``)."""
 
     async def read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int

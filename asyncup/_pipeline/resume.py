@@ -1,4 +1,4 @@
-"""Resume after a crash: pick up a multipart upload from its journal (``_journal``).
+"""Resume after a crash: pick up a multipart upload from its journal (``_pipeline.journal``).
 
     journal at PATH?  no  -> Create, write the journal's header, upload every part
                       yes -> same destination, plan and checksum algorithm?  else refuse

@@ -1,7 +1,7 @@
 """Workers: take parts off the queue and send each with UploadPart, retrying as needed.
 
 A part is digested (its checksum, or its MD5) in a thread, sent while holding one of the
-Uploader's request slots, and its answer checked (``_verify.check_write``): an answer that
+Uploader's request slots, and its answer checked (``_core.verify.check_write``): an answer that
 does not acknowledge the bytes sent re-sends the part. The part's buffer returns to the
 pool once the part is acknowledged. A ``FilePart`` has no buffer: it is read from the file
 to digest it and again to send it, and a file found shorter, or changed between the two

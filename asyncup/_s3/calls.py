@@ -35,8 +35,8 @@ Response = dict[str, Any]
 class S3:
     """S3 operations on one client, each retried by ``TransferConfig``'s policy.
 
-    An Uploader has one: its ``retry_quota`` (``_retry.RetryQuota``) and the adaptive limit
-    of ``requests`` (``_adaptive.AdaptiveLimiter``, when given) are shared by every upload
+    An Uploader has one: its ``retry_quota`` (``_core.retry.RetryQuota``) and the adaptive limit
+    of ``requests`` (``_s3.limits.AdaptiveLimiter``, when given) are shared by every upload
     running through it.
     """
 
@@ -64,7 +64,7 @@ class S3:
         ``pace`` is awaited before each attempt (the bandwidth cap) and ``limiter`` held for
         each attempt (not during backoff); ``check`` may reject a response by raising
         ``BadResponseError``, which counts as a retryable failure. Each attempt is bounded by
-        ``_retry.request_deadline`` (from the time it holds its slot) and fails as a timeout
+        ``_core.retry.request_deadline`` (from the time it holds its slot) and fails as a timeout
         past it. An AbortMultipartUpload retries without spending quota: it ends the billing
         and lightens the load, and ``max_attempts`` still bounds it.
         """

@@ -76,9 +76,9 @@ _OWN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 def sends_from_files(client: Any) -> bool:
-    """Whether a path's parts may be sent from the file as they are read (``_range``), and
-    part buffers be mappings (``_budget.mapped_buffer``): only on a client asyncup made, as it
-    made it in these respects. It must not sign payloads (the signer would read the file or
+    """Whether a path's parts may be sent from the file as they are read (``ranges``), and part
+    buffers be mappings (``_pipeline.budget.mapped_buffer``): only on a client asyncup made, as
+    it made it in these respects. It must not sign payloads (the signer would read the file or
     the mapping on the event loop to hash it), nor add checksums of its own (botocore would
     wrap the body in an aws-chunked stream it reads itself), and it must send through aiohttp
     or asyncup's threads."""

@@ -18,7 +18,7 @@ log = logging.getLogger("asyncup")
 
 class AdaptiveLimiter:
     """An Uploader's request slots (``slots``, the ``anyio.CapacityLimiter`` its uploads
-    hold while sending), resized by ``Aimd`` from the answers S3 gives (``_s3.S3.call``)."""
+    hold while sending), resized by ``Aimd`` from the answers S3 gives (``calls.S3.call``)."""
 
     def __init__(self, ceiling: int) -> None:
         self.slots = anyio.CapacityLimiter(ceiling)

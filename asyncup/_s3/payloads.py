@@ -1,4 +1,4 @@
-"""Part bodies as aiohttp writes them, and as ``_threaded`` sends them from worker threads.
+"""Part bodies as aiohttp writes them, and as ``threaded`` sends them from worker threads.
 
 A ``PartPayload`` is a part's buffer; a ``RangePayload`` is a range of a file, read while it is
 sent (a path source's parts, ``asyncup.parallel``'s). ``send_blocking`` writes either to a

@@ -3,14 +3,14 @@ not sign payloads), and those of uploads fed by many hosts (``asyncup.parallel``
 
 A part of a multi-terabyte object can be 5 GiB: it is never held in memory. Its checksum is
 computed by reading the range in slices in a worker thread (``digest_range``), then the
-range is read again, slice by slice in threads, while it is sent (``_s3.RangePayload``).
+range is read again, slice by slice in threads, while it is sent (``payloads.RangePayload``).
 
 botocore validates a part's body before any hook runs and accepts only bytes or file-like
 objects, so the body handed to it is a ``RangeBody`` (a file-like view of the range). Once the
 request is signed, ``before-send`` swaps it for a ``RangePayload``, which aiohttp writes as it
-is and ``_threaded`` sends from a worker thread. A client that signs payloads reads the
+is and ``threaded`` sends from a worker thread. A client that signs payloads reads the
 ``RangeBody`` to sign it (correct, but its SHA256 runs on the event loop): a path source's
-parts are sent from the file only on asyncup's own clients (``_s3.sends_from_files``).
+parts are sent from the file only on asyncup's own clients (``client.sends_from_files``).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ worker threads are copied and encrypted in parallel (benchmarks/PROFILE.md, "Par
 from threads").
 
 ``ThreadedSession`` is aiobotocore's HTTP session (``AioConfig(http_session_cls=...)``)
-with one change: a PUT whose body is a part (``_payloads``) of at least ``THRESHOLD`` bytes
+with one change: a PUT whose body is a part (``payloads``) of at least ``THRESHOLD`` bytes
 goes out on a stdlib ``http.client`` connection in a worker thread. Every other request,
 and every request through a proxy, goes through aiohttp as before. botocore still builds,
 signs and parses every request; only the bytes on the wire take another path.

@@ -16,7 +16,7 @@ with asyncup's own client, retries and checksums on every host::
                or await abort(up, handle)      Abort until ListParts says NoSuchUpload
 
 The handle (``ParallelUpload``) pickles and serializes to JSON; credentials and SSE-C keys
-never travel in it (see ``asyncup._handle``). ``up`` is an open ``asyncup.Uploader`` on each
+never travel in it (see ``asyncup._core.handle``). ``up`` is an open ``asyncup.Uploader`` on each
 host. Engines sit on top: ``asyncup.dask`` schedules batches of parts on Dask workers; a Ray
 adapter would call the same four functions from its tasks.
 

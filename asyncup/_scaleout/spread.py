@@ -1,6 +1,6 @@
 """Spreading one upload (or many) over many hosts: pure arithmetic and decisions, no I/O.
 
-    plan(size, part_size)        byte ranges within S3's limits (``_plan.plan_known_size``)
+    plan(size, part_size)        byte ranges within S3's limits (``_core.plan.plan_known_size``)
     batches(numbers, per_batch)  the parts each task sends (a task holds a worker's slot,
                                  so it sends several parts at once)
     split_rate(rate, slots)      a request-rate budget shared by the tasks that can run at once
