@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 import json
+import shutil
 import subprocess
 import sys
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -234,3 +236,30 @@ def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return components
+
+
+@pytest.mark.timeout(180)
+def test_the_wheel_holds_asyncup_whole_and_no_benchmark(tmp_path: Path) -> None:
+    """Built from a copy of the checkout (pip's isolated build, as a release would be)."""
+    checkout, wheels = tmp_path / "checkout", tmp_path / "wheels"
+    checkout.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT.parent / name, checkout / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(ROOT, checkout / "asyncup", ignore=ignore)
+    shutil.copytree(
+        ROOT.parent / "benchmarks" / "asyncup_bench",
+        checkout / "benchmarks" / "asyncup_bench",
+        ignore=ignore,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(wheels), str(checkout)],
+        check=True,
+        capture_output=True,
+        timeout=170,
+    )
+    (wheel,) = wheels.glob("asyncup-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {n for n in names if not n.startswith("asyncup-")}
+    source = {p.relative_to(ROOT.parent).as_posix() for p in ROOT.rglob("*.py")}
+    assert shipped == source | {"asyncup/py.typed"}
