@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 import asyncup
+from tests.cli.test_cp import cp
 from tests.conftest import MiB, assert_object, random_bytes
 from tests.faultproxy import FaultProxy
-from tests.test_cp import cp
 
 pytestmark = [
     pytest.mark.parametrize("server", ["moto"], indirect=True),  # moto takes any credentials

@@ -20,7 +20,7 @@ import asyncup._pipeline.job
 from examples import aiohttp_app, starlette_app
 from tests.conftest import MiB, assert_nothing_left, assert_object, random_bytes
 from tests.faultproxy import FaultProxy
-from tests.test_many import LiveBuffers
+from tests.pipeline.test_many import LiveBuffers
 
 PART = 5 * MiB
 CONFIG = asyncup.TransferConfig(

@@ -19,9 +19,9 @@ from asyncup_bench.tlscert import make_certificates
 from botocore.exceptions import SSLError
 
 import asyncup
+from tests.cli.test_cp import cp
 from tests.conftest import MiB, assert_object, client_config, random_bytes
 from tests.servers import moto_process
-from tests.test_cp import cp
 
 pytestmark = pytest.mark.timeout(120)
 
