@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from asyncup._cli.main import parse_size
+import asyncup
+from asyncup._cli.common import parse_size
 
 
 @pytest.mark.timeout(120)
@@ -50,3 +54,35 @@ def test_bad_part_size_is_a_usage_error() -> None:
     )
     assert run.returncode == 2
     assert "part_size" in run.stderr
+
+
+def _bench(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=cwd,
+    )
+
+
+def test_bench_finds_its_harness_in_the_checkout(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    run = _bench(
+        env, tmp_path, "--help"
+    )  # not from the checkout's directory: found from asyncup's own
+    assert run.returncode == 0, run.stderr
+    assert "--peers" in run.stdout
+
+
+def test_bench_without_its_harness_says_where_it_lives(tmp_path: Path) -> None:
+    """As installed from a wheel: asyncup alone, no benchmarks/ beside it."""
+    ignore = shutil.ignore_patterns("__pycache__")
+    shutil.copytree(Path(asyncup.__file__).parent, tmp_path / "site" / "asyncup", ignore=ignore)
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    run = _bench(env, tmp_path)
+    assert run.returncode == 2
+    assert "benchmarks/asyncup_bench" in run.stderr
+    assert "checkout" in run.stderr
