@@ -45,20 +45,8 @@ async def open_client(
     ``verify`` is boto3's: None verifies TLS certificates against ``AWS_CA_BUNDLE`` or else
     botocore's CA bundle, a path against that CA bundle, False not at all.
     """
-    ours = AioConfig(
-        # A connection per request in flight, plus room for Create/Complete/Abort.
-        max_pool_connections=config.concurrency + 4,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        # Every write carries a signed CRC32 (or Content-MD5) header that S3 checks, so the
-        # body's SHA256 is not also needed (botocore's own choice over HTTPS when a checksum
-        # is sent). botocore's signer would hash each part on the event loop: on 2 cores that
-        # halved throughput. client_config={"s3": {"payload_signing_enabled": True}} restores it.
-        s3={"payload_signing_enabled": False},
-        # Parts go out from worker threads, in parallel (_threaded).
-        http_session_cls=ThreadedSession,
-    )
+    # Parts go out from worker threads, in parallel (``threaded``).
+    ours = _asyncup_config(config).merge(AioConfig(http_session_cls=ThreadedSession))
     if client_config is not None:
         ours = ours.merge(client_config)
     session = get_session()
@@ -70,6 +58,23 @@ async def open_client(
         _streamline(client)
         _OWN_CLIENTS.add(client)
         yield client
+
+
+def _asyncup_config(config: TransferConfig) -> AioConfig:
+    """What the pipeline relies on in a client: asyncup's retries only, checksums computed by
+    asyncup (off the event loop), no payload SHA256, a connection per request in flight."""
+    return AioConfig(
+        # A connection per request in flight, plus room for Create/Complete/Abort.
+        max_pool_connections=config.concurrency + 4,
+        retries={"total_max_attempts": 1, "mode": "standard"},
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        # Every write carries a signed CRC32 (or Content-MD5) header that S3 checks, so the
+        # body's SHA256 is not also needed (botocore's own choice over HTTPS when a checksum
+        # is sent). botocore's signer would hash each part on the event loop: on 2 cores that
+        # halved throughput. client_config={"s3": {"payload_signing_enabled": True}} restores it.
+        s3={"payload_signing_enabled": False},
+    )
 
 
 _OWN_CLIENTS: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -235,15 +240,7 @@ async def open_profile_client(
     configured as asyncup's own are in what the pipeline relies on; to the Uploader it is a
     caller's client (sent through aiohttp)."""
     session = AioSession(profile=profile)
-    client_config = AioConfig(
-        # As asyncup's own clients: a connection per request in flight, asyncup's retries
-        # only, checksums computed by asyncup (off the event loop), no payload SHA256.
-        max_pool_connections=config.concurrency + 4,
-        retries={"total_max_attempts": 1, "mode": "standard"},
-        request_checksum_calculation="when_required",
-        response_checksum_validation="when_required",
-        s3={"payload_signing_enabled": False},
-    )
+    client_config = _asyncup_config(config)  # as asyncup's own, but sent through aiohttp
     async with session.create_client(
         "s3",
         endpoint_url=endpoint_url,
