@@ -62,6 +62,9 @@ class Failure:
     kind: FailureKind
     code: str | None = None
     status: int | None = None
+    sent: bool = True
+    """Whether the request may have reached the server; False when no connection was made
+    (refused, a name that did not resolve, a connect timeout, a failed TLS handshake)."""
 
 
 def is_retryable(failure: Failure) -> bool:

@@ -65,6 +65,11 @@ def failure(
             f"; an earlier {job.unconfirmed} may have succeeded with its answer lost:"
             " an object may exist at the key, and it could not be confirmed as this upload's"
         )
+    elif job.unsent is not None:
+        message += (
+            f"; no attempt of {job.unsent} reached the server (no connection could be made):"
+            " nothing was written"
+        )
     error = kind(
         message,
         bucket=job.bucket,

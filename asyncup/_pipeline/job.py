@@ -74,6 +74,8 @@ class Job:
     reading_done: bool = False
     unconfirmed: str | None = None
     """The write whose answer was lost and whose object could not be confirmed as ours."""
+    unsent: str | None = None
+    """The write (PutObject, CreateMultipartUpload) no attempt of which reached the server."""
     completed: dict[int, CompletedPart] = field(default_factory=dict)
     resume_path: str | None = None
     """Where the resume journal is kept (``upload(..., resume=PATH)``), if anywhere."""

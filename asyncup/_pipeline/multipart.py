@@ -42,7 +42,14 @@ from .._s3.calls import Response
 from .._s3.errors import error_code, summarize
 from .failures import failure, root_cause
 from .job import Job, QueuedPart
-from .outcome import Retries, completed, completed_meanwhile, may_have_landed, parts_in_order
+from .outcome import (
+    Retries,
+    completed,
+    completed_meanwhile,
+    may_have_landed,
+    never_sent,
+    parts_in_order,
+)
 from .producer import check_file_end
 from .sweeper import abort_twins
 from .worker import run_worker
@@ -71,10 +78,12 @@ async def run(
                 job.config.abort_timeout,
             )
         except Exception as exc:
+            if never_sent(retries, exc):
+                job.unsent = "CreateMultipartUpload"
             raise failure(job, exc) from exc
         job.upload_id = response["UploadId"]
         log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
-        if retries.count:
+        if retries.reached:
             twins = _Twins(took=time.monotonic() - began)
     try:
         if cancel is not None:
@@ -189,7 +198,7 @@ async def complete(job: Job) -> Response:
             on_retry=retries,
         )
     except Exception as exc:
-        if not may_have_landed(retries.count > 0, exc):
+        if not may_have_landed(retries, exc):
             raise
         found = await completed_meanwhile(job)
         if found is None:

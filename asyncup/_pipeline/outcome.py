@@ -30,23 +30,34 @@ log = logging.getLogger("asyncup")
 
 
 class Retries:
-    """An ``on_retry`` that counts the retries of one call, and passes each on to ``then``."""
+    """An ``on_retry`` that counts the retries of one call (``reached``: those whose failed
+    attempt may have reached the server), and passes each on to ``then``."""
 
     def __init__(self, then: Callable[[int, Failure], None] | None = None) -> None:
-        self.count = 0
+        self.reached = 0
         self._then = then
 
     def __call__(self, attempt: int, failure: Failure) -> None:
-        self.count += 1
+        if failure.sent:
+            self.reached += 1
         if self._then is not None:
             self._then(attempt, failure)
 
 
-def may_have_landed(retried: bool, exc: BaseException) -> bool:
-    """Whether a write that failed for good may have been done all the same: an attempt was
-    retried (its answer may have been lost on the way, the retry then refused), or the last
-    one broke off once sent, or was answered in a way that cannot be right."""
-    return retried or describe(exc).kind in ("connection", "timeout", "integrity")
+def may_have_landed(retries: Retries, exc: BaseException) -> bool:
+    """Whether a write that failed for good may have been done all the same: an attempt that
+    reached the server was retried (its answer may have been lost on the way, the retry then
+    refused), or the last one broke off once sent, or was answered in a way that cannot be
+    right. An attempt that could not connect sent nothing."""
+    last = describe(exc)
+    return retries.reached > 0 or (
+        last.sent and last.kind in ("connection", "timeout", "integrity")
+    )
+
+
+def never_sent(retries: Retries, exc: BaseException) -> bool:
+    """Whether no attempt of a call reached the server (each one failed to connect)."""
+    return retries.reached == 0 and not describe(exc).sent
 
 
 async def ours_meanwhile(

@@ -25,7 +25,7 @@ from .._core.verify import (
 from .._s3.calls import Response
 from .failures import failure
 from .job import Job
-from .outcome import Retries, may_have_landed, ours_meanwhile, result
+from .outcome import Retries, may_have_landed, never_sent, ours_meanwhile, result
 from .sources import Source
 
 log = logging.getLogger("asyncup")
@@ -73,7 +73,9 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
                 on_retry=retries,
             )
         except Exception as exc:
-            if not may_have_landed(retries.count > 0, exc):
+            if never_sent(retries, exc):
+                job.unsent = "PutObject"
+            if not may_have_landed(retries, exc):
                 raise
             found = await ours_meanwhile(job, "PutObject", partial(_put_matches, job, digest))
             if found is None:

@@ -7,9 +7,13 @@ decides on; ``summarize`` is the one line messages show.
 
 from __future__ import annotations
 
+import socket
+
+import aiohttp
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
+    EndpointConnectionError,
     HTTPClientError,
     ReadTimeoutError,
     SSLError,
@@ -30,15 +34,31 @@ def describe(exc: BaseException) -> Failure:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         code = error.get("Code") or None
         return Failure("http", code=code, status=int(status) if status else None)
-    if isinstance(exc, ReadTimeoutError | ConnectTimeoutError | TimeoutError):
+    if isinstance(exc, ConnectTimeoutError):
+        return Failure("timeout", sent=False)
+    if isinstance(exc, ReadTimeoutError | TimeoutError):
         return Failure("timeout")
     if isinstance(exc, SSLError):
-        return Failure("other")  # a certificate that fails now fails on every attempt
+        # A certificate that fails now fails on every attempt; both HTTP layers raise it from
+        # the handshake only (a TLS error once connected is a broken connection).
+        return Failure("other", sent=False)
+    if isinstance(exc, EndpointConnectionError):
+        return Failure("connection", sent=_sent_before(exc.kwargs.get("error")))
     if isinstance(exc, HTTPClientError | BotocoreConnectionError | ConnectionError):
         return Failure("connection")
     if isinstance(exc, BadResponseError):
         return Failure("integrity")
     return Failure("other")
+
+
+def _sent_before(error: object) -> bool:
+    """Whether the request behind an ``EndpointConnectionError`` may have reached the server.
+    aiohttp raises it for a connection that could not be made (``ClientConnectorError``, a
+    name that did not resolve) and for one that broke mid-request (``ClientOSError``); the
+    threaded sender only for one that could not be made (an ``OSError`` from connecting)."""
+    if isinstance(error, aiohttp.ClientConnectorError | socket.gaierror):
+        return False
+    return not isinstance(error, OSError) or isinstance(error, aiohttp.ClientError)
 
 
 def error_code(exc: BaseException) -> str | None:

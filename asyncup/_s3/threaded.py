@@ -343,7 +343,8 @@ def _exchange(
     except OSError as exc:
         if isinstance(exc, ShortSourceError):
             raise HTTPClientError(error=exc) from exc
-        raise _Broken(EndpointConnectionError(endpoint_url=url, error=exc)) from exc
+        # Broken once connected: some of the request may have reached the server.
+        raise _Broken(ConnectionClosedError(endpoint_url=url, error=exc)) from exc
     except Exception as exc:  # as aiobotocore wraps whatever else the HTTP client raises
         raise HTTPClientError(error=exc) from exc
     headers_in = {name.lower(): value for name, value in answer.getheaders()}

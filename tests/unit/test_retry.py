@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import random
+import socket
 from dataclasses import replace
 
 import anyio
 import pytest
+from aiohttp import ClientOSError
 from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
+    ConnectTimeoutError,
     EndpointConnectionError,
     ReadTimeoutError,
+    SSLError,
 )
 
 from asyncup import TransferConfig
@@ -88,6 +92,35 @@ def test_client_mistakes_are_not_retried(code: str, status: int) -> None:
 )
 def test_connection_failures_timeouts_and_bad_answers_are_retried(exc: Exception) -> None:
     assert is_retryable(describe(exc))
+
+
+def _refused() -> Exception:
+    """aiohttp's error for a connection that could not be made (its fields do not matter)."""
+    import aiohttp
+
+    return aiohttp.ClientConnectorError.__new__(aiohttp.ClientConnectorError)
+
+
+@pytest.mark.parametrize(
+    ("exc", "sent"),
+    [
+        (EndpointConnectionError(endpoint_url="http://x", error=_refused()), False),
+        (EndpointConnectionError(endpoint_url="http://x", error=ConnectionRefusedError()), False),
+        (EndpointConnectionError(endpoint_url="http://x", error=socket.gaierror(-2, "no")), False),
+        (ConnectTimeoutError(endpoint_url="http://x"), False),
+        (SSLError(endpoint_url="https://x", error="handshake"), False),
+        (EndpointConnectionError(endpoint_url="http://x", error=ClientOSError()), True),
+        (EndpointConnectionError(endpoint_url="http://x"), True),
+        (ConnectionClosedError(endpoint_url="http://x"), True),
+        (ReadTimeoutError(endpoint_url="http://x"), True),
+        (client_error("SlowDown", 503), True),
+    ],
+)
+def test_failures_say_whether_the_request_may_have_reached_the_server(
+    exc: Exception, sent: bool
+) -> None:
+    """A connection that could not be made sent nothing: no "may exist" for it."""
+    assert describe(exc).sent is sent
 
 
 def test_unknown_exceptions_are_not_retried() -> None:
