@@ -276,18 +276,23 @@ def _connect(
 ) -> None:
     """Open the connection (TLS too), each socket published to ``call`` before it is used,
     failing as aiobotocore fails to connect (never resent: aiohttp does not either)."""
+    sock: socket.socket | None = None
     try:
-        sock = socket.create_connection((connection.host, connection.port), timeout)
-        call.publish(sock)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if tls is not None:
-            sock = tls.wrap_socket(
-                sock, server_hostname=connection.host, do_handshake_on_connect=False
-            )
+        try:
+            sock = socket.create_connection((connection.host, connection.port), timeout)
             call.publish(sock)
-            sock.do_handshake()
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if tls is not None:
+                sock = tls.wrap_socket(
+                    sock, server_hostname=connection.host, do_handshake_on_connect=False
+                )
+                call.publish(sock)
+                sock.do_handshake()
+        except BaseException:
+            if sock is not None:
+                sock.close()  # a failed handshake, a timeout, a stop: nobody else will
+            raise
     except _Stopped:
-        sock.close()
         raise
     except TimeoutError as exc:
         raise ConnectTimeoutError(endpoint_url=url, error=exc) from exc
