@@ -22,7 +22,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from .._core.config import CHECKSUM_ALGORITHMS, TransferConfig
+from .._core.config import CHECKSUM_ALGORITHMS, INTEGRITY_MODES, TransferConfig
 from .._core.errors import UploadError
 from .._core.params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
 from .._pipeline.many import for_each
@@ -135,6 +135,12 @@ def _add_transfer(cp: argparse.ArgumentParser) -> None:
         help=f"where --resume keeps its journals (default {_default_resume_dir()})",
     )
     group.add_argument("--request-timeout", type=float, metavar="SECONDS", help="default 60")
+    group.add_argument(
+        "--integrity",
+        choices=INTEGRITY_MODES,
+        help="where the store checks nothing: auto (verify by MD5 where possible, report"
+        " the rest; default), require (fail what cannot be verified), off",
+    )
 
 
 def _add_object(cp: argparse.ArgumentParser) -> None:
@@ -223,6 +229,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         *("max_buffer_bytes", "retry_base_delay", "retry_max_delay", "abort_timeout"),
         "max_bandwidth",
         "request_timeout",
+        "integrity",
     )
     options: dict[str, Any] = {f: getattr(args, f) for f in fields if getattr(args, f) is not None}
     if args.checksum_algorithm is not None:

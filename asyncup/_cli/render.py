@@ -3,7 +3,7 @@
     a terminal, no --json/--quiet  -> RichReporter: a total bar and one bar per file in flight
                                       (bytes, rate, ETA), a line per finished object above them
     otherwise                      -> Reporter: one line per object, plain or JSON
-                                      (key, size, etag, parts, seconds, ok, error)
+                                      (key, size, etag, parts, verified_by, seconds, ok, error)
 
 Per-object lines and the summary go to stdout; failures and warnings to stderr (in --json
 mode every object, failed or not, is a JSON line on stdout and the summary goes to stderr).
@@ -45,6 +45,8 @@ class Outcome:
             "size": result.size if result else self.item.size,
             "etag": result.etag if result else None,
             "parts": result.parts if result else None,
+            "verified_by": result.verified_by if result else None,
+            "unverified_reason": result.unverified_reason if result else None,
             "seconds": round(self.seconds, 3),
             "ok": self.ok,
             "error": self.error,
@@ -149,9 +151,10 @@ class Reporter:
             result = outcome.result
             assert result is not None
             parts = f"{result.parts} part{'' if result.parts == 1 else 's'}"
+            unverified = "" if result.verified_by else f"; not verified: {result.unverified_reason}"
             self._print(
                 f"upload: {_route(outcome.item)}"
-                f" ({human(result.size)}, {parts}, {outcome.seconds:.2f} s)",
+                f" ({human(result.size)}, {parts}, {outcome.seconds:.2f} s{unverified})",
                 self.out,
             )
 

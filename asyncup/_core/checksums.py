@@ -23,6 +23,7 @@ import hashlib
 import mmap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from awscrt import checksums as crt  # type: ignore[import-untyped]
 
@@ -110,22 +111,36 @@ class PartDigest:
         return None if self.md5 is None else b64(self.md5)
 
 
-def digest_part(data: Buffer | bytes, algorithm: str | None) -> PartDigest:
+def new_md5() -> Any:
+    """A new MD5 hash (every MD5 asyncup computes starts here: tests count them)."""
+    return hashlib.md5(usedforsecurity=False)
+
+
+def md5_of(data: Buffer | bytes | memoryview) -> bytes:
+    hashed = new_md5()
+    hashed.update(memoryview(data))
+    return bytes(hashed.digest())
+
+
+def digest_part(data: Buffer | bytes, algorithm: str | None, *, md5: bool = False) -> PartDigest:
+    """The part's checksum by ``algorithm`` (None: its MD5), and its MD5 as well if ``md5``
+    (for a store that echoes no checksum: its ETag is then compared with the MD5)."""
     view = memoryview(data)
     if algorithm is None:
-        return PartDigest(md5=hashlib.md5(view, usedforsecurity=False).digest())
-    return PartDigest(checksum=raw_digest(algorithm, view))
+        return PartDigest(md5=md5_of(view))
+    return PartDigest(checksum=raw_digest(algorithm, view), md5=md5_of(view) if md5 else None)
 
 
 class RunningDigest:
     """``digest_part`` of bytes that arrive in pieces (a part read back in slices)."""
 
-    def __init__(self, algorithm: str | None) -> None:
+    def __init__(self, algorithm: str | None, *, md5: bool = False) -> None:
         self._algorithm = algorithm
         self._crc = 0
         self._hash = None
+        self._md5 = new_md5() if md5 and algorithm is not None else None
         if algorithm is None:
-            self._hash = hashlib.md5(usedforsecurity=False)
+            self._hash = new_md5()
         elif algorithm in HASHES:
             self._hash = hashlib.new(HASHES[algorithm])
 
@@ -135,14 +150,18 @@ class RunningDigest:
         else:
             assert self._algorithm is not None
             self._crc = CRCS[self._algorithm][0](data, self._crc)
+        if self._md5 is not None:
+            self._md5.update(data)
 
     def digest(self) -> PartDigest:
         if self._algorithm is None:
             assert self._hash is not None
             return PartDigest(md5=self._hash.digest())
+        md5 = None if self._md5 is None else bytes(self._md5.digest())
         if self._hash is not None:
-            return PartDigest(checksum=self._hash.digest())
-        return PartDigest(checksum=self._crc.to_bytes(CRCS[self._algorithm][2], "big"))
+            return PartDigest(checksum=self._hash.digest(), md5=md5)
+        width = CRCS[self._algorithm][2]
+        return PartDigest(checksum=self._crc.to_bytes(width, "big"), md5=md5)
 
 
 def multipart_etag(part_md5s: Sequence[bytes]) -> str:

@@ -10,6 +10,7 @@ KiB = 1024
 MiB = 1024 * KiB
 
 CHECKSUM_ALGORITHMS = ("CRC32", "CRC32C", "SHA1", "SHA256", "CRC64NVME")
+INTEGRITY_MODES = ("auto", "require", "off")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,6 +70,15 @@ class TransferConfig:
     body's share never cuts a part that moves on a live link of 512 kbit/s or more; the
     floor is botocore's default read timeout. None: no limit but the client's timeouts.
     See ``asyncup._core.retry.request_deadline``."""
+    integrity: str = "auto"
+    """How each write is verified where the store itself does not say it checked the bytes.
+    A store that echoes the checksum it was sent (S3, SeaweedFS) checked it. Where the answer
+    echoes none (moto, older MinIO and Ceph, gateways), asyncup compares the write's ETag
+    with the MD5 of the bytes sent, computed off the event loop for such stores only, and
+    sends a part again on a mismatch. Under SSE-C or SSE-KMS the ETag is not an MD5, so on
+    such a store nothing can verify the bytes: "auto" uploads and reports it
+    (``UploadResult.verified_by`` None, and why), "require" fails the upload before it is
+    completed (aborted, nothing left), "off" skips asyncup's own MD5 checks altogether."""
 
     def __post_init__(self) -> None:
         _require_int("part_size", self.part_size, MIN_PART_SIZE, MAX_PART_SIZE)
@@ -93,6 +103,10 @@ class TransferConfig:
             _require_int("max_buffer_bytes", self.max_buffer_bytes, MIN_PART_SIZE, None)
         if self.max_bandwidth is not None:
             _require_int("max_bandwidth", self.max_bandwidth, 1, None)
+        if self.integrity not in INTEGRITY_MODES:
+            raise ValueError(
+                f"integrity must be one of {', '.join(INTEGRITY_MODES)}; got {self.integrity!r}"
+            )
         timeout = self.request_timeout
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0

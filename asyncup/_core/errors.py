@@ -11,6 +11,7 @@
     ├── BadResponseError        inside: an answer that cannot be right (an ETag missing)
     ├── PartError               inside: one part failed for good (its ``__cause__``)
     ├── SourceSizeError         inside: the source held more or fewer bytes than planned
+    ├── UnverifiedError         inside: integrity='require', and a write nothing can verify
     └── StreamTooLongError       a stream outgrew what 10,000 parts can carry
     ShortSourceError (OSError)   inside: a file ended inside the range being read or sent
     StaleSourceError             inside: the file is not the one a journal's parts came from
@@ -125,6 +126,11 @@ class StaleSourceError(Exception):
 
 class ShortSourceError(OSError):
     """The file ended inside the range being read or sent: it shrank."""
+
+
+class UnverifiedError(AsyncupError):
+    """``integrity="require"``: a write's bytes could not be verified by the store nor by
+    asyncup (the caller sees an ``IntegrityError``; the upload is aborted)."""
 
 
 class BadResponseError(AsyncupError):

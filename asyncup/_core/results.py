@@ -9,17 +9,17 @@ from dataclasses import dataclass
 class UploadResult:
     """The object an upload wrote.
 
-    ``etag`` is as S3 returned it (quoted). What was verified end to end:
-    ``checksum_verified`` when S3 returned the object's checksum and it matched the one
-    asyncup computed from the bytes it sent; ``etag_verified`` likewise for the ETag (only
-    with ``checksum_algorithm=None``, which sends MD5s, and not under SSE-KMS or SSE-C,
-    whose ETags are not MD5s). Each part was also checked by S3 against its checksum or
-    Content-MD5 on arrival.
+    ``etag`` is as S3 returned it (quoted). Each write (every part, or the PutObject) was
+    checked as ``verified_by`` says: by the store (it echoed the checksum sent) or by asyncup
+    (the ETag is the MD5 of the bytes sent). The whole object: ``checksum_verified`` when S3
+    returned its checksum and it matched the one asyncup computed from the parts sent;
+    ``etag_verified`` likewise for the ETag (not under SSE-KMS or SSE-C, whose ETags are not
+    MD5s).
 
     Example::
 
         result = await asyncup.upload(b"data", "bucket", "key")
-        assert result.checksum_verified
+        assert result.verified_by in ("store", "asyncup")
     """
 
     bucket: str
@@ -37,3 +37,8 @@ class UploadResult:
     """COMPOSITE or FULL_OBJECT, when a checksum was sent."""
     etag_verified: bool = False
     checksum_verified: bool = False
+    verified_by: str | None = None
+    """Who checked every write's bytes: "store" (it echoed the checksum sent: it checked
+    it), "asyncup" (the ETag S3 answered is the MD5 of the bytes sent), or None when some
+    write could not be verified (``unverified_reason`` says why)."""
+    unverified_reason: str | None = None

@@ -3,6 +3,17 @@
 What asyncup sends with each write (``digest_params``), how it checks the answer to each
 part or PutObject (``check_write``: a wrong answer is retried), and what it expects of
 Complete (``expected_object``: a mismatch there is an ``IntegrityError``).
+
+Who vouches for a write's bytes:
+
+    the answer echoes the checksum sent           -> the store checked it       "store"
+    no echo, the ETag is an MD5 (no SSE-C/KMS)    -> asyncup compares it with
+                                                     the MD5 of the bytes sent  "asyncup"
+    no echo, the ETag is not an MD5               -> nobody (``unverifiable``)  None
+
+``StoreEcho`` learns from the first answer whether a store echoes checksums, so that the
+MD5 is computed along with the checksum (one pass, off the event loop) only for the stores
+that need it; the parts answered before that are hashed again after the fact.
 """
 
 from __future__ import annotations
@@ -30,6 +41,41 @@ class Verified:
 
     etag: bool = False
     checksum: bool = False
+
+
+@dataclass(slots=True)
+class StoreEcho:
+    """Whether a store (one client's endpoint) echoes the checksums it is sent; None until
+    the first answer to a write that carried one says."""
+
+    echoes: bool | None = None
+
+    def learn(self, algorithm: str | None, response: Mapping[str, Any]) -> None:
+        if algorithm is not None and self.echoes is None and response.get("ETag"):
+            self.echoes = bool(response.get(f"Checksum{algorithm}"))
+
+
+def verified_by(verified: Verified) -> str | None:
+    """Who vouched for one write's bytes: "store", "asyncup", or None."""
+    if verified.checksum:
+        return "store"
+    return "asyncup" if verified.etag else None
+
+
+def unverifiable(args: RoutedArgs, response: Mapping[str, Any], integrity: str) -> str:
+    """Why a write's answer vouches for nothing (its checksum not echoed, its ETag not
+    compared): the words of ``UploadResult.unverified_reason``."""
+    if integrity == "off":
+        return "the store echoes no checksum, and integrity='off' skips asyncup's MD5 check"
+    if response.get("SSECustomerAlgorithm") or "SSECustomerKey" in args.part:
+        why = "under SSE-C"
+    elif str(response.get("ServerSideEncryption", "")).startswith("aws:kms") or not (
+        args.etag_is_md5
+    ):
+        why = "under SSE-KMS"
+    else:
+        why = "here"
+    return f"the store echoes no checksum, and {why} the ETag is not an MD5 of the bytes"
 
 
 def digest_params(args: RoutedArgs, digest: PartDigest) -> dict[str, str]:

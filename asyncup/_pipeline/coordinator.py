@@ -42,6 +42,17 @@ async def upload(job: Job, source: Source) -> UploadResult:
             job.lease.release_all()
 
 
+def _one_request(job: Job, size: int) -> bool:
+    """PutObject for an object this small, unless ``integrity="require"`` must see its write
+    checked before the object exists: where the ETag will not be an MD5 (SSE-C, SSE-KMS) on
+    a store not known to echo checksums, it goes as a one-part multipart upload instead,
+    which is aborted, never completed, if nothing can verify it."""
+    if use_multipart(size, job.config.multipart_threshold):
+        return False
+    unknowable = not job.args.etag_is_md5 and job.s3.echo.echoes is not True
+    return size == 0 or not (job.config.integrity == "require" and unknowable)
+
+
 async def _upload(job: Job, source: Source) -> UploadResult:
     config = job.config
     try:
@@ -53,7 +64,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     # all, off the event loop, and a file's parts are sent from the file.
     own = job.mapped_buffers = sends_from_files(job.s3.client)
     if size is not None:
-        if not use_multipart(size, config.multipart_threshold):
+        if _one_request(job, size):
             return await single.put_object(job, source, size)
         if isinstance(source, PathSource) and source.regular and own:
             # Parts are sent from the file itself, none held in memory (sendfile over HTTP).
@@ -70,7 +81,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     except Exception as exc:
         raise failure(job, exc) from exc
     size = sum(part.length for part in head)
-    if ended and not use_multipart(size, config.multipart_threshold):
+    if ended and _one_request(job, size):
         body = head[0].body if len(head) == 1 else bytearray().join(p.body for p in head)
         return await single.put_body(job, body)
     return await multipart.run(job, lambda send: produce_stream(job, source, head, ended, send))

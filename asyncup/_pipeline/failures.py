@@ -18,6 +18,7 @@ from .._core.errors import (
     SourceChangedError,
     SourceSizeError,
     StaleSourceError,
+    UnverifiedError,
     UploadError,
 )
 from .._core.retry import CORRUPTION_CODES
@@ -57,7 +58,10 @@ def failure(
     if isinstance(cause, SourceSizeError):
         kind = SourceChangedError
         part_number = cause.part_number or part_number
-    elif isinstance(cause, BadResponseError) or error_code(cause) in CORRUPTION_CODES:
+    elif (
+        isinstance(cause, BadResponseError | UnverifiedError)
+        or error_code(cause) in CORRUPTION_CODES
+    ):
         kind = IntegrityError
     message = summarize(cause)
     if job.unconfirmed is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 
 import anyio
 import anyio.to_thread
@@ -77,6 +78,10 @@ class Job:
     unsent: str | None = None
     """The write (PutObject, CreateMultipartUpload) no attempt of which reached the server."""
     completed: dict[int, CompletedPart] = field(default_factory=dict)
+    write_checks: set[str | None] = field(default_factory=set)
+    """Who vouched for each write of this run: "store", "asyncup", None (nobody)."""
+    unverified_reason: str | None = None
+    """Why a write of this run could not be verified, if one could not."""
     resume_path: str | None = None
     """Where the resume journal is kept (``upload(..., resume=PATH)``), if anywhere."""
     journal: Journal | None = None
@@ -141,13 +146,25 @@ class Job:
         body = buffer if n == len(buffer) else bytearray(memoryview(buffer)[:n])
         return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
 
+    @property
+    def wants_md5(self) -> bool:
+        """Whether each write's MD5 is computed along with its checksum: for a store known
+        to echo no checksum, where the ETag will be an MD5 to compare it with."""
+        return (
+            self.config.integrity != "off"
+            and self.args.checksum_algorithm is not None
+            and self.s3.echo.echoes is False
+            and self.args.etag_is_md5
+        )
+
     async def digest(self, body: Buffer) -> PartDigest:
-        """The checksum (or MD5) of ``body``: in a worker thread, unless it is small enough
-        that hashing it costs the event loop less than the hand-off (``digests_inline``)."""
-        algorithm = self.args.checksum_algorithm
-        if digests_inline(algorithm, len(body)):
-            return digest_part(body, algorithm)
-        return await anyio.to_thread.run_sync(digest_part, body, algorithm)
+        """The checksum (or MD5) of ``body``, and its MD5 too where ``wants_md5``: in a
+        worker thread, unless it is small enough that hashing it costs the event loop less
+        than the hand-off (``digests_inline``)."""
+        algorithm, md5 = self.args.checksum_algorithm, self.wants_md5
+        if digests_inline(None if md5 else algorithm, len(body)):
+            return digest_part(body, algorithm, md5=md5)
+        return await anyio.to_thread.run_sync(partial(digest_part, body, algorithm, md5=md5))
 
     def recycle(self, part: QueuedPart) -> None:
         """The part is done with: its buffer goes back to the pool for the next part, or, once

@@ -21,6 +21,7 @@ from .._core.verify import (
     CompletedPart,
     Verified,
     expected_object,
+    verified_by,
 )
 from .._s3.calls import Response
 from .._s3.errors import describe
@@ -129,4 +130,24 @@ def result(
         checksum_type=job.args.checksum_type,
         etag_verified=verified.etag,
         checksum_verified=verified.checksum,
+        **_who_verified(job, verified),
     )
+
+
+def _who_verified(job: Job, verified: Verified) -> dict[str, str | None]:
+    """``verified_by`` and ``unverified_reason``: the weakest check of any write of this
+    run; with no write in this run, what the object's own answer vouches for."""
+    checks = job.write_checks
+    if None in checks:
+        return {"verified_by": None, "unverified_reason": job.unverified_reason}
+    for who in ("asyncup", "store"):
+        if who in checks:
+            return {"verified_by": who, "unverified_reason": None}
+    by = verified_by(verified)
+    reason = None
+    if by is None:
+        reason = (
+            "the parts were sent by an earlier run or by other hosts, and the object's own"
+            " checksum or ETag could not be compared"
+        )
+    return {"verified_by": by, "unverified_reason": reason}

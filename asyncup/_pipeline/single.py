@@ -24,6 +24,7 @@ from .._core.verify import (
 )
 from .._s3.calls import Response
 from .failures import failure
+from .integrity import buffer_md5, check_answer
 from .job import Job
 from .outcome import Retries, may_have_landed, never_sent, ours_meanwhile, result
 from .sources import Source
@@ -55,11 +56,10 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
             **digest_params(job.args, digest),
             **job.args.put,
         }
-        verified = Verified()
 
-        def check(response: Response) -> None:
-            nonlocal verified
-            verified = check_write(job.args, response, digest, "the object")
+        async def check(response: Response) -> None:
+            nonlocal digest
+            digest = await check_answer(job, response, digest, "the object", buffer_md5(body))
 
         retries = Retries(job.retried(1))
         job.emit("part_started", part_number=1)
@@ -72,6 +72,7 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
                 pace=job.pace(len(body)),
                 on_retry=retries,
             )
+            verified = check_write(job.args, response, digest, "the object")
         except Exception as exc:
             if never_sent(retries, exc):
                 job.unsent = "PutObject"

@@ -17,11 +17,12 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 from .._core.checksums import PartDigest
 from .._core.errors import BadResponseError, PartError, ShortSourceError, SourceSizeError
 from .._core.retry import CORRUPTION_CODES
-from .._core.verify import CompletedPart, check_write, digest_params
+from .._core.verify import CompletedPart, digest_params, same_digest
 from .._s3.calls import Response
 from .._s3.errors import error_code
 from .._s3.payloads import source_shrank
 from .._s3.ranges import RangeBody, digest_range
+from .integrity import Rehash, buffer_md5, check_answer
 from .job import FilePart, Job, QueuedPart
 
 
@@ -45,7 +46,7 @@ async def upload_part(job: Job, part: QueuedPart) -> CompletedPart:
     if isinstance(part, FilePart):
         return await _upload_in_place(job, part)
     digest = await job.digest(part.body)
-    return await send_part(job, part.number, part.body, part.length, digest)
+    return await send_part(job, part.number, part.body, part.length, digest, buffer_md5(part.body))
 
 
 async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
@@ -54,21 +55,30 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     assert source.path is not None
     path, algorithm = source.path, job.args.checksum_algorithm
 
-    async def digest() -> PartDigest:
+    async def digest(of: str | None, md5: bool = False) -> PartDigest:
         try:
-            return await digest_range(path, part.offset, part.length, algorithm, source.fd)
+            return await digest_range(path, part.offset, part.length, of, source.fd, md5=md5)
         except ShortSourceError as exc:
             raise _changed(job, part, "ended inside") from exc
 
-    sent = await digest()
+    async def rehash() -> bytes:
+        # Read again after it was sent: the checksum too, or a file changed between the
+        # first read and the send would pass (its MD5 read now matches what was sent).
+        again = await digest(algorithm, md5=True)
+        if not same_digest(again, sent):
+            raise _changed(job, part, "changed while sending")
+        assert again.md5 is not None
+        return again.md5
+
+    sent = await digest(algorithm, job.wants_md5)
     with RangeBody(path, part.offset, part.length, source.fd) as body:
         try:
-            return await send_part(job, part.number, body, part.length, sent)
+            return await send_part(job, part.number, body, part.length, sent, rehash)
         except Exception as exc:
             if source_shrank(exc):
                 raise _changed(job, part, "ended inside") from exc
             corrupt = isinstance(exc, BadResponseError) or error_code(exc) in CORRUPTION_CODES
-            if corrupt and await digest() != sent:
+            if corrupt and not same_digest(await digest(algorithm), sent):
                 raise _changed(job, part, "changed while sending") from exc
             raise
 
@@ -84,10 +94,11 @@ def _changed(job: Job, part: FilePart, what: str) -> SourceSizeError:
 
 
 async def send_part(
-    job: Job, number: int, body: object, length: int, digest: PartDigest
+    job: Job, number: int, body: object, length: int, digest: PartDigest, rehash: Rehash
 ) -> CompletedPart:
     """UploadPart ``number`` of ``length`` bytes (a buffer, or ``asyncup.parallel``'s file
-    range) with its digest; an answer that does not acknowledge those bytes is retried."""
+    range) with its digest; an answer that does not acknowledge those bytes is retried
+    (``integrity.check_answer``: ``rehash`` gives their MD5 where it must be compared)."""
     params: dict[str, Any] = {
         "Bucket": job.bucket,
         "Key": job.key,
@@ -99,8 +110,9 @@ async def send_part(
         **job.args.part,
     }
 
-    def check(response: Response) -> None:
-        check_write(job.args, response, digest, f"part {number}")
+    async def check(response: Response) -> None:
+        nonlocal digest
+        digest = await check_answer(job, response, digest, f"part {number}", rehash)
 
     job.emit("part_started", part_number=number)
     response = await job.s3.call(

@@ -23,6 +23,7 @@ from .._core.retry import (
     is_throttling,
     request_deadline,
 )
+from .._core.verify import StoreEcho
 from .errors import describe
 from .limits import AdaptiveLimiter
 
@@ -46,6 +47,8 @@ class S3:
         self.client = client
         self.config = config
         self.retry_quota = RetryQuota()
+        self.echo = StoreEcho()
+        """Whether this client's store echoes checksums (learnt from its first answer)."""
         self.requests = requests
 
     async def call(
@@ -54,7 +57,7 @@ class S3:
         params: Mapping[str, Any],
         *,
         limiter: anyio.CapacityLimiter | None = None,
-        check: Callable[[Response], None] | None = None,
+        check: Callable[[Response], Awaitable[None] | None] | None = None,
         on_retry: Callable[[int, Failure], None] | None = None,
         pace: Callable[[], Awaitable[None]] | None = None,
     ) -> Response:
@@ -80,8 +83,8 @@ class S3:
                 else:
                     async with limiter:
                         response = await self._send(method, params, deadline)
-                if check is not None:
-                    check(response)
+                if check is not None and (checking := check(response)) is not None:
+                    await checking  # outside the request slot: it may hash the body
             except Exception as exc:
                 failure = describe(exc)
                 if attempt >= self.config.max_attempts or not is_retryable(failure):

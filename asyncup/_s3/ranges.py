@@ -103,11 +103,17 @@ def _range_as_payload(request: Any, **_: Any) -> None:
 
 
 async def digest_range(
-    path: str, offset: int, length: int, algorithm: str | None, fd: int | None = None
+    path: str,
+    offset: int,
+    length: int,
+    algorithm: str | None,
+    fd: int | None = None,
+    *,
+    md5: bool = False,
 ) -> PartDigest:
     """The checksum (or MD5, without an algorithm) of a file range, read off the event loop
-    (through ``fd`` when given, left open)."""
-    running = RunningDigest(algorithm)
+    (through ``fd`` when given, left open); its MD5 as well if ``md5``."""
+    running = RunningDigest(algorithm, md5=md5)
     own = fd is None
     if fd is None:
         fd = await anyio.to_thread.run_sync(os.open, path, os.O_RDONLY)

@@ -43,12 +43,12 @@ import anyio.to_thread
 from anyio.abc import TaskGroup
 
 from .._concurrency.shield import shielded
-from .._core.errors import ShortSourceError, SourceChangedError, UploadError
+from .._core.errors import ShortSourceError, SourceChangedError, SourceSizeError, UploadError
 from .._core.handle import HANDLE_ARGS, ParallelUpload, PartResult
 from .._core.params import EVERY_REQUEST_ARGS, RoutedArgs, route
 from .._core.plan import Part
 from .._core.results import UploadResult
-from .._core.verify import CompletedPart
+from .._core.verify import CompletedPart, same_digest
 from .._pipeline import multipart
 from .._pipeline.failures import failure
 from .._pipeline.job import Job
@@ -268,13 +268,24 @@ async def abort(up: Uploader, handle: ParallelUpload) -> bool:
 
 
 async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
-    digest = await digest_range(path, part.offset, part.length, job.args.checksum_algorithm)
+    algorithm = job.args.checksum_algorithm
+    digest = await digest_range(path, part.offset, part.length, algorithm, md5=job.wants_md5)
+
+    async def rehash() -> bytes:
+        # The checksum too: a file changed between the first read and the send would pass.
+        again = await digest_range(path, part.offset, part.length, algorithm, md5=True)
+        if not same_digest(again, digest):
+            raise SourceSizeError(f"{path} changed while part {part.number} was sent", part.number)
+        assert again.md5 is not None
+        return again.md5
+
     with RangeBody(path, part.offset, part.length) as body:
-        return await send_part(job, part.number, body, part.length, digest)
+        return await send_part(job, part.number, body, part.length, digest, rehash)
 
 
 def _is_fatal(exc: BaseException) -> bool:
-    return isinstance(exc, ShortSourceError | SourceChangedError) or error_code(exc) in FATAL_CODES
+    changed = ShortSourceError | SourceChangedError | SourceSizeError
+    return isinstance(exc, changed) or error_code(exc) in FATAL_CODES
 
 
 def _parts_error(
