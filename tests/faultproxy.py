@@ -1,6 +1,8 @@
 """A loopback HTTP proxy in front of the S3 server that the tests script faults into.
 
-Each request is named by its S3 operation (CreateMultipartUpload, UploadPart, ...). A rule
+Each request is named by its S3 operation (CreateMultipartUpload, UploadPart, ...; the
+UploadPart of part 10,000 is "ProbePart": asyncup's probe of whether the store verifies
+checksums, so that the tests' counts and faults of UploadPart are the upload's own). A rule
 matches an operation (and optionally a part number) and injects a fault a number of times:
 
     "503"     answer 503 SlowDown without forwarding
@@ -75,6 +77,8 @@ class Rule:
 
 def operation_of(method: str, query: dict[str, str]) -> str:
     if method == "PUT":
+        if query.get("partNumber") == "10000":
+            return "ProbePart"  # asyncup's checksum probe (no test sends 10,000 parts)
         return "UploadPart" if "partNumber" in query else "PutObject"
     if method == "POST":
         return "CreateMultipartUpload" if "uploads" in query else "CompleteMultipartUpload"

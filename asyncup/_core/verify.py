@@ -6,14 +6,16 @@ Complete (``expected_object``: a mismatch there is an ``IntegrityError``).
 
 Who vouches for a write's bytes:
 
-    the answer echoes the checksum sent           -> the store checked it       "store"
-    no echo, the ETag is an MD5 (no SSE-C/KMS)    -> asyncup compares it with
-                                                     the MD5 of the bytes sent  "asyncup"
-    no echo, the ETag is not an MD5               -> nobody (``unverifiable``)  None
+    a store that verifies checksums accepted it       -> the store checked it   "store"
+    otherwise, the ETag is an MD5 (no SSE-C/KMS)      -> asyncup compares it
+                                                         with the bytes' MD5    "asyncup"
+    otherwise                                         -> nobody                 None
 
-``StoreEcho`` learns from the first answer whether a store echoes checksums, so that the
-MD5 is computed along with the checksum (one pass, off the event loop) only for the stores
-that need it; the parts answered before that are hashed again after the fact.
+Whether a store verifies (``StoreChecks``) is learnt once per client, by a probe: a store
+that answers an echo of the checksum it was sent may not have checked it (moto echoes any
+value), so only a store that refuses a wrong checksum (S3's BadDigest) is taken to verify.
+The MD5 is then computed, along with the checksum in one pass off the event loop, only for
+the stores that need it.
 """
 
 from __future__ import annotations
@@ -21,8 +23,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-from .checksums import PartDigest, composite_checksum, full_object_checksum, multipart_etag
+from .checksums import (
+    PartDigest,
+    b64,
+    composite_checksum,
+    full_object_checksum,
+    multipart_etag,
+    raw_digest,
+)
 from .errors import BadResponseError
 from .params import RoutedArgs
 
@@ -44,20 +54,33 @@ class Verified:
 
 
 @dataclass(slots=True)
-class StoreEcho:
-    """Whether a store (one client's endpoint) echoes the checksums it is sent; None until
-    the first answer to a write that carried one says."""
+class StoreChecks:
+    """Whether a store (one client's endpoint) verifies the checksums it is sent: refuses a
+    write whose bytes do not match them. None until known."""
 
-    echoes: bool | None = None
-
-    def learn(self, algorithm: str | None, response: Mapping[str, Any]) -> None:
-        if algorithm is not None and self.echoes is None and response.get("ETag"):
-            self.echoes = bool(response.get(f"Checksum{algorithm}"))
+    verifies: bool | None = None
 
 
-def verified_by(verified: Verified) -> str | None:
-    """Who vouched for one write's bytes: "store", "asyncup", or None."""
-    if verified.checksum:
+# Endpoints documented to verify every checksum they are sent (no probe needed).
+VERIFYING_HOSTS = (".amazonaws.com", ".amazonaws.com.cn")
+
+
+def known_to_verify(endpoint_url: str | None) -> bool:
+    host = urlsplit(endpoint_url or "").hostname or ""
+    return host.endswith(VERIFYING_HOSTS)
+
+
+def wrong_checksum(algorithm: str, body: bytes) -> str:
+    """A checksum header value that ``body`` does not have: the probe's."""
+    right = raw_digest(algorithm, memoryview(body))
+    return b64(bytes([right[0] ^ 0xFF]) + right[1:])
+
+
+def verified_by(verified: Verified, store_verified: bool) -> str | None:
+    """Who vouched for one write's bytes: "store" (it verifies the checksum it was sent, and
+    took the write), "asyncup" (the ETag matched the MD5), or None. An echoed checksum that
+    matches proves nothing on its own: some stores echo whatever they are sent."""
+    if store_verified:
         return "store"
     return "asyncup" if verified.etag else None
 
@@ -66,7 +89,7 @@ def unverifiable(args: RoutedArgs, response: Mapping[str, Any], integrity: str) 
     """Why a write's answer vouches for nothing (its checksum not echoed, its ETag not
     compared): the words of ``UploadResult.unverified_reason``."""
     if integrity == "off":
-        return "the store echoes no checksum, and integrity='off' skips asyncup's MD5 check"
+        return "the store does not verify checksums, and integrity='off' skips asyncup's MD5 check"
     if response.get("SSECustomerAlgorithm") or "SSECustomerKey" in args.part:
         why = "under SSE-C"
     elif str(response.get("ServerSideEncryption", "")).startswith("aws:kms") or not (
@@ -75,7 +98,7 @@ def unverifiable(args: RoutedArgs, response: Mapping[str, Any], integrity: str) 
         why = "under SSE-KMS"
     else:
         why = "here"
-    return f"the store echoes no checksum, and {why} the ETag is not an MD5 of the bytes"
+    return f"the store does not verify checksums, and {why} the ETag is not an MD5 of the bytes"
 
 
 def digest_params(args: RoutedArgs, digest: PartDigest) -> dict[str, str]:

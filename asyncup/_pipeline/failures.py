@@ -69,6 +69,13 @@ def failure(
             f"; an earlier {job.unconfirmed} may have succeeded with its answer lost:"
             " an object may exist at the key, and it could not be confirmed as this upload's"
         )
+    elif job.corrupt is not None:
+        message += {
+            "deleted": "; the object it stored (not the bytes sent) was deleted",
+            "left": "; the object it stored (not the bytes sent) could not be deleted: it is"
+            " corrupt",
+            "replaced": "; the object it stored has since been replaced by another writer",
+        }[job.corrupt]
     elif job.unsent is not None:
         message += (
             f"; no attempt of {job.unsent} reached the server (no connection could be made):"

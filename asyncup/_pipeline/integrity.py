@@ -1,12 +1,15 @@
 """Each write's answer checked, and who vouched for its bytes (``_core.verify``).
 
-    answer -> echoed checksum matches?            -> "store"
-           -> the ETag is an MD5 (no SSE-C/KMS)?   -> the MD5 of the bytes sent (computed
-                                                      along with the checksum once the store
-                                                      is known to echo nothing, else now, off
-                                                      the event loop) matches?  -> "asyncup"
-           -> neither: integrity="require"        -> UnverifiedError (the upload is aborted)
-                       otherwise                  -> accepted; the result says why
+    before a multipart upload's first part: does the store verify checksums?  (``learn``,
+        once per client: a 1-byte UploadPart with a wrong checksum, as part 10,000 of this
+        upload; refused as BadDigest -> it verifies; taken -> it does not, and the stray
+        part is never listed in Complete)
+    each answer -> the store verifies, and took it               -> "store"
+                -> the ETag is an MD5 (no SSE-C/KMS)?  the MD5 of the bytes sent (computed
+                   with the checksum where the store is known not to verify, else now, off
+                   the event loop) matches?                       -> "asyncup"
+                -> neither: integrity="require"                  -> UnverifiedError (aborted)
+                            otherwise                            -> accepted; the result says why
 
 A mismatch raises ``BadResponseError``, which ``S3.call`` retries: the write is sent again,
 exactly as after a BadDigest, and one that keeps failing fails the upload.
@@ -14,6 +17,7 @@ exactly as after a BadDigest, and one that keeps failing fails the upload.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
@@ -21,32 +25,84 @@ import anyio.to_thread
 
 from .._core.checksums import Buffer, PartDigest, digests_inline, md5_of
 from .._core.errors import UnverifiedError
-from .._core.verify import check_write, etag_is_md5, unverifiable, verified_by
+from .._core.plan import MAX_PARTS
+from .._core.retry import CORRUPTION_CODES
+from .._core.verify import (
+    check_write,
+    etag_is_md5,
+    known_to_verify,
+    unverifiable,
+    verified_by,
+    wrong_checksum,
+)
 from .._s3.calls import Response
+from .._s3.errors import error_code
 from .job import Job
+
+log = logging.getLogger("asyncup")
+
+# What a store that verifies answers a checksum that does not match the bytes.
+REFUSED = CORRUPTION_CODES | {"InvalidDigest", "InvalidChecksum"}
 
 Rehash = Callable[[], Awaitable[bytes]]
 """The MD5 of a write's bytes, read again (a buffer, or a file range)."""
 
 
+async def learn(job: Job) -> None:
+    """Find out once per client whether its store verifies the checksums it is sent, using
+    ``job``'s multipart upload (created: its ``upload_id`` is set)."""
+    s3, algorithm = job.s3, job.args.checksum_algorithm
+    if s3.store.verifies is not None or algorithm is None or job.config.integrity == "off":
+        return
+    async with s3.probing:
+        if s3.store.verifies is not None:
+            return  # another upload found out meanwhile
+        if known_to_verify(getattr(s3.client.meta, "endpoint_url", None)):
+            s3.store.verifies = True
+            return
+        s3.store.verifies = await _probe(job, algorithm)
+    log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
+
+
+async def _probe(job: Job, algorithm: str) -> bool | None:
+    """Send one byte as part 10,000 with a checksum it does not have: a store that verifies
+    refuses it; one that takes it does not verify. None: the answer said neither."""
+    body = b"\0"
+    params = {
+        "Bucket": job.bucket,
+        "Key": job.key,
+        "UploadId": job.upload_id,
+        "PartNumber": MAX_PARTS,
+        "Body": body,
+        "ContentLength": len(body),
+        "ChecksumAlgorithm": algorithm,
+        f"Checksum{algorithm}": wrong_checksum(algorithm, body),
+        **job.args.part,
+    }
+    try:
+        await job.s3.call("upload_part", params, attempts=1)
+    except Exception as exc:
+        return True if error_code(exc) in REFUSED else None
+    return False
+
+
 async def check_answer(
     job: Job, response: Response, digest: PartDigest, what: str, rehash: Rehash
 ) -> PartDigest:
-    """Check one write's answer (``check_write``), learn from it whether the store echoes
-    checksums, and compare its ETag with the MD5 where nothing else vouches for the bytes.
-    Returns the digest, with the MD5 if one was computed (the whole object's ETag is then
-    checked too, after Complete)."""
+    """Check one write's answer (``check_write``), and compare its ETag with the MD5 where
+    the store does not vouch for the bytes. Returns the digest, with the MD5 if one was
+    computed (the whole object's ETag is then checked too, after Complete)."""
     verified = check_write(job.args, response, digest, what)
-    job.s3.echo.learn(job.args.checksum_algorithm, response)
+    by_store = job.s3.store.verifies is True and job.args.checksum_algorithm is not None
     if (
-        verified_by(verified) is None
+        verified_by(verified, by_store) is None
         and job.config.integrity != "off"
         and digest.md5 is None
         and etag_is_md5(job.args, response)
     ):
         digest = replace(digest, md5=await rehash())
         verified = check_write(job.args, response, digest, what)
-    by = verified_by(verified)
+    by = verified_by(verified, by_store)
     if by is None:
         reason = unverifiable(job.args, response, job.config.integrity)
         if job.config.integrity == "require":

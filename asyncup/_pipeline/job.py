@@ -77,6 +77,9 @@ class Job:
     """The write whose answer was lost and whose object could not be confirmed as ours."""
     unsent: str | None = None
     """The write (PutObject, CreateMultipartUpload) no attempt of which reached the server."""
+    corrupt: str | None = None
+    """A PutObject stored other bytes than those sent, every attempt: what became of the
+    object it wrote ("deleted", "left", or "replaced" by someone else's since)."""
     completed: dict[int, CompletedPart] = field(default_factory=dict)
     write_checks: set[str | None] = field(default_factory=set)
     """Who vouched for each write of this run: "store", "asyncup", None (nobody)."""
@@ -148,12 +151,12 @@ class Job:
 
     @property
     def wants_md5(self) -> bool:
-        """Whether each write's MD5 is computed along with its checksum: for a store known
-        to echo no checksum, where the ETag will be an MD5 to compare it with."""
+        """Whether each write's MD5 is computed along with its checksum: for a store not
+        known to verify checksums, where the ETag will be an MD5 to compare it with."""
         return (
             self.config.integrity != "off"
             and self.args.checksum_algorithm is not None
-            and self.s3.echo.echoes is False
+            and self.s3.store.verifies is not True
             and self.args.etag_is_md5
         )
 

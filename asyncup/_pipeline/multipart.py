@@ -40,6 +40,7 @@ from .._core.verify import (
 )
 from .._s3.calls import Response
 from .._s3.errors import error_code, summarize
+from . import integrity
 from .failures import failure, root_cause
 from .job import Job, QueuedPart
 from .outcome import (
@@ -93,6 +94,7 @@ async def run(
             await _abort_twins(job, twins)
         if created is not None:
             await created()
+        await integrity.learn(job)
         await run_pipeline(job, produce)
         if job.in_place is not None:
             await check_file_end(job)

@@ -143,7 +143,7 @@ def _who_verified(job: Job, verified: Verified) -> dict[str, str | None]:
     for who in ("asyncup", "store"):
         if who in checks:
             return {"verified_by": who, "unverified_reason": None}
-    by = verified_by(verified)
+    by = verified_by(verified, verified.checksum)
     reason = None
     if by is None:
         reason = (

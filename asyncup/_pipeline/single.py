@@ -21,6 +21,7 @@ from .._core.verify import (
     Verified,
     check_write,
     digest_params,
+    same_etag,
 )
 from .._s3.calls import Response
 from .failures import failure
@@ -57,9 +58,16 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
             **job.args.put,
         }
 
+        written: Response | None = None  # the last answer whose ETag the bytes sent disown
+
         async def check(response: Response) -> None:
-            nonlocal digest
-            digest = await check_answer(job, response, digest, "the object", buffer_md5(body))
+            nonlocal digest, written
+            written = None
+            try:
+                digest = await check_answer(job, response, digest, "the object", buffer_md5(body))
+            except BadResponseError:
+                written = response if response.get("ETag") else None
+                raise
 
         retries = Retries(job.retried(1))
         job.emit("part_started", part_number=1)
@@ -76,6 +84,9 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
         except Exception as exc:
             if never_sent(retries, exc):
                 job.unsent = "PutObject"
+            if isinstance(exc, BadResponseError) and written is not None:
+                await _remove_corrupt(job, written)
+                raise
             if not may_have_landed(retries, exc):
                 raise
             found = await ours_meanwhile(job, "PutObject", partial(_put_matches, job, digest))
@@ -87,6 +98,28 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
         raise failure(job, exc) from exc
     await job.progress(len(body), 1)
     return result(job, response, size=len(body), parts=1, verified=verified)
+
+
+async def _remove_corrupt(job: Job, written: Response) -> None:
+    """Every attempt stored other bytes than those sent: delete what the last one wrote (the
+    version it made, or the object while it still has the ETag it was answered with), so
+    that nothing corrupt is left at the key."""
+    params = {"Bucket": job.bucket, "Key": job.key, **job.args.control}
+    version = written.get("VersionId")
+    try:
+        if version in (None, "null"):
+            head = await job.s3.call("head_object", {**params, **job.args.part})
+            if not same_etag(str(head.get("ETag", "")), str(written["ETag"])):
+                job.corrupt = "replaced"  # someone else's object is there now: not ours to delete
+                return
+            await job.s3.call("delete_object", params)
+        else:
+            await job.s3.call("delete_object", {**params, "VersionId": version})
+    except Exception as exc:
+        log.warning("s3://%s/%s: could not delete a corrupt write: %s", job.bucket, job.key, exc)
+        job.corrupt = "left"
+        return
+    job.corrupt = "deleted"
 
 
 def _put_matches(job: Job, digest: PartDigest, head: Response) -> Verified | None:

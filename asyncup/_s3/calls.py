@@ -23,7 +23,7 @@ from .._core.retry import (
     is_throttling,
     request_deadline,
 )
-from .._core.verify import StoreEcho
+from .._core.verify import StoreChecks
 from .errors import describe
 from .limits import AdaptiveLimiter
 
@@ -47,8 +47,10 @@ class S3:
         self.client = client
         self.config = config
         self.retry_quota = RetryQuota()
-        self.echo = StoreEcho()
-        """Whether this client's store echoes checksums (learnt from its first answer)."""
+        self.store = StoreChecks()
+        """Whether this client's store verifies checksums (learnt once, by a probe)."""
+        self.probing = anyio.Lock()
+        """Held while the store is probed, so that one upload probes and the others wait."""
         self.requests = requests
 
     async def call(
@@ -60,6 +62,7 @@ class S3:
         check: Callable[[Response], Awaitable[None] | None] | None = None,
         on_retry: Callable[[int, Failure], None] | None = None,
         pace: Callable[[], Awaitable[None]] | None = None,
+        attempts: int | None = None,
     ) -> Response:
         """Run ``operation`` until it succeeds, fails for good, or runs out of attempts or of
         retry quota.
@@ -69,7 +72,8 @@ class S3:
         ``BadResponseError``, which counts as a retryable failure. Each attempt is bounded by
         ``_core.retry.request_deadline`` (from the time it holds its slot) and fails as a timeout
         past it. An AbortMultipartUpload retries without spending quota: it ends the billing
-        and lightens the load, and ``max_attempts`` still bounds it.
+        and lightens the load, and ``max_attempts`` still bounds it. ``attempts`` overrides
+        ``max_attempts`` for this call.
         """
         method = getattr(self.client, operation)
         deadline = self._deadline(params)
@@ -87,7 +91,7 @@ class S3:
                     await checking  # outside the request slot: it may hash the body
             except Exception as exc:
                 failure = describe(exc)
-                if attempt >= self.config.max_attempts or not is_retryable(failure):
+                if attempt >= (attempts or self.config.max_attempts) or not is_retryable(failure):
                     raise
                 why = failure.code or type(exc).__name__
                 if operation != "abort_multipart_upload":

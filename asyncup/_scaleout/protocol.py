@@ -49,7 +49,7 @@ from .._core.params import EVERY_REQUEST_ARGS, RoutedArgs, route
 from .._core.plan import Part
 from .._core.results import UploadResult
 from .._core.verify import CompletedPart, same_digest
-from .._pipeline import multipart
+from .._pipeline import integrity, multipart
 from .._pipeline.failures import failure
 from .._pipeline.job import Job
 from .._pipeline.outcome import completed, completed_meanwhile
@@ -174,6 +174,7 @@ async def upload_parts(
         up, handle.bucket, handle.key, handle.upload_id, host_args(handle, sse_customer_key)
     )
     await check_source(job, handle)
+    await integrity.learn(job)
     stream_ranges(job.s3.client)
     label = sender or f"{socket.gethostname()}:{os.getpid()}"
     results: dict[int, PartResult] = {}

@@ -1,16 +1,19 @@
-"""What an error says is known: a write that never reached the server claims nothing."""
+"""Every byte verified on every store, and errors that say what is known."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import asyncup
-from tests.conftest import MiB, make_client, random_bytes
+from asyncup._core import checksums
+from tests.conftest import MiB, assert_nothing_left, make_client, random_bytes, read_object
 from tests.faultproxy import FaultProxy
 
 PART = 5 * MiB
@@ -92,3 +95,172 @@ async def test_a_write_that_reached_the_server_still_says_what_may_exist(
     message = str(caught.value)
     assert "PutObject may have succeeded" in message
     assert "nothing was written" not in message
+
+
+# --- Every write verified, on a store that verifies nothing (moto) as on one that does ---
+
+MOTO = pytest.mark.parametrize("server", ["moto"], indirect=True)
+SOURCES = ("bytes", "path", "stream")
+
+
+async def stream_of(data: bytes, chunk: int = 256 * 1024) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), chunk):
+        yield data[start : start + chunk]
+
+
+def source_of(kind: str, data: bytes, tmp_path: Path) -> object:
+    if kind == "bytes":
+        return data
+    if kind == "path":
+        path = tmp_path / "data.bin"
+        path.write_bytes(data)
+        return str(path)
+    return stream_of(data)
+
+
+@MOTO
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("operation", ["PutObject", "UploadPart"])
+async def test_a_byte_flipped_in_transit_to_moto_is_sent_again(
+    operation: str,
+    source: str,
+    proxy: FaultProxy,
+    proxied: Any,
+    s3: Any,
+    bucket: str,
+    tmp_path: Path,
+) -> None:
+    """moto checks no checksum (and echoes whatever it is sent): with the default settings
+    the ETag, compared with the MD5 of the bytes sent, gives the flipped byte away."""
+    data = random_bytes(PART - 1 if operation == "PutObject" else 3 * PART, seed=5)
+    proxy.fail(operation, "corrupt", part=None if operation == "PutObject" else 2)
+    config = replace(CONFIG, concurrency=3)
+    result = await asyncup.upload(
+        source_of(source, data, tmp_path), bucket, "obj", client=proxied, config=config
+    )
+    assert result.verified_by == "asyncup"
+    assert result.checksum_algorithm == "CRC32"
+    assert proxy.counts[operation] == (2 if operation == "PutObject" else 4)
+    assert (await read_object(s3, bucket, "obj")) == data
+    if operation == "UploadPart":
+        assert result.etag_verified  # the multipart ETag, from the parts' MD5s
+        assert proxy.counts["ProbePart"] == 1
+
+
+@MOTO
+@pytest.mark.parametrize("operation", ["PutObject", "UploadPart"])
+async def test_a_write_corrupted_every_time_fails_and_leaves_nothing(
+    operation: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    size = PART - 1 if operation == "PutObject" else 3 * PART
+    proxy.fail(operation, "corrupt", times=100)
+    with pytest.raises(asyncup.IntegrityError) as caught:
+        await asyncup.upload(random_bytes(size), bucket, "obj", client=proxied, config=CONFIG)
+    assert "is not the MD5 of the bytes sent" in str(caught.value)
+    if operation == "PutObject":
+        assert "was deleted" in str(caught.value)
+    else:
+        assert caught.value.abort_succeeded is True
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+@pytest.mark.parametrize(
+    ("server", "verifies"), [("moto", False), ("seaweedfs", True)], indirect=["server"]
+)
+async def test_the_store_is_probed_once_and_no_md5_is_computed_where_it_verifies(
+    verifies: bool,
+    proxy: FaultProxy,
+    proxied: Any,
+    bucket: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """SeaweedFS refuses a wrong checksum (as S3 does): its acceptance vouches for the
+    bytes, and no MD5 is computed. moto takes anything: each part's MD5 is computed (with
+    its checksum, in one pass) and compared with its ETag."""
+    md5s = 0
+    new_md5 = checksums.new_md5
+
+    def counted() -> Any:
+        nonlocal md5s
+        md5s += 1
+        return new_md5()
+
+    monkeypatch.setattr(checksums, "new_md5", counted)
+    async with asyncup.Uploader(client=proxied, config=CONFIG) as up:
+        results = [
+            await up.upload(random_bytes(3 * PART, seed=n), bucket, f"obj{n}") for n in (1, 2)
+        ]
+        small = await up.upload(b"small", bucket, "small")
+    assert proxy.counts["ProbePart"] == 1  # once per client
+    expected = "store" if verifies else "asyncup"
+    assert [r.verified_by for r in [*results, small]] == [expected] * 3
+    assert md5s == (0 if verifies else 2 * 3 + 1)
+
+
+@MOTO
+async def test_an_inconclusive_probe_leaves_every_part_checked_by_md5(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    proxy.fail("ProbePart", "503")
+    data = random_bytes(3 * PART, seed=6)
+    proxy.fail("UploadPart", "corrupt", part=3)
+    result = await asyncup.upload(data, bucket, "obj", client=proxied, config=CONFIG)
+    assert result.verified_by == "asyncup"
+    assert proxy.counts["UploadPart"] == 4
+    assert (await read_object(s3, bucket, "obj")) == data
+
+
+SSE_C = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": bytes(range(32))}
+
+
+@MOTO
+@pytest.mark.parametrize("size", [PART - 1, 2 * PART], ids=["small", "multipart"])
+async def test_require_fails_what_nothing_can_verify_and_leaves_nothing(
+    size: int, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    """Under SSE-C the ETag is not an MD5; moto verifies no checksum: nothing can vouch
+    for the bytes. A small object goes as a one-part multipart upload, so that it is
+    aborted rather than left unverified."""
+    config = replace(CONFIG, integrity="require")
+    with pytest.raises(asyncup.IntegrityError, match="could not be verified") as caught:
+        await asyncup.upload(
+            random_bytes(size), bucket, "obj", client=proxied, config=config, extra_args=SSE_C
+        )
+    assert "SSE-C" in str(caught.value)
+    assert caught.value.abort_succeeded is True
+    assert proxy.counts["PutObject"] == 0
+    assert proxy.counts["CompleteMultipartUpload"] == 0
+    await assert_nothing_left(s3, bucket, "obj")
+
+
+@MOTO
+async def test_auto_uploads_what_nothing_can_verify_and_says_so(proxied: Any, bucket: str) -> None:
+    result = await asyncup.upload(
+        random_bytes(2 * PART), bucket, "obj", client=proxied, config=CONFIG, extra_args=SSE_C
+    )
+    assert result.verified_by is None
+    assert result.unverified_reason is not None
+    assert "SSE-C" in result.unverified_reason
+
+
+@pytest.mark.parametrize("server", ["seaweedfs"], indirect=True)
+async def test_require_is_met_under_sse_c_by_a_store_that_verifies(
+    proxied: Any, bucket: str
+) -> None:
+    config = replace(CONFIG, integrity="require")
+    result = await asyncup.upload(
+        random_bytes(2 * PART), bucket, "obj", client=proxied, config=config, extra_args=SSE_C
+    )
+    assert result.verified_by == "store"
+
+
+@MOTO
+async def test_off_skips_asyncups_own_checks(proxy: FaultProxy, proxied: Any, bucket: str) -> None:
+    proxy.fail("UploadPart", "corrupt", part=2)
+    config = replace(CONFIG, integrity="off")
+    result = await asyncup.upload(
+        random_bytes(3 * PART), bucket, "obj", client=proxied, config=config
+    )
+    assert result.verified_by is None
+    assert "integrity='off'" in str(result.unverified_reason)
+    assert proxy.counts["ProbePart"] == 0
