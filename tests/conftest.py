@@ -71,9 +71,12 @@ def endpoint(server: str, request: pytest.FixtureRequest) -> str:
 
 def client_config(**overrides: Any) -> AioConfig:
     """A caller's client as the tests make it: botocore's own retries off, so every retry
-    seen in a test is asyncup's."""
+    seen in a test is asyncup's, and no checksum of botocore's own, so that every checksum
+    a store sees is one asyncup sent (a part sent without one fails the tests)."""
     settings: dict[str, Any] = {
         "retries": {"total_max_attempts": 1},
+        "request_checksum_calculation": "when_required",
+        "response_checksum_validation": "when_required",
         "connect_timeout": 5,
         "read_timeout": 10,
         "max_pool_connections": 32,

@@ -186,13 +186,20 @@ async def test_object_lock_on_seaweedfs(size: int, s3: Any, bucket: str) -> None
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
 async def test_sse_c_objects_read_back_with_the_key(
-    size: int, server: str, s3: Any, bucket: str
+    size: int, server: str, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
 ) -> None:
     data = random_bytes(size)
     result = await asyncup.upload(
-        data, bucket, "obj", client=s3, config=CONFIG, extra_args={"SSECustomerKey": KEY}
+        data, bucket, "obj", client=proxied, config=CONFIG, extra_args={"SSECustomerKey": KEY}
     )
     assert not result.etag_verified  # SSE-C ETags are not MD5s
+    # Every write carries the key: a part sent without it would be stored in the clear (or,
+    # on SeaweedFS, corrupt the object) while a read-back of part 1 alone looks right.
+    writes = {"PutObject", "CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}
+    sent = [(op, headers) for op, headers in proxy.requests if op in writes]
+    assert len(sent) == (1 if size < PART else 2 + size // PART + (size % PART > 0))
+    for operation, headers in sent:
+        assert set(headers) >= SSE_C_HEADERS, operation
     got = await s3.get_object(
         Bucket=bucket, Key="obj", SSECustomerAlgorithm="AES256", SSECustomerKey=KEY
     )
@@ -427,8 +434,9 @@ async def test_stores_that_refuse_checksum_headers_work_with_checksum_algorithm_
     assert result.etag_verified
     assert await read_object(s3, bucket, "own") == data
     # A caller's client must say so too, or botocore adds CRC32 itself; asyncup warns.
-    with pytest.raises(asyncup.UploadError, match="InvalidArgument"):
-        await asyncup.upload(data, bucket, "theirs", client=proxied, config=compatible)
+    async with await make_client(proxy.url, request_checksum_calculation="when_supported") as c:
+        with pytest.raises(asyncup.UploadError, match="InvalidArgument"):
+            await asyncup.upload(data, bucket, "theirs", client=c, config=compatible)
     assert "request_checksum_calculation" in caplog.text
     async with await make_client(proxy.url, request_checksum_calculation="when_required") as c:
         result = await asyncup.upload(data, bucket, "theirs", client=c, config=compatible)
