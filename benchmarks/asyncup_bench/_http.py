@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape as _escape
 
@@ -19,6 +20,12 @@ _REASONS = {200: "OK", 204: "No Content", 400: "Bad Request", 404: "Not Found"}
 _MAX_HEAD = 64 * 1024
 
 _HEAD, _BODY, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER = range(6)
+
+
+class Running(Protocol):
+    """A digest updated piece by piece (the sink's checksum of a body)."""
+
+    def update(self, data: bytes) -> None: ...
 
 
 @dataclass(slots=True)
@@ -31,6 +38,8 @@ class Request:
     """Bytes of body received, framing of an aws-chunked payload included."""
     chunks: list[bytes] | None = None
     """The body, when the handler asked to keep it."""
+    running: Running | None = None
+    """A digest of the body kept up as it arrives, when the handler asked for one."""
 
     @property
     def aws_chunked(self) -> bool:
@@ -92,9 +101,9 @@ Handler = Callable[[Request], Awaitable[Response]]
 class Connection(asyncio.Protocol):
     """One client connection: a small state machine over the bytes as they arrive."""
 
-    def __init__(self, handler: Handler, wants_body: Callable[[Request], bool]) -> None:
+    def __init__(self, handler: Handler, on_head: Callable[[Request], None]) -> None:
         self._handler = handler
-        self._wants_body = wants_body
+        self._on_head = on_head
         self._transport: asyncio.Transport | None = None
         self._state = _HEAD
         self._buffer = bytearray()
@@ -162,8 +171,7 @@ class Connection(asyncio.Protocol):
         split = urlsplit(target)
         query = dict(parse_qsl(split.query, keep_blank_values=True))
         request = Request(method, split.path, query, headers)
-        if self._wants_body(request):
-            request.chunks = []
+        self._on_head(request)  # it may keep the body, or a digest of it
         self._request = request
         if headers.get("expect", "").lower() == "100-continue" and self._transport is not None:
             self._transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -185,12 +193,16 @@ class Connection(asyncio.Protocol):
             request.body_size += size
             if request.chunks is not None:
                 request.chunks.append(data)
+            if request.running is not None:
+                request.running.update(data)
             return b""
         left = self._left
         piece, rest = (data, b"") if size == left else (data[:left], data[left:])
         request.body_size += left
         if request.chunks is not None:
             request.chunks.append(piece)
+        if request.running is not None:
+            request.running.update(piece)
         self._left = 0
         if self._state == _BODY:
             self._dispatch()

@@ -19,6 +19,12 @@ the client's own Content-MD5 when it sent one ("claimed"), else a placeholder. H
 which in ``x-sink-etag`` (computed, claimed, none) and lists the part sizes in
 ``x-sink-parts`` (``8388608*127,4194304``) so that a runner can recompute the ETag.
 ``GET /_sink/stats`` answers JSON counters and the sink's own CPU seconds.
+
+Checksums: as S3 does, a body sent with an ``x-amz-checksum-*`` header (not a trailer) is
+checked as it arrives (CRC32 with ISA-L, CRC32C and CRC64NVME with awscrt, SHA1 and SHA256
+with hashlib), and a mismatch is refused as 400 BadDigest. A client that probes whether the
+store verifies (asyncup does) finds that it does, as on S3. CompleteMultipartUpload takes
+the parts its body lists, as S3 does (an unlisted part is dropped).
 """
 
 from __future__ import annotations
@@ -31,10 +37,12 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import resource
 import signal
 import sys
 import tempfile
+import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -70,6 +78,44 @@ class StoredObject:
 class Options:
     md5: bool = False
     part_delay: float = 0.0
+
+
+try:  # ISA-L's CRC32, as asyncup's (zlib's is the same function, slower)
+    from isal.isal_zlib import crc32 as _crc32
+except ImportError:  # pragma: no cover
+    _crc32 = zlib.crc32
+try:
+    from awscrt import checksums as _crt  # type: ignore[import-untyped]
+except ImportError:  # pragma: no cover
+    _crt = None
+
+CRCS: dict[str, tuple[Callable[[bytes, int], int], int]] = {"CRC32": (_crc32, 4)}
+if _crt is not None:
+    CRCS["CRC32C"] = (_crt.crc32c, 4)
+    CRCS["CRC64NVME"] = (_crt.crc64nvme, 8)
+RUNNING = {*CRCS, "SHA1", "SHA256"}
+
+
+class Checksum:
+    """The checksum a write's header names, kept up over its body as it arrives."""
+
+    def __init__(self, algorithm: str, expected: str) -> None:
+        self.algorithm, self.expected = algorithm, expected
+        self._crc = 0
+        self._hash = None if algorithm in CRCS else hashlib.new(algorithm.lower())
+
+    def update(self, data: bytes) -> None:
+        if self._hash is not None:
+            self._hash.update(data)
+        else:
+            self._crc = CRCS[self.algorithm][0](data, self._crc)
+
+    def matches(self) -> bool:
+        if self._hash is not None:
+            raw = self._hash.digest()
+        else:
+            raw = self._crc.to_bytes(CRCS[self.algorithm][1], "big")
+        return base64.b64encode(raw).decode() == self.expected
 
 
 def multipart_etag(parts: Sequence[Part]) -> tuple[str, str]:
@@ -124,9 +170,31 @@ class Store:
         self.counters = {"requests": 0, "body_bytes": 0, "parts": 0, "objects": 0}
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="sink-md5")
 
-    def wants_body(self, request: Request) -> bool:
-        """Whether ``request``'s body must be kept: to hash it, or to read a small document."""
-        return self.options.md5 and request.method == "PUT" and "/" in request.path.strip("/")
+    def on_head(self, request: Request) -> None:
+        """Keep the body of a write to hash it (--md5), or of a Complete (its parts list);
+        keep up the checksum a write's headers name, to check it."""
+        write = request.method == "PUT" and "/" in request.path.strip("/")
+        if (self.options.md5 and write) or (
+            request.method == "POST" and "uploadId" in request.query
+        ):
+            request.chunks = []
+        if write and not request.aws_chunked:
+            for name, value in request.headers.items():
+                algorithm = name.removeprefix("x-amz-checksum-").upper()
+                if name.startswith("x-amz-checksum-") and algorithm in RUNNING:
+                    request.running = Checksum(algorithm, value)
+                    break
+
+    @staticmethod
+    def _refused(request: Request) -> Response | None:
+        """BadDigest for a body whose checksum is not the one its header says."""
+        running = request.running
+        if isinstance(running, Checksum) and not running.matches():
+            name = running.algorithm
+            return error(
+                400, "BadDigest", f"The {name} you specified did not match the calculated checksum."
+            )
+        return None
 
     async def handle(self, request: Request) -> Response:
         self.counters["requests"] += 1
@@ -145,7 +213,7 @@ class Store:
         if method == "POST" and "uploads" in query:
             return self._create(bucket, key)
         if method == "POST" and "uploadId" in query:
-            return self._complete(query["uploadId"], bucket, key)
+            return self._complete(request, query["uploadId"], bucket, key)
         if method == "DELETE" and "uploadId" in query:
             self.uploads.pop(query["uploadId"], None)
             return Response(204)
@@ -213,6 +281,8 @@ class Store:
         return Part(request.payload_size, None, "none")
 
     async def _upload_part(self, request: Request, upload_id: str, number: int) -> Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
         part = await self._digest(request)
         if self.options.part_delay:
             await asyncio.sleep(self.options.part_delay)
@@ -225,6 +295,8 @@ class Store:
         return Response(200, headers={"ETag": etag})
 
     async def _put_object(self, request: Request, bucket: str, key: str) -> Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
         part = await self._digest(request)
         etag = f'"{part.md5.hex()}"' if part.md5 is not None else '"sink-unverified"'
         self.objects[(bucket, key)] = StoredObject(part.size, etag, part.how, [part.size])
@@ -240,11 +312,18 @@ class Store:
         )
         return Response(200, _http.xml("InitiateMultipartUploadResult", body))
 
-    def _complete(self, upload_id: str, bucket: str, key: str) -> Response:
-        upload = self.uploads.pop(upload_id, None)
+    def _complete(self, request: Request, upload_id: str, bucket: str, key: str) -> Response:
+        upload = self.uploads.get(upload_id)
         if upload is None:
             return error(404, "NoSuchUpload", "The specified upload does not exist.")
-        parts = [upload.parts[n] for n in sorted(upload.parts)]
+        document = b"".join(request.chunks or [])
+        listed = [int(n) for n in re.findall(rb"<PartNumber>\s*(\d+)\s*</PartNumber>", document)]
+        if not listed or any(n not in upload.parts for n in listed):
+            return error(
+                400, "InvalidPart", "One or more of the specified parts could not be found."
+            )
+        del self.uploads[upload_id]
+        parts = [upload.parts[n] for n in listed]
         etag, how = multipart_etag(parts)
         sizes = [part.size for part in parts]
         self.objects[(bucket, key)] = StoredObject(sum(sizes), etag, how, sizes)
@@ -305,7 +384,7 @@ async def serve(
         ca_bundle = files.ca
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: _http.Connection(store.handle, store.wants_body),
+        lambda: _http.Connection(store.handle, store.on_head),
         host="127.0.0.1",
         port=port,
         ssl=ssl_context,
