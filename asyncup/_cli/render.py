@@ -151,7 +151,8 @@ class Reporter:
             result = outcome.result
             assert result is not None
             parts = f"{result.parts} part{'' if result.parts == 1 else 's'}"
-            unverified = "" if result.verified_by else f"; not verified: {result.unverified_reason}"
+            why = result.unverified_reason
+            unverified = f"; not verified: {why}" if why else ""
             self._print(
                 f"upload: {_route(outcome.item)}"
                 f" ({human(result.size)}, {parts}, {outcome.seconds:.2f} s{unverified})",

@@ -158,9 +158,12 @@ async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
         endpoint, config, region_name="us-east-1", client_config=client_config()
     ) as client:
         sent: list[type] = []
-        client.meta.events.register(
-            "before-send.s3.UploadPart", lambda request, **_: sent.append(type(request.body))
-        )
+
+        def record(request: Any, **_: Any) -> None:
+            if "partNumber=10000" not in request.url:  # not the integrity probe's one byte
+                sent.append(type(request.body))
+
+        client.meta.events.register("before-send.s3.UploadPart", record)
         await asyncup.upload(chunks(), bucket, "stream", client=client, config=config)
         await asyncup.upload(data, bucket, "bytes", client=client, config=config)
     assert made

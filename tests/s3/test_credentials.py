@@ -144,10 +144,11 @@ async def test_credentials_revoked_mid_upload_fail_it_once_and_the_orphan_is_swe
     auth_moto: AuthMoto, auth_proxy: FaultProxy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Credentials IAM does not know, honoured while moto lets requests through unchecked:
-    # CreateMultipartUpload and parts 1 and 2. Part 3 is refused: they are revoked.
+    # CreateMultipartUpload, the integrity probe and parts 1 and 2. Part 3 is refused: they
+    # are revoked.
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAREVOKEDMIDUPLOAD")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "revoked-secret")
-    reset_auth(auth_moto.endpoint, 3)
+    reset_auth(auth_moto.endpoint, 4)
     try:
         with pytest.raises(asyncup.UploadError) as caught:
             await asyncup.upload(
@@ -291,9 +292,11 @@ async def test_credentials_rotated_mid_upload_carry_it_through(
             )
 
     assert result.parts == 4
-    # Create and part 1 went with the old key; everything after the rotation with the new.
-    operations = ["CreateMultipartUpload"] + ["UploadPart"] * 4 + ["CompleteMultipartUpload"]
-    keys = [old.access_key_id] * 2 + [new[0].access_key_id] * 4
+    # Create, the integrity probe and part 1 went with the old key; everything after the
+    # rotation with the new.
+    operations = ["CreateMultipartUpload", "ProbePart"]
+    operations += ["UploadPart"] * 4 + ["CompleteMultipartUpload"]
+    keys = [old.access_key_id] * 3 + [new[0].access_key_id] * 4
     assert key_ids(auth_proxy) == list(zip(operations, keys, strict=True))
     async with client("s3", auth_moto.endpoint, new[0]) as s3:
         await assert_object(s3, BUCKET, key, DATA, 5 * MiB)
