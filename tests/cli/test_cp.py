@@ -186,6 +186,8 @@ async def test_json_lines_describe_each_object(
         assert line["size"] == head["ContentLength"] == len(files[key])
         assert line["etag"] == head["ETag"]
         assert line["seconds"] >= 0
+        # No checksum sent: every write's ETag was compared with its MD5.
+        assert (line["verified_by"], line["unverified_reason"]) == ("asyncup", None)
     assert lines["big.bin"]["parts"] == 2
     assert "3 files uploaded" in run.stderr  # the summary stays out of the JSON lines
 
