@@ -1,8 +1,10 @@
-"""Before/after: the current asyncup bench client against older cores (PYTHONPATH), sink.
+"""Before/after: the current asyncup bench client against older cores (PYTHONPATH).
 
 Usage (from the checkout, venv active; cores in worktrees /tmp/asyncup-vN):
-    python benchmarks/scripts/variants.py v0,v1,v5 http,https 5 [file|slow] [SIZE_MiB]
-Prints each run and the medians; writes /tmp/bench-out/variants-CASE-TRANSPORTS.json.
+    python benchmarks/scripts/variants.py v0,v1,v5 http,https 5 [file|slow] [SIZE_MiB] [SERVER]
+SERVER: sink (default), moto or seaweedfs (HTTP only). Runs interleaved, the order rotated
+each round; prints each run and the medians; writes
+/tmp/bench-out/variants-CASE-TRANSPORTS[-SERVER].json.
 """
 
 from pathlib import Path
@@ -25,13 +27,14 @@ transports = sys.argv[2].split(",")
 repeat = int(sys.argv[3])
 case = sys.argv[4] if len(sys.argv) > 4 else "file"
 size = int(sys.argv[5]) * MiB if len(sys.argv) > 5 else 1024 * MiB
+server_name = sys.argv[6] if len(sys.argv) > 6 else "sink"
 delay = 0.5 if case == "slow" else 0.0
 out = {}
 with tempfile.TemporaryDirectory(prefix="variants-") as wd:
     path = os.path.join(wd, "data.bin")
     write_random(path, size)
     for transport in transports:
-        with start("sink", tls=transport == "https", part_delay=delay) as server:
+        with start(server_name, tls=transport == "https", part_delay=delay) as server:
             v = Verifier(server, BUCKET, {"path": path})
             v.create_bucket()
             for rnd in range(repeat + 1):
@@ -53,9 +56,9 @@ with tempfile.TemporaryDirectory(prefix="variants-") as wd:
                     }
                     env = client_env(server)
                     env["PYTHONPATH"] = f"/tmp/asyncup-{name}"
-                    b = sink_cpu(server)
+                    b = sink_cpu(server) if server_name == "sink" else 0.0
                     r = run_client([sys.executable, CLIENT, json.dumps(spec)], env=env, timeout=600)
-                    a = sink_cpu(server)
+                    a = sink_cpu(server) if server_name == "sink" else 0.0
                     rep = (
                         json.loads([x for x in r.stdout.splitlines() if x.startswith("{")][-1])
                         if r.status == 0
@@ -87,5 +90,7 @@ res = {
     for k, xs in out.items()
 }
 print(json.dumps(res, indent=1))
-with open(f"/tmp/bench-out/variants-{case}-{'-'.join(transports)}.json", "w") as dest:
+suffix = "" if server_name == "sink" else f"-{server_name}"
+os.makedirs("/tmp/bench-out", exist_ok=True)
+with open(f"/tmp/bench-out/variants-{case}-{'-'.join(transports)}{suffix}.json", "w") as dest:
     json.dump({"case": case, "size": size, "samples": out, "medians": res}, dest, indent=1)
