@@ -22,19 +22,26 @@ with contextlib.suppress(ImportError):
 
 
 async def run_stages(stages: Sequence[Callable[[], Awaitable[None]]]) -> None:
-    first_error: Exception | None = None
+    failed: list[Exception] = []  # the first failure, until it is raised
 
     async def guarded(stage: Callable[[], Awaitable[None]]) -> None:
-        nonlocal first_error
         try:
             await stage()
         except Exception as exc:
-            if first_error is None:
-                first_error = exc
+            if not failed:
+                failed.append(exc)
             group.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
         for stage in stages:
             group.start_soon(guarded, stage)
-    if first_error is not None:
-        raise first_error
+    if failed:
+        # No frame keeps the error once it is raised: its traceback holds the stages' frames
+        # (and their part buffers), and a cycle through them would wait for the cyclic GC,
+        # which an idle process may not run for long (a web backend kept failed uploads'
+        # buffers, measured: benchmarks/RESULTS.md).
+        error = failed.pop()
+        try:
+            raise error
+        finally:
+            del error

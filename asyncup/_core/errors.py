@@ -12,6 +12,7 @@
     ├── PartError               inside: one part failed for good (its ``__cause__``)
     ├── SourceSizeError         inside: the source held more or fewer bytes than planned
     ├── UnverifiedError         inside: integrity='require', and a write nothing can verify
+    ├── SourceReadError         inside: a stream's read failed (its ``__cause__``)
     └── StreamTooLongError       a stream outgrew what 10,000 parts can carry
     ShortSourceError (OSError)   inside: a file ended inside the range being read or sent
     StaleSourceError             inside: the file is not the one a journal's parts came from
@@ -126,6 +127,11 @@ class StaleSourceError(Exception):
 
 class ShortSourceError(OSError):
     """The file ended inside the range being read or sent: it shrank."""
+
+
+class SourceReadError(AsyncupError):
+    """A caller's stream failed to read (``__cause__``: its own error, which the caller sees
+    as the ``UploadError``'s cause)."""
 
 
 class UnverifiedError(AsyncupError):

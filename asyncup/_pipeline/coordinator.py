@@ -21,7 +21,7 @@ from .._core.results import UploadResult
 from .._s3.client import sends_from_files
 from .._s3.ranges import stream_ranges
 from . import multipart, single
-from .failures import failure
+from .failures import failure, root_cause
 from .job import Job
 from .producer import produce_planned, produce_stream, read_stream_head
 from .resume import resumable
@@ -39,6 +39,9 @@ async def upload(job: Job, source: Source) -> UploadResult:
             with anyio.move_on_after(job.config.abort_timeout, shield=True):
                 await source.aclose()
         finally:
+            # The pooled buffers go now, not when the job is collected: a failed upload's
+            # job lives on in its exception's traceback, and a cycle waits for the GC.
+            job.pool.clear(job.lease)
             job.lease.release_all()
 
 
@@ -58,7 +61,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     try:
         await source.open()
     except Exception as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     size = job.total = source.size
     # asyncup's own clients send bodies as they are given: a part buffer is made, pages and
     # all, off the event loop, and a file's parts are sent from the file.
@@ -79,7 +82,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     try:
         head, ended = await read_stream_head(job, source)
     except Exception as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     size = sum(part.length for part in head)
     if ended and _one_request(job, size):
         body = head[0].body if len(head) == 1 else bytearray().join(p.body for p in head)

@@ -16,6 +16,7 @@ from .._core.errors import (
     IntegrityError,
     PartError,
     SourceChangedError,
+    SourceReadError,
     SourceSizeError,
     StaleSourceError,
     UnverifiedError,
@@ -30,7 +31,9 @@ log = logging.getLogger("asyncup")
 
 def root_cause(exc: BaseException) -> BaseException:
     if isinstance(exc, PartError) and exc.__cause__ is not None:
-        return exc.__cause__
+        exc = exc.__cause__
+    if isinstance(exc, SourceReadError) and exc.__cause__ is not None:
+        exc = exc.__cause__  # the source's own error
     return exc
 
 

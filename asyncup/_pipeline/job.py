@@ -22,6 +22,9 @@ from .journal import Journal
 from .pace import Pacer
 from .sources import PathSource
 
+# A short part at least this large is copied into a mapping of its own (``Job._short_copy``).
+SHORT_COPY_MAPPED = 256 * 1024
+
 ProgressCallback = Callable[[int], object | Awaitable[object]]
 Reader = Callable[[memoryview], Awaitable[int]]
 
@@ -144,10 +147,21 @@ class Job:
         self, readinto: Reader, number: int, size: int, buffer: Buffer, reserved: int
     ) -> FilledPart:
         n = await readinto(memoryview(buffer)[:size])
-        # A short part is copied whole into a bytearray: botocore turns a bytes body into a
-        # file object, which it would read on the event loop.
-        body = buffer if n == len(buffer) else bytearray(memoryview(buffer)[:n])
+        body = buffer if n == len(buffer) else await self._short_copy(buffer, n)
         return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
+
+    async def _short_copy(self, buffer: Buffer, n: int) -> Buffer:
+        """A short part (a stream's last) copied whole into a buffer of its own size: botocore
+        turns a bytes body into a file object, which it would read on the event loop. On
+        asyncup's own clients the copy is a mapping too: a bytearray of megabytes made on the
+        event loop's thread comes from malloc's main heap, which a web backend's uploads
+        fragmented past giving back (RSS hundreds of MiB over the budget, measured:
+        benchmarks/RESULTS.md), where a mapping goes back to the system when it is dropped."""
+        if not self.mapped_buffers or n < SHORT_COPY_MAPPED:
+            return bytearray(memoryview(buffer)[:n])
+        copy = await anyio.to_thread.run_sync(mapped_buffer, n)
+        copy[:n] = memoryview(buffer)[:n]
+        return copy
 
     @property
     def wants_md5(self) -> bool:

@@ -81,7 +81,7 @@ async def run(
         except Exception as exc:
             if never_sent(retries, exc):
                 job.unsent = "CreateMultipartUpload"
-            raise failure(job, exc) from exc
+            raise failure(job, exc) from root_cause(exc)
         job.upload_id = response["UploadId"]
         log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
         if retries.reached:

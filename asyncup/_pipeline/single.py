@@ -24,7 +24,7 @@ from .._core.verify import (
     same_etag,
 )
 from .._s3.calls import Response
-from .failures import failure
+from .failures import failure, root_cause
 from .integrity import buffer_md5, check_answer
 from .job import Job
 from .outcome import Retries, may_have_landed, never_sent, ours_meanwhile, result
@@ -42,7 +42,7 @@ async def put_object(job: Job, source: Source, size: int) -> UploadResult:
                 None,
             )
     except Exception as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     return await put_body(job, body)
 
 
@@ -95,7 +95,7 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
                 raise
             response, verified = found
     except Exception as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     await job.progress(len(body), 1)
     return result(job, response, size=len(body), parts=1, verified=verified)
 

@@ -11,10 +11,14 @@ import inspect
 import io
 import os
 import stat as stat_module
-from collections.abc import AsyncIterable, AsyncIterator
-from typing import Any, Protocol
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from typing import Any, Protocol, TypeVar
 
 import anyio.to_thread
+
+from .._core.errors import SourceReadError
+
+T = TypeVar("T")
 
 ACCEPTED = (
     "bytes, bytearray or memoryview; a path (str or os.PathLike); a binary file object"
@@ -54,6 +58,20 @@ def adapt(source: object) -> Source:
     if read is not None or hasattr(source, "readinto"):
         return FileSource(source)
     raise TypeError(f"cannot upload a {type(source).__name__}; accepted: {ACCEPTED}")
+
+
+async def _outside(read: Awaitable[T]) -> T:
+    """Await a caller's read; what it raises reaches asyncup as a ``SourceReadError`` whose
+    cause is the error itself. The error may be held in a cycle of the caller's (aiohttp's
+    reader keeps it, and its waiter future, whose frame is in its traceback): were its
+    traceback to run on through the frames that hold a part buffer, that buffer would wait
+    for the cyclic GC. The caller still sees its own error (``failures`` unwraps it)."""
+    try:
+        return await read
+    except StopAsyncIteration:
+        raise  # the end of an async iterable, not a failure
+    except Exception as exc:
+        raise SourceReadError(str(exc)) from exc
 
 
 def _as_bytes(chunk: object) -> memoryview:
@@ -176,6 +194,14 @@ class FileSource:
         pass
 
 
+# The most one read(n) asks of an async reader. aiohttp's StreamReader raises its buffer's
+# high-water mark to 2n for every read(n): asked for a whole part (8 MiB), each request read
+# ahead 16 MiB of its client's body before pausing the socket, and a web backend's memory grew
+# with its clients (120 at once: over 1 GiB, measured). At 128 KiB a request holds at most
+# ~0.5 MiB (the mark, and one socket read beyond it) while its upload waits for the budget.
+READ_SLICE = 128 * 1024
+
+
 class AsyncReaderSource:
     """An object with ``async def read(n)``: aiohttp's StreamReader, anyio's AsyncFile..."""
 
@@ -191,7 +217,9 @@ class AsyncReaderSource:
     async def readinto(self, view: memoryview) -> int:
         filled = 0
         while filled < len(view):
-            chunk = _as_bytes(await self._reader.read(len(view) - filled))
+            chunk = _as_bytes(
+                await _outside(self._reader.read(min(len(view) - filled, READ_SLICE)))
+            )
             if not chunk:
                 break
             if len(chunk) > len(view) - filled:
@@ -201,7 +229,10 @@ class AsyncReaderSource:
         return filled
 
     async def aclose(self) -> None:
-        pass
+        # A reader that failed keeps its error (aiohttp's does, for every later read), and the
+        # error's traceback runs through our frames, which hold this source and its part
+        # buffer: a cycle only the cyclic GC would break. Let go of the reader instead.
+        self._reader = None
 
 
 class AsyncIterableSource:
@@ -225,7 +256,7 @@ class AsyncIterableSource:
                 if self._done:
                     break
                 try:
-                    self._leftover = _as_bytes(await anext(self._iterator))
+                    self._leftover = _as_bytes(await _outside(anext(self._iterator)))
                 except StopAsyncIteration:
                     self._done = True
                     break

@@ -19,7 +19,7 @@ import anyio.to_thread
 from .._core.errors import SourceChangedError
 from .._core.handle import SSE_CUSTOMER_KEY_ENV, ParallelUpload
 from .._core.params import RoutedArgs, route
-from .._pipeline.failures import failure
+from .._pipeline.failures import failure, root_cause
 from .._pipeline.job import Job
 from .._pipeline.uploader import Uploader
 
@@ -77,7 +77,7 @@ async def check_source(job: Job, handle: ParallelUpload) -> None:
     try:
         now = await anyio.to_thread.run_sync(stat_file, handle.path)
     except OSError as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     if now != (handle.size, handle.mtime_ns):
         raise SourceChangedError(
             f"{handle.path} is not the file the upload began with (size, mtime_ns"

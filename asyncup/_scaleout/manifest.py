@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._core.handle import ParallelUpload, PartResult
-from .._pipeline.failures import failure
+from .._pipeline.failures import failure, root_cause
 from .._pipeline.journal import Journal, load
 from .._pipeline.resume import keepable, list_parts
 from .._pipeline.uploader import Uploader
@@ -95,7 +95,7 @@ async def resume(
     except Exception as exc:
         if error_code(exc) == "NoSuchUpload" and len(recorded) == handle.part_count:
             return Resumed(manifest, recorded, ())
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     completed = {result.number: result.completed() for result in recorded}
     kept = keepable(completed, listed, handle.plan)
     todo = tuple(n for n in range(1, handle.part_count + 1) if n not in kept)

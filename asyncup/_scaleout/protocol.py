@@ -50,7 +50,7 @@ from .._core.plan import Part
 from .._core.results import UploadResult
 from .._core.verify import CompletedPart, same_digest
 from .._pipeline import integrity, multipart
-from .._pipeline.failures import failure
+from .._pipeline.failures import failure, root_cause
 from .._pipeline.job import Job
 from .._pipeline.outcome import completed, completed_meanwhile
 from .._pipeline.resume import list_parts
@@ -126,7 +126,7 @@ async def begin(
             lambda: job.s3.call("create_multipart_upload", create), up.config.abort_timeout
         )
     except Exception as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     handle = ParallelUpload(
         bucket=bucket,
         key=key,
@@ -229,7 +229,7 @@ async def complete(
             found = await _completed_earlier(job, handle, results)
             if found is not None:
                 return found
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     reconciled = reconcile(handle.plan, results, listed)
     divergent, missing = reconciled.divergent, reconciled.missing
     where: dict[str, Any] = {
@@ -256,7 +256,7 @@ async def complete(
     try:
         response = await multipart.complete(job)
     except Exception as exc:
-        raise failure(job, exc) from exc
+        raise failure(job, exc) from root_cause(exc)
     return completed(job, response)
 
 

@@ -52,6 +52,31 @@ def status(pid: int) -> dict[str, int]:
     return fields
 
 
+def breakdown(pid: int) -> dict[str, int]:
+    """The app's resident MiB by kind of mapping (from /proc/PID/smaps): part buffers (8 MiB
+    anonymous mappings), the brk heap, other anonymous memory (malloc's thread arenas and
+    its large blocks, Python's own arenas), and files (code, libraries)."""
+    kinds: Counter[str] = Counter()
+    kind = "file"
+    with open(f"/proc/{pid}/smaps") as file:
+        for line in file:
+            fields = line.split()
+            if "-" in fields[0] and len(fields) >= 5:
+                start, end = (int(x, 16) for x in fields[0].split("-"))
+                name = fields[5] if len(fields) > 5 else ""
+                if name == "[heap]":
+                    kind = "heap"
+                elif name.startswith("/"):
+                    kind = "file"
+                elif end - start == 8 * MiB:
+                    kind = "8MiB_mappings"
+                else:
+                    kind = "anon"
+            elif fields[0] == "Rss:":
+                kinds[kind] += int(fields[1])
+    return {k: v // 1024 for k, v in kinds.items()}
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -131,7 +156,10 @@ async def main() -> None:
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         }
-        app = subprocess.Popen([sys.executable, "-c", APP], env=env)
+        command = [sys.executable, "-c", APP]
+        if os.environ.get("WEB_MEMORY_APP"):  # another app script (a traced one, say)
+            command = [sys.executable, os.environ["WEB_MEMORY_APP"]]
+        app = subprocess.Popen(command, env=env)
         try:
             url = f"http://127.0.0.1:{port}"
             for _ in range(100):
@@ -146,7 +174,16 @@ async def main() -> None:
             for number in range(rounds):
                 before = status(app.pid)["VmRSS"]
                 started = time.monotonic()
-                seen = await round_(url, clients, number)
+                if os.environ.get("WEB_MEMORY_APP"):  # a look at the app mid-round too
+                    async def look() -> None:
+                        await asyncio.sleep(float(os.environ.get("WEB_MEMORY_AT", "1")))
+                        async with aiohttp.ClientSession() as session:
+                            async with session.get(f"{url}/_snap") as answer:
+                                print("mid-round:", await answer.text(), flush=True)
+
+                    seen, _ = await asyncio.gather(round_(url, clients, number), look())
+                else:
+                    seen = await round_(url, clients, number)
                 seconds = time.monotonic() - started
                 await asyncio.sleep(2)  # what the app gives back once the load is gone
                 after = status(app.pid)
@@ -159,12 +196,18 @@ async def main() -> None:
                             "rss_after": after["VmRSS"],
                             "seconds": round(seconds, 1),
                             **seen,
+                            "rss_after_by_kind": breakdown(app.pid),
                         }
                     ),
                     flush=True,
                 )
                 if server_name == "moto":
                     await empty(server.endpoint)
+                if os.environ.get("WEB_MEMORY_APP"):
+                    async with aiohttp.ClientSession() as session:
+                        async with session.get(f"{url}/_snap") as answer:
+                            print(await answer.text(), flush=True)
+                    print("after the app's gc.collect():", breakdown(app.pid), flush=True)
         finally:
             app.terminate()
             app.wait(10)
