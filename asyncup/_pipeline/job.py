@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import mmap
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,9 +22,6 @@ from .events import EventKind, UploadEvent
 from .journal import Journal
 from .pace import Pacer
 from .sources import PathSource
-
-# A short part at least this large is copied into a mapping of its own (``Job._short_copy``).
-SHORT_COPY_MAPPED = 256 * 1024
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
 Reader = Callable[[memoryview], Awaitable[int]]
@@ -147,21 +145,32 @@ class Job:
         self, readinto: Reader, number: int, size: int, buffer: Buffer, reserved: int
     ) -> FilledPart:
         n = await readinto(memoryview(buffer)[:size])
-        body = buffer if n == len(buffer) else await self._short_copy(buffer, n)
-        return FilledPart(number=number, body=body, buffer=buffer, reserved=reserved)
+        if n == len(buffer):
+            return FilledPart(number=number, body=buffer, buffer=buffer, reserved=reserved)
+        # A short part (a stream's last) is sent from its buffer cut down to its size (no
+        # copy: a copy made at once with the full buffer was memory outside the budget), and
+        # the rest of its budget goes back at once.
+        body = self._cut(buffer, n)
+        kept = min(n, reserved)
+        self.lease.release(reserved - kept)
+        return FilledPart(number=number, body=body, buffer=body, reserved=kept)
 
-    async def _short_copy(self, buffer: Buffer, n: int) -> Buffer:
-        """A short part (a stream's last) copied whole into a buffer of its own size: botocore
-        turns a bytes body into a file object, which it would read on the event loop. On
-        asyncup's own clients the copy is a mapping too: a bytearray of megabytes made on the
-        event loop's thread comes from malloc's main heap, which a web backend's uploads
-        fragmented past giving back (RSS hundreds of MiB over the budget, measured:
-        benchmarks/RESULTS.md), where a mapping goes back to the system when it is dropped."""
-        if not self.mapped_buffers or n < SHORT_COPY_MAPPED:
+    @staticmethod
+    def _cut(buffer: Buffer, n: int) -> Buffer:
+        """``buffer`` cut down to its first ``n`` bytes, in place: a mapping is remapped
+        smaller (its other pages go back to the system), a bytearray shortened. botocore
+        must get a buffer, not a bytes copy: it would turn bytes into a file object and
+        read it on the event loop."""
+        try:
+            if isinstance(buffer, mmap.mmap):
+                if n == 0:
+                    return bytearray()
+                buffer.resize(n)
+            else:
+                del buffer[n:]
+        except (BufferError, OSError, SystemError, TypeError):  # still viewed, or no mremap
             return bytearray(memoryview(buffer)[:n])
-        copy = await anyio.to_thread.run_sync(mapped_buffer, n)
-        copy[:n] = memoryview(buffer)[:n]
-        return copy
+        return buffer
 
     @property
     def wants_md5(self) -> bool:

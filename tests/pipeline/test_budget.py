@@ -18,6 +18,8 @@ from asyncup._pipeline.job import Job
 from asyncup._s3.client import open_client
 from asyncup._s3.payloads import PartPayload
 from tests.conftest import MiB, assert_object, client_config, random_bytes
+from tests.faultproxy import FaultProxy
+from tests.pipeline.test_many import LiveBuffers
 
 
 async def fill(view: memoryview) -> int:
@@ -106,7 +108,8 @@ async def test_a_mapped_part_buffer_is_made_off_the_event_loop(
 ) -> None:
     """On asyncup's own clients (``Job.mapped_buffers``) a new part buffer is an anonymous
     mapping made in a worker thread, so its page faults do not stall the event loop; pooled,
-    it is reused; a short part is sent as a copy of what was read."""
+    it is reused; a short part is sent from that buffer cut down to its size (no copy), and
+    the rest of its budget goes back at once."""
     made: list[str] = []
 
     def spy(size: int) -> mmap.mmap:
@@ -127,9 +130,12 @@ async def test_a_mapped_part_buffer_is_made_off_the_event_loop(
         return 3
 
     short = await job.read_part(three, 2, 6, 6)
-    assert short.buffer is part.buffer  # from the pool: no new mapping
-    assert isinstance(short.body, bytearray)
-    assert short.body == b"abc"
+    assert short.buffer is part.buffer  # from the pool: no new mapping ...
+    assert short.body is short.buffer  # ... and no copy: cut down to the part's size
+    assert len(short.body) == 3
+    assert bytes(short.body) == b"abc"
+    assert short.reserved == 3
+    assert job.lease.held == 3
     assert len(made) == 1
     assert made[0] != threading.current_thread().name
 
@@ -171,3 +177,26 @@ async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
     assert sent == [PartPayload] * 8  # views of the buffers, never read by botocore as files
     await assert_object(s3, bucket, "stream", data, part)
     await assert_object(s3, bucket, "bytes", data, part)
+
+
+async def test_one_upload_holds_at_most_concurrency_plus_queue_plus_one_buffers(
+    proxy: FaultProxy, proxied: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The per-upload bound on its own: with an Uploader budget far above it (100 parts) and
+    a slow store, a stream holds at most concurrency + queue_size + 1 part buffers (being
+    sent, waiting in the queue, being filled), not as many as the budget allows."""
+    part = 5 * MiB
+    config = TransferConfig(
+        part_size=part, multipart_threshold=part, concurrency=2, queue_size=1,
+        max_buffer_bytes=100 * part,
+    )  # fmt: skip
+    proxy.delay("UploadPart", 0.3)
+    live = LiveBuffers(monkeypatch)
+    data = random_bytes(12 * part, seed=12)
+
+    async def stream() -> Any:
+        for start in range(0, len(data), MiB):
+            yield data[start : start + MiB]
+
+    await asyncup.upload(stream(), bucket, "obj", client=proxied, config=config)
+    assert 3 * part <= live.peak <= (2 + 1 + 1) * part

@@ -37,12 +37,25 @@ class LiveBuffers:
         )
 
     def _counted(self, kind: type, size: int, *args: Any) -> Any:
-        """A ``kind(*args)`` of ``size`` bytes, counted until it is freed."""
+        """A ``kind(*args)`` of ``size`` bytes, counted until it is freed (and as it is cut
+        down: a short part's buffer is)."""
         counter = self
 
         class Counted(kind):
+            counted = size
+
             def __del__(self) -> None:
-                counter.now -= size
+                counter.now -= self.counted
+
+            def resize(self, new: int) -> None:  # a mapping
+                super().resize(new)
+                counter.now -= self.counted - new
+                self.counted = new
+
+            def __delitem__(self, index: Any) -> None:  # a bytearray cut down
+                super().__delitem__(index)
+                counter.now -= self.counted - len(self)
+                self.counted = len(self)
 
         self.now += size
         self.peak = max(self.peak, self.now)
