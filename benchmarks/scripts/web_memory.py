@@ -159,7 +159,7 @@ async def main() -> None:
         command = [sys.executable, "-c", APP]
         if os.environ.get("WEB_MEMORY_APP"):  # another app script (a traced one, say)
             command = [sys.executable, os.environ["WEB_MEMORY_APP"]]
-        app = subprocess.Popen(command, env=env)
+        app = subprocess.Popen(command, env=env, cwd=os.path.dirname(core) or "/")  # not the checkout: its asyncup would come first
         try:
             url = f"http://127.0.0.1:{port}"
             for _ in range(100):
