@@ -86,8 +86,8 @@ def verified_by(verified: Verified, store_verified: bool) -> str | None:
 
 
 def unverifiable(args: RoutedArgs, response: Mapping[str, Any], integrity: str) -> str:
-    """Why a write's answer vouches for nothing (its checksum not echoed, its ETag not
-    compared): the words of ``UploadResult.unverified_reason``."""
+    """Why nothing vouches for a write (the store does not verify checksums, and its ETag
+    was not compared): the words of ``UploadResult.unverified_reason``."""
     if integrity == "off":
         return "the store does not verify checksums, and integrity='off' skips asyncup's MD5 check"
     if response.get("SSECustomerAlgorithm") or "SSECustomerKey" in args.part:

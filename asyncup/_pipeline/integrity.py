@@ -28,15 +28,18 @@ from .._core.errors import UnverifiedError
 from .._core.plan import MAX_PARTS
 from .._core.retry import CORRUPTION_CODES
 from .._core.verify import (
+    Verified,
     check_write,
     etag_is_md5,
     known_to_verify,
+    same_digest,
     unverifiable,
     verified_by,
     wrong_checksum,
 )
 from .._s3.calls import Response
 from .._s3.errors import error_code
+from .._s3.ranges import digest_range
 from .job import Job
 
 log = logging.getLogger("asyncup")
@@ -88,10 +91,11 @@ async def _probe(job: Job, algorithm: str) -> bool | None:
 
 async def check_answer(
     job: Job, response: Response, digest: PartDigest, what: str, rehash: Rehash
-) -> PartDigest:
+) -> tuple[PartDigest, Verified]:
     """Check one write's answer (``check_write``), and compare its ETag with the MD5 where
     the store does not vouch for the bytes. Returns the digest, with the MD5 if one was
-    computed (the whole object's ETag is then checked too, after Complete)."""
+    computed (the whole object's ETag is then checked too, after Complete), and what of the
+    answer matched."""
     verified = check_write(job.args, response, digest, what)
     by_store = job.s3.store.verifies is True and job.args.checksum_algorithm is not None
     if (
@@ -109,7 +113,30 @@ async def check_answer(
             raise UnverifiedError(f"{what} could not be verified: {reason} (integrity='require')")
         job.unverified_reason = job.unverified_reason or reason
     job.write_checks.add(by)
-    return digest
+    return digest, verified
+
+
+def range_md5(
+    path: str,
+    offset: int,
+    length: int,
+    sent: PartDigest,
+    algorithm: str | None,
+    changed: Callable[[], Exception],
+    fd: int | None = None,
+) -> Rehash:
+    """``Rehash`` of a file range already sent. Its checksum is read again too, and must be
+    the one sent (else ``changed()`` is raised): a file changed between the first read and
+    the send would otherwise pass, its MD5 read now matching the bytes that went out."""
+
+    async def rehash() -> bytes:
+        again = await digest_range(path, offset, length, algorithm, fd, md5=True)
+        if not same_digest(again, sent):
+            raise changed()
+        assert again.md5 is not None
+        return again.md5
+
+    return rehash
 
 
 def buffer_md5(body: Buffer | memoryview) -> Rehash:

@@ -59,12 +59,15 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
         }
 
         written: Response | None = None  # the last answer whose ETag the bytes sent disown
+        verified = Verified()
 
         async def check(response: Response) -> None:
-            nonlocal digest, written
+            nonlocal digest, verified, written
             written = None
             try:
-                digest = await check_answer(job, response, digest, "the object", buffer_md5(body))
+                digest, verified = await check_answer(
+                    job, response, digest, "the object", buffer_md5(body)
+                )
             except BadResponseError:
                 written = response if response.get("ETag") else None
                 raise
@@ -80,7 +83,6 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
                 pace=job.pace(len(body)),
                 on_retry=retries,
             )
-            verified = check_write(job.args, response, digest, "the object")
         except Exception as exc:
             if never_sent(retries, exc):
                 job.unsent = "PutObject"

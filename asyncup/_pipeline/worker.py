@@ -22,7 +22,7 @@ from .._s3.calls import Response
 from .._s3.errors import error_code
 from .._s3.payloads import source_shrank
 from .._s3.ranges import RangeBody, digest_range
-from .integrity import Rehash, buffer_md5, check_answer
+from .integrity import Rehash, buffer_md5, check_answer, range_md5
 from .job import FilePart, Job, QueuedPart
 
 
@@ -61,16 +61,11 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
         except ShortSourceError as exc:
             raise _changed(job, part, "ended inside") from exc
 
-    async def rehash() -> bytes:
-        # Read again after it was sent: the checksum too, or a file changed between the
-        # first read and the send would pass (its MD5 read now matches what was sent).
-        again = await digest(algorithm, md5=True)
-        if not same_digest(again, sent):
-            raise _changed(job, part, "changed while sending")
-        assert again.md5 is not None
-        return again.md5
-
     sent = await digest(algorithm, job.wants_md5)
+    rehash = range_md5(
+        path, part.offset, part.length, sent, algorithm,
+        lambda: _changed(job, part, "changed while sending"), source.fd,
+    )  # fmt: skip
     with RangeBody(path, part.offset, part.length, source.fd) as body:
         try:
             return await send_part(job, part.number, body, part.length, sent, rehash)
@@ -112,7 +107,7 @@ async def send_part(
 
     async def check(response: Response) -> None:
         nonlocal digest
-        digest = await check_answer(job, response, digest, f"part {number}", rehash)
+        digest, _ = await check_answer(job, response, digest, f"part {number}", rehash)
 
     job.emit("part_started", part_number=number)
     response = await job.s3.call(

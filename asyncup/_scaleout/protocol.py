@@ -48,9 +48,10 @@ from .._core.handle import HANDLE_ARGS, ParallelUpload, PartResult
 from .._core.params import EVERY_REQUEST_ARGS, RoutedArgs, route
 from .._core.plan import Part
 from .._core.results import UploadResult
-from .._core.verify import CompletedPart, same_digest
+from .._core.verify import CompletedPart
 from .._pipeline import integrity, multipart
 from .._pipeline.failures import failure, root_cause
+from .._pipeline.integrity import range_md5
 from .._pipeline.job import Job
 from .._pipeline.outcome import completed, completed_meanwhile
 from .._pipeline.resume import list_parts
@@ -272,13 +273,11 @@ async def _send_part(job: Job, path: str, part: Part) -> CompletedPart:
     algorithm = job.args.checksum_algorithm
     digest = await digest_range(path, part.offset, part.length, algorithm, md5=job.wants_md5)
 
-    async def rehash() -> bytes:
-        # The checksum too: a file changed between the first read and the send would pass.
-        again = await digest_range(path, part.offset, part.length, algorithm, md5=True)
-        if not same_digest(again, digest):
-            raise SourceSizeError(f"{path} changed while part {part.number} was sent", part.number)
-        assert again.md5 is not None
-        return again.md5
+    changed = f"{path} changed while part {part.number} was sent"
+    rehash = range_md5(
+        path, part.offset, part.length, digest, algorithm,
+        lambda: SourceSizeError(changed, part.number),
+    )  # fmt: skip
 
     with RangeBody(path, part.offset, part.length) as body:
         return await send_part(job, part.number, body, part.length, digest, rehash)

@@ -8,8 +8,11 @@ checkout's. The app runs in a process of its own with the recipe's defaults (8 M
 concurrency 10, queue 10: a budget of 160 MiB); CLIENTS clients at once PUT streamed bodies
 of 100 KiB to 40 MiB (chunked, unknown length), 15 % of them hanging up mid-body. Prints one
 JSON line per round (the app's VmRSS before and after, its VmHWM, what the clients saw) and
-the app's RSS when idle; extra environment variables are passed on to the app (e.g.
-MALLOC_ARENA_MAX=2).
+the app's RSS when idle, and after each round its RSS by kind of mapping (smaps); extra
+environment variables are passed on to the app (e.g. MALLOC_ARENA_MAX=2). For a look
+inside: WEB_MEMORY_APP=app.py runs that script as the app instead (it must serve the
+recipe and a GET /_snap, e.g. tracemalloc's top allocations), which is then asked mid-round
+(after WEB_MEMORY_AT seconds, default 1) and after each round.
 """
 
 from __future__ import annotations
