@@ -50,7 +50,11 @@ def make_app(
             {"key": key, "size": result.size, "etag": result.etag, "parts": result.parts}
         )
 
-    app = web.Application()
+    # A request's body is read ahead until aiohttp's buffer holds twice read_bufsize, then its
+    # socket pauses. At aiohttp's default (64 KiB) the requests waiting for part buffers held
+    # ~0.7 MiB each; at 32 KiB the app's peak with 120 clients fell by ~45 MiB, for the
+    # same throughput (benchmarks/RESULTS.md).
+    app = web.Application(handler_args={"read_bufsize": 32 * 1024})
     app.cleanup_ctx.append(uploader)
     app.router.add_put("/objects/{key:.+}", put_object)
     return app

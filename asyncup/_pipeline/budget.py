@@ -56,6 +56,7 @@ class ByteBudget:
         self.capacity = capacity
         self._available = capacity
         self._waiters: deque[_Waiter] = deque()
+        self._returned = 0  # bytes given back since idle_after last said yes
 
     @property
     def in_use(self) -> int:
@@ -98,7 +99,16 @@ class ByteBudget:
         self._available += amount
         if self._available > self.capacity:
             raise RuntimeError("ByteBudget released more than was acquired")
+        self._returned += amount
         self._wake()
+
+    def idle_after(self, returned: int) -> bool:
+        """Whether nothing is held now and at least ``returned`` bytes were given back since
+        this last said yes (then the count starts again)."""
+        if self._available < self.capacity or self._returned < returned:
+            return False
+        self._returned = 0
+        return True
 
     def _wake(self) -> None:
         while self._waiters and self._waiters[0].amount <= self._available:

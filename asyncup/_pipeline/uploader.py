@@ -16,7 +16,7 @@ from .._core.results import UploadResult
 from .._s3.calls import S3
 from .._s3.client import open_client
 from .._s3.limits import AdaptiveLimiter
-from . import coordinator, sweeper
+from . import coordinator, memory, sweeper
 from .budget import ByteBudget, Lease
 from .events import UploadEvent, UploadEvents
 from .job import Job, ProgressCallback
@@ -159,6 +159,8 @@ class Uploader:
         finally:
             if isinstance(on_event, UploadEvents):
                 on_event.close()
+            if self._budget.idle_after(memory.TRIM_AFTER):  # the end of a burst
+                await memory.give_back()
 
     def _job(self, bucket: str, key: str, args: RoutedArgs, **details: Any) -> Job:
         """A Job under this Uploader's client, budget, request slots and pacer (also for

@@ -55,6 +55,13 @@ def status(pid: int) -> dict[str, int]:
     return fields
 
 
+def cpu_seconds(pid: int) -> float:
+    """The app's CPU time so far, user and system (from /proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat") as file:
+        fields = file.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def breakdown(pid: int) -> dict[str, int]:
     """The app's resident MiB by kind of mapping (from /proc/PID/smaps): part buffers (8 MiB
     anonymous mappings), the brk heap, other anonymous memory (malloc's thread arenas and
@@ -176,6 +183,7 @@ async def main() -> None:
             print(json.dumps({"clients": clients, "server": server_name, "idle_rss": idle}))
             for number in range(rounds):
                 before = status(app.pid)["VmRSS"]
+                cpu_before = cpu_seconds(app.pid)
                 started = time.monotonic()
                 if os.environ.get("WEB_MEMORY_APP"):  # a look at the app mid-round too
                     async def look() -> None:
@@ -188,6 +196,7 @@ async def main() -> None:
                 else:
                     seen = await round_(url, clients, number)
                 seconds = time.monotonic() - started
+                cpu = cpu_seconds(app.pid) - cpu_before
                 await asyncio.sleep(2)  # what the app gives back once the load is gone
                 after = status(app.pid)
                 print(
@@ -198,6 +207,7 @@ async def main() -> None:
                             "peak": after["VmHWM"],
                             "rss_after": after["VmRSS"],
                             "seconds": round(seconds, 1),
+                            "app_cpu_s": round(cpu, 2),
                             **seen,
                             "rss_after_by_kind": breakdown(app.pid),
                         }

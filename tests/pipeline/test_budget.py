@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import mmap
+import platform
 import threading
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 import asyncup
 import asyncup._pipeline.job
+import asyncup._pipeline.memory
 from asyncup import TransferConfig
 from asyncup._core.params import route
 from asyncup._pipeline.budget import ByteBudget, Lease, mapped_buffer
@@ -200,3 +202,64 @@ async def test_one_upload_holds_at_most_concurrency_plus_queue_plus_one_buffers(
 
     await asyncup.upload(stream(), bucket, "obj", client=proxied, config=config)
     assert 3 * part <= live.peak <= (2 + 1 + 1) * part
+
+
+async def test_idle_after_says_yes_once_nothing_is_held_and_enough_went_back() -> None:
+    budget = ByteBudget(10)
+    assert not budget.idle_after(6)  # nothing went through yet
+    taken = await budget.acquire(4)
+    budget.release(taken)
+    assert not budget.idle_after(6)  # 4 bytes back, not 6
+    first, second = await budget.acquire(4), await budget.acquire(4)
+    budget.release(first)
+    assert not budget.idle_after(6)  # 8 back, but 4 still held
+    budget.release(second)
+    assert budget.idle_after(6)
+    assert not budget.idle_after(6)  # the count starts again
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_freed_memory_is_given_back_at_the_end_of_a_burst(
+    endpoint: str, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Uploader trims malloc's heap when its last part buffer comes back (after enough
+    bytes went through), not while another upload still holds one."""
+    trims: list[int] = []
+    real = asyncup._pipeline.memory.give_back
+
+    async def give_back() -> None:
+        trims.append(budget_in_use())
+        await real()
+
+    monkeypatch.setattr(asyncup._pipeline.memory, "give_back", give_back)
+    monkeypatch.setattr(asyncup._pipeline.memory, "TRIM_AFTER", MiB)
+    part = 5 * MiB
+    config = TransferConfig(part_size=part, multipart_threshold=part, concurrency=2)
+    held = anyio.Event()
+    data = random_bytes(part + MiB, seed=3)
+
+    async def slow_stream() -> Any:
+        yield data[:MiB]
+        await held.wait()  # holds its part buffer, half filled, until released
+        yield data[MiB:]
+
+    async with asyncup.Uploader(endpoint_url=endpoint, config=config) as up:
+
+        def budget_in_use() -> int:
+            return up._budget.in_use
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(up.upload, slow_stream(), bucket, "slow")
+            await up.upload(data, bucket, "quick")
+            assert trims == []  # "slow" still holds a buffer: not the end of the burst
+            held.set()
+    assert trims == [0]  # once, when "slow" ended and the budget was all back
+    await assert_object(s3, bucket, "slow", data, part)
+
+
+def test_the_trim_is_real_on_glibc() -> None:
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    trim = asyncup._pipeline.memory.trimmer()
+    assert trim is not None
+    assert trim() in (0, 1)

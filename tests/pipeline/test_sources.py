@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import pathlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from unittest import mock
 
 import anyio
 import pytest
+from aiohttp.streams import StreamReader
 
 import asyncup
+import asyncup._pipeline.sources
 from tests.conftest import MiB, assert_object, random_bytes
 
 PART = 5 * MiB
@@ -211,3 +215,21 @@ async def test_unsupported_sources_raise_type_error_naming_what_is_accepted(
 ) -> None:
     with pytest.raises(TypeError, match="AsyncIterable"):
         await asyncup.upload(bad, bucket, "obj", client=s3)
+
+
+async def test_reading_an_aiohttp_stream_leaves_its_read_ahead_as_it_was() -> None:
+    """aiohttp's StreamReader raises its buffer's limits to 2n for a read(n): a stream read
+    a part at a time would read megabytes of each client's body ahead (issue 19)."""
+    protocol = mock.Mock(_reading_paused=False)
+    reader = StreamReader(protocol, limit=32 * 1024, loop=asyncio.get_running_loop())
+    limits = reader.get_read_buffer_limits()
+    data = random_bytes(3 * MiB, seed=19)
+    for start in range(0, len(data), 256 * 1024):
+        reader.feed_data(data[start : start + 256 * 1024])
+    reader.feed_eof()
+    source = asyncup._pipeline.sources.AsyncReaderSource(reader)
+    buffer = bytearray(2 * MiB)
+    assert await source.readinto(memoryview(buffer)) == 2 * MiB
+    assert bytes(buffer) == data[: 2 * MiB]
+    assert reader.get_read_buffer_limits() <= (64 * 1024, 128 * 1024)  # aiohttp's defaults
+    assert limits == (32 * 1024, 64 * 1024)

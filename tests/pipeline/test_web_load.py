@@ -68,3 +68,24 @@ async def test_many_streaming_clients_some_hanging_up(
     # in a reference cycle for the cyclic GC.
     assert 0 < live.peak <= CONFIG.buffer_budget
     assert live.now == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_the_recipe_reads_little_of_a_waiting_body_ahead(endpoint: str, bucket: str) -> None:
+    """A request whose upload waits for the budget holds what aiohttp read of its body ahead:
+    up to twice the app's read_bufsize (aiohttp's default, 64 KiB, made it ~0.7 MiB a request
+    with the socket read beyond; issue 19)."""
+    app = aiohttp_app.make_app(bucket, endpoint_url=endpoint, config=CONFIG)
+
+    async def limits(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        return aiohttp.web.json_response(request.content.get_read_buffer_limits())
+
+    app.router.add_post("/limits", limits)
+    async with (
+        serve_aiohttp(app) as url,
+        aiohttp.ClientSession() as http,
+        http.post(f"{url}/limits", data=b"x") as answer,
+    ):
+        _, high = await answer.json()
+    assert high <= 64 * 1024
