@@ -52,8 +52,8 @@ def make_app(
 
     # A request's body is read ahead until aiohttp's buffer holds twice read_bufsize, then its
     # socket pauses. At aiohttp's default (64 KiB) the requests waiting for part buffers held
-    # ~0.7 MiB each; at 32 KiB the app's peak with 120 clients fell by ~45 MiB, for the
-    # same throughput (benchmarks/RESULTS.md).
+    # ~0.7 MiB each; at 32 KiB, 0.27 MiB: the app's peak with 120 clients fell by 47-61 MiB,
+    # its CPU time unchanged (benchmarks/RESULTS.md).
     app = web.Application(handler_args={"read_bufsize": 32 * 1024})
     app.cleanup_ctx.append(uploader)
     app.router.add_put("/objects/{key:.+}", put_object)
