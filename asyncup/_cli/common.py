@@ -15,7 +15,6 @@ from typing import Any
 
 from .._core.config import TransferConfig
 from .._pipeline.uploader import Uploader
-from .._s3.client import open_profile_client
 
 _UNITS = {
     "": 1, "b": 1,
@@ -90,29 +89,16 @@ def connection_from(args: argparse.Namespace) -> Connection:
 
 @asynccontextmanager
 async def open_uploader(connection: Connection, config: TransferConfig) -> AsyncIterator[Uploader]:
-    """The one Uploader of a command. asyncup makes and closes its own client, unless a
-    profile asks for a client made here (and closed here)."""
+    """The one Uploader of a command, on asyncup's own client (for --profile too)."""
     if connection.verify is False:
         print("asyncup: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
-    if connection.profile is None:
-        async with Uploader(
-            endpoint_url=connection.endpoint_url,
-            region_name=connection.region,
-            config=config,
-            verify=connection.verify,
-        ) as uploader:
-            yield uploader
-        return
-    async with (
-        open_profile_client(
-            connection.profile,
-            config,
-            endpoint_url=connection.endpoint_url,
-            region_name=connection.region,
-            verify=connection.verify,
-        ) as client,
-        Uploader(client=client, config=config) as uploader,
-    ):
+    async with Uploader(
+        endpoint_url=connection.endpoint_url,
+        region_name=connection.region,
+        config=config,
+        verify=connection.verify,
+        profile=connection.profile,
+    ) as uploader:
         yield uploader
 
 

@@ -15,6 +15,7 @@ from .._core.params import RoutedArgs, route
 from .._core.results import UploadResult
 from .._s3.calls import S3
 from .._s3.client import open_client
+from .._s3.credentials import Identity, check_identity
 from .._s3.limits import AdaptiveLimiter
 from . import coordinator, memory, sweeper
 from .budget import ByteBudget, Lease
@@ -41,9 +42,17 @@ class Uploader:
 
     Args:
         client: an aiobotocore S3 client owned by the caller; never closed by asyncup.
-            Without one, the Uploader creates its own from the default credential chain
-            (with ``endpoint_url``, ``region_name`` and ``client_config``, a
-            ``botocore.config.Config`` merged over asyncup's defaults) and closes it on exit.
+            Without one, the Uploader creates its own (with ``endpoint_url``,
+            ``region_name`` and ``client_config``, a ``botocore.config.Config`` merged over
+            asyncup's defaults) and closes it on exit. Its own client is the fast one
+            (parts sent from threads and straight from files), whoever it signs as.
+        profile, session, aws_access_key_id / aws_secret_access_key / aws_session_token,
+            credentials: who the Uploader's own client signs as, boto3's ways (at most
+            one): a profile of the AWS config files; an aiobotocore ``AioSession`` (used
+            as it is), or a botocore or boto3 ``Session`` (its credentials and region);
+            explicit keys; or credentials (botocore's or aiobotocore's, refreshable or
+            not, or any object with ``get_frozen_credentials()``: a blocking refresh runs
+            in a worker thread). Without any of them, the default credential chain.
         config: the TransferConfig for every upload (default: ``TransferConfig()``).
         verify: TLS certificate verification of the Uploader's own client, as boto3's
             ``verify``: None (the default) verifies against ``AWS_CA_BUNDLE`` or else
@@ -60,9 +69,26 @@ class Uploader:
         region_name: str | None = None,
         client_config: Any = None,
         verify: bool | str | os.PathLike[str] | None = None,
+        profile: str | None = None,
+        session: Any = None,
+        aws_access_key_id: str | None = None,
+        aws_secret_access_key: str | None = None,
+        aws_session_token: str | None = None,
+        credentials: Any = None,
     ) -> None:
         if config is not None and not isinstance(config, TransferConfig):
             raise TypeError(f"config must be a TransferConfig; got {type(config).__name__}")
+        self._identity = check_identity(
+            client,
+            Identity(
+                profile=profile,
+                session=session,
+                access_key=aws_access_key_id,
+                secret_key=aws_secret_access_key,
+                token=aws_session_token,
+                credentials=credentials,
+            ),
+        )
         self.config = config or TransferConfig()
         self._client = client
         self._endpoint_url = endpoint_url
@@ -91,6 +117,7 @@ class Uploader:
                     region_name=self._region_name,
                     client_config=self._client_config,
                     verify=self._verify,
+                    identity=self._identity,
                 )
             )
         self._stack = stack

@@ -1,4 +1,5 @@
-"""Making clients: asyncup's own, and the ones the command line makes for a profile.
+"""Making clients: asyncup's own (from the default chain or a caller's credentials), and
+the demo's plain one.
 
 A client asyncup creates itself has botocore's retries and checksum defaults switched off,
 so the retry policy (``calls.S3.call``) and the checksums (computed off the event loop) are
@@ -22,9 +23,10 @@ import botocore.auth
 import botocore.loaders
 from aiobotocore.config import AioConfig
 from aiobotocore.httpsession import AIOHTTPSession
-from aiobotocore.session import AioSession, get_session
+from aiobotocore.session import get_session
 
 from .._core.config import TransferConfig
+from .credentials import Identity, session_for
 from .payloads import PartPayload
 from .threaded import ThreadedSession
 
@@ -39,8 +41,11 @@ async def open_client(
     region_name: str | None = None,
     client_config: AioConfig | None = None,
     verify: bool | str | None = None,
+    identity: Identity | None = None,
 ) -> AsyncIterator[Any]:
-    """An aiobotocore S3 client from the default credential chain, sized for ``config``.
+    """An aiobotocore S3 client sized for ``config``, signing as ``identity`` says (a
+    profile, a session, keys or credentials: ``credentials.check_identity``) or else as the
+    default credential chain finds.
 
     ``verify`` is boto3's: None verifies TLS certificates against ``AWS_CA_BUNDLE`` or else
     botocore's CA bundle, a path against that CA bundle, False not at all.
@@ -49,11 +54,14 @@ async def open_client(
     ours = _asyncup_config(config).merge(AioConfig(http_session_cls=ThreadedSession))
     if client_config is not None:
         ours = ours.merge(client_config)
-    session = get_session()
-    _load_less(session)
+    session, own, options = await session_for(identity)
+    if own:
+        _load_less(session)
     ours = _fixed_user_agent(session, ours)
+    if region_name is not None:
+        options["region_name"] = region_name
     async with session.create_client(
-        "s3", endpoint_url=endpoint_url, region_name=region_name, config=ours, verify=verify
+        "s3", endpoint_url=endpoint_url, config=ours, verify=verify, **options
     ) as client:
         _streamline(client)
         _OWN_CLIENTS.add(client)
@@ -225,30 +233,6 @@ def _body_as_view(params: dict[str, Any], context: dict[str, Any], **_: Any) -> 
     body = params.get("body")
     if isinstance(body, bytearray | mmap.mmap):  # mmap: a part buffer (_budget.mapped_buffer)
         params["body"] = PartPayload(memoryview(body))
-
-
-@asynccontextmanager
-async def open_profile_client(
-    profile: str,
-    config: TransferConfig,
-    *,
-    endpoint_url: str | None = None,
-    region_name: str | None = None,
-    verify: bool | str | None = None,
-) -> AsyncIterator[Any]:
-    """A client from a named profile of the AWS config files (``asyncup cp --profile``),
-    configured as asyncup's own are in what the pipeline relies on; to the Uploader it is a
-    caller's client (sent through aiohttp)."""
-    session = AioSession(profile=profile)
-    client_config = _asyncup_config(config)  # as asyncup's own, but sent through aiohttp
-    async with session.create_client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region_name,
-        config=client_config,
-        verify=verify,
-    ) as client:
-        yield client
 
 
 @asynccontextmanager
