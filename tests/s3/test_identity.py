@@ -49,6 +49,12 @@ def wrong_chain(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 refreshed_in: list[threading.Thread] = []
+FRESH = {
+    "access_key": ACCESS_KEY,
+    "secret_key": SECRET_KEY,
+    "token": "",
+    "expiry_time": FAR.isoformat(),
+}
 
 
 def botocore_refreshable() -> RefreshableCredentials:
@@ -57,24 +63,14 @@ def botocore_refreshable() -> RefreshableCredentials:
 
     def refresh() -> dict[str, str]:
         refreshed_in.append(threading.current_thread())
-        return {
-            "access_key": ACCESS_KEY,
-            "secret_key": SECRET_KEY,
-            "token": "",
-            "expiry_time": FAR.isoformat(),
-        }
+        return FRESH
 
     return RefreshableCredentials("old", "old", None, EXPIRED, refresh, "test")
 
 
 def aio_refreshable() -> AioRefreshableCredentials:
     async def refresh() -> dict[str, str]:
-        return {
-            "access_key": ACCESS_KEY,
-            "secret_key": SECRET_KEY,
-            "token": "",
-            "expiry_time": FAR.isoformat(),
-        }
+        return FRESH
 
     return AioRefreshableCredentials("old", "old", None, EXPIRED, refresh, "test")
 
