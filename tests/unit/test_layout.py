@@ -170,7 +170,7 @@ def test_the_core_neither_awaits_nor_imports_io() -> None:
 
 PURITY_PROBE = """
 import importlib, json, pkgutil, sys, types
-# Load asyncup._core without running asyncup/__init__.py (which imports everything).
+# Load asyncup._core without running asyncup/__init__.py (it loads core modules too).
 stub = types.ModuleType("asyncup")
 stub.__path__ = [sys.argv[1]]
 sys.modules["asyncup"] = stub
@@ -179,6 +179,44 @@ loaded = [importlib.import_module(f"asyncup._core.{m.name}").__name__
           for m in pkgutil.iter_modules(core.__path__)]
 print(json.dumps({"loaded": loaded, "modules": sorted(sys.modules)}))
 """
+
+
+START_PROBE = """
+import json, sys
+import asyncup
+at_import = sorted(sys.modules)
+names = {name: type(getattr(asyncup, name)).__name__ for name in asyncup.__all__}
+try:
+    asyncup.no_such_name
+    missing = "no error"
+except AttributeError as exc:
+    missing = str(exc)
+print(json.dumps({"at_import": at_import, "after_use": sorted(sys.modules), "names": names,
+                  "dir": dir(asyncup), "missing": missing}))
+"""
+
+
+def test_import_asyncup_loads_the_core_and_the_rest_on_first_use() -> None:
+    """``import asyncup`` costs little (issue 17): no HTTP library, no async library, no
+    awscrt; ``asyncup.Uploader`` and the other names load them when first used."""
+    out = subprocess.run(
+        [sys.executable, "-c", START_PROBE],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+        cwd=ROOT.parent,
+    ).stdout
+    probe = json.loads(out)
+    tops = {m.split(".")[0] for m in probe["at_import"]}
+    assert sorted(tops & {*HTTP_AND_ASYNC, "awscrt"}) == []
+    assert {"botocore", "aiobotocore", "aiohttp", "anyio"} <= {
+        m.split(".")[0] for m in probe["after_use"]
+    }
+    assert probe["names"]["Uploader"] == "type"
+    assert probe["names"]["upload"] == "function"
+    assert set(asyncup.__all__) <= set(probe["dir"])
+    assert probe["missing"] == "module 'asyncup' has no attribute 'no_such_name'"
 
 
 def test_importing_the_core_loads_no_http_and_no_async_library() -> None:
