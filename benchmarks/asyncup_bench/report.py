@@ -68,6 +68,7 @@ def versions(names: Sequence[str]) -> dict[str, str]:
         "aioboto3": ("aioboto3", "aiobotocore"),
         "s3fs": ("s3fs", "aiobotocore"),
         "obstore": ("obstore",),
+        "obstore-unsigned": ("obstore",),
         "minio": ("minio",),
         "s5cmd": ("s5cmd",),
         "libcloud": ("apache-libcloud",),
