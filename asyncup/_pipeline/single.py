@@ -28,14 +28,15 @@ from .failures import failure, root_cause
 from .integrity import buffer_md5, check_answer
 from .job import Job
 from .outcome import Retries, may_have_landed, never_sent, ours_meanwhile, result
-from .sources import Source
+from .sources import PathSource, Source
 
 log = logging.getLogger("asyncup")
 
 
 async def put_object(job: Job, source: Source, size: int) -> UploadResult:
     try:
-        body = await job.read_object(source.readinto, size)
+        read = source.readinto_and_close if isinstance(source, PathSource) else source.readinto
+        body = await job.read_object(read, size)
         if body is None:
             raise SourceSizeError(
                 f"source did not hold the {size} bytes expected (did it change while being read?)",

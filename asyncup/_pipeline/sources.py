@@ -118,8 +118,7 @@ class PathSource:
 
     async def open(self) -> None:
         assert self.path is not None
-        self._fd = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
-        stat = await anyio.to_thread.run_sync(os.fstat, self._fd)
+        self._fd, stat = await anyio.to_thread.run_sync(_open_and_stat, self.path)
         self.size = stat.st_size
         self.mtime_ns = stat.st_mtime_ns
         self.regular = stat_module.S_ISREG(stat.st_mode)
@@ -133,10 +132,32 @@ class PathSource:
         """Fill ``view`` from ``offset`` on (a resumed upload reads only the missing parts)."""
         return await anyio.to_thread.run_sync(_pread_full, self._fd, view, offset)
 
+    async def readinto_and_close(self, view: memoryview) -> int:
+        """``readinto``, then the file is closed, in the same thread hop: a small file is
+        opened and stat'ed in one hop, read and closed in another."""
+        fd, self._fd = self._fd, -1
+        return await anyio.to_thread.run_sync(_pread_and_close, fd, view, self._offset)
+
     async def aclose(self) -> None:
         if self._fd >= 0:
             fd, self._fd = self._fd, -1
             await anyio.to_thread.run_sync(os.close, fd)
+
+
+def _open_and_stat(path: str) -> tuple[int, os.stat_result]:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return fd, os.fstat(fd)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _pread_and_close(fd: int, view: memoryview, offset: int) -> int:
+    try:
+        return _pread_full(fd, view, offset)
+    finally:
+        os.close(fd)
 
 
 def _pread_full(fd: int, view: memoryview, offset: int) -> int:

@@ -4,12 +4,15 @@ and the endpoint data their session keeps (S3's only)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import subprocess
 import sys
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import botocore.exceptions
 import botocore.loaders
 import pytest
@@ -172,7 +175,42 @@ async def test_a_client_is_made_without_listing_every_service(
     assert listed == ["service-2"]
 
 
-def test_anyios_backend_is_imported_with_asyncup_not_in_the_first_upload() -> None:
-    probe = "import sys, asyncup; print('anyio._backends._asyncio' in sys.modules)"
+def test_anyios_backend_is_imported_with_the_pipeline_not_in_the_first_upload() -> None:
+    probe = (
+        "import sys, asyncup; asyncup.Uploader; print('anyio._backends._asyncio' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "True"
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_a_small_file_takes_two_thread_hops_and_is_closed(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open and stat in one hop, read and close in another (issue 17): not one hop per call."""
+    path = tmp_path / "small.bin"
+    data = random_bytes(64 * 1024)
+    path.write_bytes(data)
+    hops: list[str] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counted(func: Any, *args: Any, **kwargs: Any) -> Any:
+        if getattr(func, "__module__", None) in ("posix", "asyncup._pipeline.sources"):
+            hops.append(func.__name__)
+        return await run_sync(func, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    async with asyncup.Uploader(endpoint_url=endpoint) as up:
+        hops.clear()  # the client's own set-up is not the file's
+        await up.upload(path, bucket, "small")
+        assert str(path) not in open_files()
+    assert hops == ["_open_and_stat", "_pread_and_close"]
+    await assert_object(s3, bucket, "small", data, None)
+
+
+def open_files() -> list[str]:
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed meanwhile
+            found.append(os.readlink(f"/proc/self/fd/{fd}"))
+    return found
