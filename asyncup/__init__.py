@@ -10,16 +10,15 @@ that needs them (``upload``, ``Uploader``...): a program or a command that never
 does not pay for them.
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
+import importlib as _importlib
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from ._core.config import TransferConfig
 from ._core.errors import AsyncupError, IntegrityError, SourceChangedError, UploadError
 from ._core.results import UploadResult
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._pipeline.api import upload
     from ._pipeline.events import UploadEvent, UploadEvents
     from ._pipeline.many import UploadSummary
@@ -36,11 +35,11 @@ _ON_FIRST_USE = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     module = _ON_FIRST_USE.get(name)
     if module is None:
         raise AttributeError(f"module 'asyncup' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
+    value = getattr(_importlib.import_module(module, __name__), name)
     globals()[name] = value  # once: later uses find it without this function
     return value
 
