@@ -1,0 +1,164 @@
+"""The lean path's requests (issue 17): PutObject and UploadPart as S3's REST API has them,
+built from the parameters asyncup passes botocore, without botocore; no I/O.
+
+``build`` gives the method, the target (path and query) and the headers, each parameter
+where botocore's serializer puts it (``tests/s3/test_wire.py`` compares the two, parameter
+by parameter); ``sign`` adds SigV4 with awscrt's native signer (UNSIGNED-PAYLOAD: every
+write carries a checksum header S3 checks, as asyncup's own botocore clients send it).
+A parameter this table does not know, or a value it would have to convert otherwise than
+botocore, gives a ``Fallback`` naming it: that request goes through botocore.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import format_datetime
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from awscrt import auth, http  # type: ignore[import-untyped]
+
+# Parameter -> header, as S3's model places them (location "header").
+HEADERS: dict[str, str] = {
+    "ACL": "x-amz-acl",
+    "BucketKeyEnabled": "x-amz-server-side-encryption-bucket-key-enabled",
+    "CacheControl": "Cache-Control",
+    "ChecksumAlgorithm": "x-amz-sdk-checksum-algorithm",
+    "ChecksumCRC32": "x-amz-checksum-crc32",
+    "ChecksumCRC32C": "x-amz-checksum-crc32c",
+    "ChecksumCRC64NVME": "x-amz-checksum-crc64nvme",
+    "ChecksumSHA1": "x-amz-checksum-sha1",
+    "ChecksumSHA256": "x-amz-checksum-sha256",
+    "ContentDisposition": "Content-Disposition",
+    "ContentEncoding": "Content-Encoding",
+    "ContentLanguage": "Content-Language",
+    "ContentLength": "Content-Length",
+    "ContentMD5": "Content-MD5",
+    "ContentType": "Content-Type",
+    "ExpectedBucketOwner": "x-amz-expected-bucket-owner",
+    "Expires": "Expires",
+    "GrantFullControl": "x-amz-grant-full-control",
+    "GrantRead": "x-amz-grant-read",
+    "GrantReadACP": "x-amz-grant-read-acp",
+    "GrantWriteACP": "x-amz-grant-write-acp",
+    "IfNoneMatch": "If-None-Match",
+    "ObjectLockLegalHoldStatus": "x-amz-object-lock-legal-hold",
+    "ObjectLockMode": "x-amz-object-lock-mode",
+    "ObjectLockRetainUntilDate": "x-amz-object-lock-retain-until-date",
+    "RequestPayer": "x-amz-request-payer",
+    "SSECustomerAlgorithm": "x-amz-server-side-encryption-customer-algorithm",
+    "SSECustomerKey": "x-amz-server-side-encryption-customer-key",
+    "SSECustomerKeyMD5": "x-amz-server-side-encryption-customer-key-MD5",
+    "SSEKMSEncryptionContext": "x-amz-server-side-encryption-context",
+    "SSEKMSKeyId": "x-amz-server-side-encryption-aws-kms-key-id",
+    "ServerSideEncryption": "x-amz-server-side-encryption",
+    "StorageClass": "x-amz-storage-class",
+    "Tagging": "x-amz-tagging",
+    "WebsiteRedirectLocation": "x-amz-website-redirect-location",
+}
+OPERATIONS = frozenset({"put_object", "upload_part"})
+_IN_TARGET = frozenset({"Bucket", "Key", "Body", "UploadId", "PartNumber"})
+_TIMESTAMPS = frozenset({"Expires", "ObjectLockRetainUntilDate"})
+
+
+@dataclass(frozen=True, slots=True)
+class Fallback:
+    """Why a request goes through botocore instead (for a DEBUG line)."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    method: str
+    target: str
+    """The path (percent-encoded as botocore encodes it) and the query."""
+    headers: list[tuple[str, str]]
+
+
+def build(operation: str, params: Mapping[str, Any], bucket_path: str) -> Request | Fallback:
+    """``operation``'s request for ``params``; ``bucket_path`` is the bucket's path on its
+    endpoint ("" for a virtual-hosted bucket, "/bucket" for path style)."""
+    if operation not in OPERATIONS:
+        return Fallback(f"{operation} is not on the lean path")
+    headers: list[tuple[str, str]] = []
+    for name, value in params.items():
+        if name in _IN_TARGET:
+            continue
+        if name == "Metadata":
+            for key, text in value.items():
+                if not (key.isascii() and text.isascii()):
+                    return Fallback("Metadata that is not ASCII (botocore refuses it)")
+                headers.append((f"x-amz-meta-{key}", text))
+            continue
+        header = HEADERS.get(name)
+        if header is None:
+            return Fallback(f"the parameter {name}")
+        text = _header_value(name, value)
+        if text is None:
+            return Fallback(f"{name}={value!r}: converted by botocore only")
+        headers.append((header, text))
+    target = bucket_path + "/" + quote(params["Key"], safe="/~")
+    if operation == "upload_part":
+        query = {"partNumber": str(params["PartNumber"]), "uploadId": params["UploadId"]}
+        target += "?" + urlencode(query, safe="~", quote_via=quote)
+    return Request("PUT", target, headers)
+
+
+def _header_value(name: str, value: object) -> str | None:
+    if name in _TIMESTAMPS:
+        if not isinstance(value, datetime.datetime) or value.tzinfo is None:
+            return None  # a string, a number, a naive time: botocore's parsing decides
+        utc = value.astimezone(datetime.UTC).replace(microsecond=0)  # as botocore sends it
+        if name == "ObjectLockRetainUntilDate":  # timestampFormat iso8601 in S3's model
+            return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        return format_datetime(utc, usegmt=True)  # headers' default: rfc822
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and value.isascii():
+        return value
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Frozen credentials and where they sign."""
+
+    access_key: str
+    secret_key: str
+    token: str | None
+    region: str
+
+
+def sign(
+    request: Request, host: str, who: Identity, now: datetime.datetime | None = None
+) -> list[tuple[str, str]]:
+    """``request``'s headers with Host and SigV4's (X-Amz-Date, x-amz-content-sha256,
+    the token's, Authorization), signed for S3 with awscrt's native signer."""
+    config = auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4,
+        signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
+        credentials_provider=_provider(who),
+        region=who.region,
+        service="s3",
+        date=now or datetime.datetime.now(datetime.UTC),
+        signed_body_value=auth.AwsSignedBodyValue.UNSIGNED_PAYLOAD,
+        signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+        use_double_uri_encode=False,  # S3's rules: the path as it is sent
+        should_normalize_uri_path=False,
+    )
+    crt = http.HttpRequest(
+        request.method, request.target, http.HttpHeaders([("Host", host), *request.headers])
+    )
+    auth.aws_sign_request(crt, config).result()  # static credentials: done at once
+    return list(crt.headers)
+
+
+@functools.lru_cache(maxsize=16)
+def _provider(who: Identity) -> Any:
+    return auth.AwsCredentialsProvider.new_static(who.access_key, who.secret_key, who.token)
