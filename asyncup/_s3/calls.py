@@ -24,6 +24,7 @@ from .._core.retry import (
     request_deadline,
 )
 from .._core.verify import StoreChecks
+from . import lean
 from .errors import describe
 from .limits import AdaptiveLimiter
 
@@ -75,7 +76,7 @@ class S3:
         and lightens the load, and ``max_attempts`` still bounds it. ``attempts`` overrides
         ``max_attempts`` for this call.
         """
-        method = getattr(self.client, operation)
+        method = lean.method(self.client, operation)
         deadline = self._deadline(params)
         spent = 0
         for attempt in itertools.count(1):

@@ -26,6 +26,7 @@ from aiobotocore.httpsession import AIOHTTPSession
 from aiobotocore.session import get_session
 
 from .._core.config import TransferConfig
+from . import lean
 from .credentials import Identity, session_for
 from .payloads import PartPayload
 from .threaded import ThreadedSession
@@ -65,6 +66,7 @@ async def open_client(
     ) as client:
         _streamline(client)
         _OWN_CLIENTS.add(client)
+        lean.attach(client)
         yield client
 
 

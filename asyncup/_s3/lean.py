@@ -1,0 +1,250 @@
+"""The lean path (issue 17): PutObject and UploadPart without botocore's per-request pipeline.
+
+botocore spends ~0.4 ms of the event loop on each request (its ~40 event handlers, endpoint
+rules, serialization, a signer in Python, parsing: benchmarks/PROFILE.md). On asyncup's own
+clients these two requests are instead built from their parameters (``_core.wire``), signed
+by awscrt, and sent through the client's own HTTP session (aiohttp's pool, or a worker
+thread for a large part: ``threaded``), whose failures are botocore's exceptions already;
+the answer's headers are read as S3's model says, and an error answer raises the client's
+own ``ClientError`` class. What stays with botocore:
+
+- the endpoint: a bucket's first write goes through botocore, and the URL and signing
+  region it used are kept for the bucket's later writes;
+- the credentials: the client's own, refreshed as botocore refreshes them;
+- every other request, and any write the lean path cannot say exactly as botocore would
+  (``wire.Fallback``), or whose answer is a redirect or a clock-skew error: that attempt
+  goes through botocore, and a DEBUG line says why. ``ASYNCUP_LEAN=0`` sends all through
+  botocore (for comparison).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import http.client
+import logging
+import mmap
+import os
+import re
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, urlsplit
+from xml.etree import ElementTree
+
+from botocore.awsrequest import AWSPreparedRequest
+
+from .._core import wire
+from .payloads import PartPayload, RangePayload
+from .ranges import RangeBody
+
+log = logging.getLogger("asyncup")
+
+Response = dict[str, Any]
+_OPERATIONS = {"put_object": "PutObject", "upload_part": "UploadPart"}
+# Answers after which the endpoint kept may be wrong (another region, the clock): the attempt
+# is made again through botocore, which handles them, and the bucket is learnt again.
+_BOTOCORE_HANDLES = frozenset(
+    {
+        "PermanentRedirect",
+        "TemporaryRedirect",
+        "AuthorizationHeaderMalformed",
+        "IllegalLocationConstraintException",
+        "RequestTimeTooSkewed",
+        "ExpiredToken",
+    }
+)
+_SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a bucket's writes go, as botocore sent its first one."""
+
+    scheme: str
+    host: str
+    bucket_path: str
+    region: str
+
+    def url(self, target: str) -> str:
+        return f"{self.scheme}://{self.host}{target}"
+
+
+_learning: contextvars.ContextVar[tuple[Lean, str, str] | None] = contextvars.ContextVar(
+    "asyncup_lean_learning", default=None
+)
+
+
+class Lean:
+    """The lean path of one client asyncup made."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = weakref.ref(client)
+        self._endpoints: dict[str, Endpoint | None] = {}
+        self._said: set[str] = set()
+        operations = client.meta.service_model
+        self._outputs = {
+            name: _header_members(operations.operation_model(model_name))
+            for name, model_name in _OPERATIONS.items()
+        }
+        self._agent = client.meta.config.user_agent
+
+    async def call(
+        self, operation: str, fallback: Callable[..., Awaitable[Response]], params: Any
+    ) -> Response:
+        bucket = params.get("Bucket")
+        endpoint = self._endpoints.get(bucket, False)
+        if endpoint is False:  # not learnt yet: botocore sends it, and we watch
+            token = _learning.set((self, bucket, params.get("Key", "")))
+            try:
+                return await fallback(**params)
+            finally:
+                _learning.reset(token)
+        if endpoint is None:
+            return await self._botocore(fallback, params, f"s3://{bucket}'s endpoint")
+        assert isinstance(endpoint, Endpoint)
+        request = wire.build(operation, params, endpoint.bucket_path)
+        body = _payload(params.get("Body"))
+        if isinstance(request, wire.Fallback) or body is None:
+            why = request.reason if isinstance(request, wire.Fallback) else "the body's type"
+            return await self._botocore(fallback, params, why)
+        client = self._client()
+        signer = getattr(client, "_request_signer", None)
+        credentials = getattr(signer, "_credentials", None)
+        if client is None or credentials is None:
+            return await self._botocore(fallback, params, "no credentials to sign with")
+        frozen = await credentials.get_frozen_credentials()
+        who = wire.Identity(frozen.access_key, frozen.secret_key, frozen.token, endpoint.region)
+        headers = wire.sign(request, endpoint.host, who)
+        if self._agent:
+            headers.append(("User-Agent", self._agent))
+        prepared = AWSPreparedRequest(
+            "PUT", endpoint.url(request.target), dict(headers), body, stream_output=False
+        )
+        answer = await client._endpoint.http_session.send(prepared)
+        status = answer.status_code
+        content = await answer.content
+        head = {name.lower(): value for name, value in answer.headers.items()}
+        metadata = {
+            "RequestId": head.get("x-amz-request-id", ""),
+            "HostId": head.get("x-amz-id-2", ""),
+            "HTTPStatusCode": status,
+            "HTTPHeaders": head,
+            "RetryAttempts": 0,
+        }
+        if status < 300:
+            return self._parsed(operation, head) | {"ResponseMetadata": metadata}
+        error = _error(content, status) | {"ResponseMetadata": metadata}
+        code = error["Error"]["Code"]
+        if code in _BOTOCORE_HANDLES or status in (301, 307):
+            self._endpoints.pop(bucket, None)
+            return await self._botocore(fallback, params, f"an answer {code} ({status})")
+        raise client.exceptions.from_code(code)(error, _OPERATIONS[operation])
+
+    def learn(self, request: Any, bucket: str, key: str) -> None:
+        """The endpoint of ``bucket`` from the request botocore is about to send for it."""
+        split = urlsplit(request.url)
+        suffix = "/" + quote(key, safe="/~")
+        authorization = request.headers.get("Authorization", b"")
+        if isinstance(authorization, bytes):
+            authorization = authorization.decode("ascii", "replace")
+        scope = _SCOPE.search(authorization)
+        if not split.path.endswith(suffix) or scope is None or not split.hostname:
+            self._endpoints[bucket] = None  # a layout or a signature of another kind
+            return
+        self._endpoints[bucket] = Endpoint(
+            split.scheme, split.netloc, split.path[: -len(suffix)], scope.group(1)
+        )
+
+    def _parsed(self, operation: str, head: Mapping[str, str]) -> Response:
+        parsed: Response = {}
+        for member, (header, kind) in self._outputs[operation].items():
+            value = head.get(header)
+            if value is None:
+                continue
+            if kind == "boolean":
+                parsed[member] = value.lower() == "true"
+            elif kind in ("integer", "long"):
+                parsed[member] = int(value)
+            else:
+                parsed[member] = value
+        return parsed
+
+    async def _botocore(
+        self, fallback: Callable[..., Awaitable[Response]], params: Any, why: str
+    ) -> Response:
+        if why not in self._said:
+            self._said.add(why)
+            log.debug("lean path: %s goes through botocore (%s)", params.get("Key"), why)
+        return await fallback(**params)
+
+
+_LEANS: weakref.WeakKeyDictionary[Any, Lean] = weakref.WeakKeyDictionary()
+
+
+def attach(client: Any) -> None:
+    """Give ``client`` (one asyncup made) the lean path for its writes."""
+    if os.environ.get("ASYNCUP_LEAN", "1") == "0":
+        return
+    _LEANS[client] = Lean(client)
+    for name in _OPERATIONS.values():
+        client.meta.events.register(
+            f"before-send.s3.{name}", _watch, unique_id=f"asyncup-lean-{name}"
+        )
+
+
+def method(client: Any, operation: str) -> Callable[..., Awaitable[Response]]:
+    """``operation`` of ``client``: by the lean path where it has one, else botocore's."""
+    botocore_method: Callable[..., Awaitable[Response]] = getattr(client, operation)
+    lean = _LEANS.get(client) if operation in _OPERATIONS else None
+    if lean is None:
+        return botocore_method
+
+    async def call(**params: Any) -> Response:
+        return await lean.call(operation, botocore_method, params)
+
+    return call
+
+
+def _watch(request: Any, **_: Any) -> None:
+    learning = _learning.get()
+    if learning is not None:
+        lean, bucket, key = learning
+        lean.learn(request, bucket, key)
+
+
+def _payload(body: object) -> PartPayload | RangePayload | None:
+    """The body as the client's HTTP session sends asyncup's parts (as the before-call and
+    before-send hooks of ``client`` and ``ranges`` make it), or None for another kind."""
+    if isinstance(body, bytes | bytearray | memoryview | mmap.mmap):
+        return PartPayload(memoryview(body))
+    if isinstance(body, RangeBody):
+        return RangePayload(body.path, body.offset, body.length, body.fd)
+    if isinstance(body, PartPayload | RangePayload):
+        return body
+    return None
+
+
+def _header_members(operation_model: Any) -> dict[str, tuple[str, str]]:
+    """An operation's answer members that S3 sends as headers: member -> (header, type)."""
+    members = operation_model.output_shape.members
+    return {
+        name: (shape.serialization["name"].lower(), shape.type_name)
+        for name, shape in members.items()
+        if shape.serialization.get("location") == "header"
+    }
+
+
+def _error(content: bytes, status: int) -> Response:
+    """An S3 error answer as botocore parses it: its Code and Message (and the status's
+    reason when the body says nothing)."""
+    code, message = str(status), http.client.responses.get(status, "")
+    if content:
+        try:
+            root = ElementTree.fromstring(content)
+        except ElementTree.ParseError:
+            pass
+        else:
+            code = root.findtext("Code") or code
+            message = root.findtext("Message") or ""
+    return {"Error": {"Code": code, "Message": message}}
