@@ -52,6 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser, parse_size: Callable[[str], i
     )
     parser.add_argument("--count", type=int, default=1000, help="objects in the small case")
     parser.add_argument("--object-size", type=parse_size, default=64 * 1024)
+    parser.add_argument(
+        "--small-from",
+        choices=("bytes", "files"),
+        default="bytes",
+        help="small case: objects read into memory before the clock starts (default), or"
+        " uploaded from their files, read inside the timed upload (asyncup, obstore, s5cmd)",
+    )
     parser.add_argument("--slow-size", type=parse_size, default=256 * MiB)
     parser.add_argument("--part-delay", type=float, default=0.5, help="slow case: s per part")
     parser.add_argument("--md5", action="store_true", help="sink computes real ETags (slower)")
@@ -106,6 +113,7 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         warmup=args.warmup,
         small_count=args.count,
         small_size=args.object_size,
+        small_from=args.small_from,
         slow_size=args.slow_size,
         part_delay=args.part_delay,
         md5=args.md5,

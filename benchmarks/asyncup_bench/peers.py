@@ -29,6 +29,8 @@ class Peer:
     what: str
     """What it calls, for the table's notes."""
     args: tuple[str, ...] = ()
+    files: bool = False
+    """Whether its client sends the small case's objects from their files when asked."""
 
 
 VENVS: dict[str, tuple[str, ...]] = {
@@ -41,7 +43,8 @@ VENVS: dict[str, tuple[str, ...]] = {
 PEERS: dict[str, Peer] = {
     peer.name: peer
     for peer in (
-        Peer("asyncup", None, "asyncup_client.py", ALL_CASES, "Uploader.upload / upload_many"),
+        Peer("asyncup", None, "asyncup_client.py", ALL_CASES, "Uploader.upload / upload_many",
+             files=True),
         Peer("boto3", "common", "boto3_client.py", ALL_CASES, "upload_file (s3transfer threads)",
              ("classic",)),
         Peer("boto3-crt", "common", "crt_client.py", ALL_CASES,
@@ -50,11 +53,13 @@ PEERS: dict[str, Peer] = {
              "the same without any checksum: not what boto3 sends (reference)", ("bare",)),
         Peer("aioboto3", "aioboto3", "aioboto3_client.py", ALL_CASES, "upload_fileobj"),
         Peer("s3fs", "s3fs", "s3fs_client.py", ALL_CASES, "put_file / open('wb')"),
-        Peer("obstore", "common", "obstore_client.py", ALL_CASES, "put_async, its defaults"),
+        Peer("obstore", "common", "obstore_client.py", ALL_CASES, "put_async, its defaults",
+             files=True),
         Peer("obstore-unsigned", "common", "obstore_client.py", ALL_CASES,
-             "put_async with unsigned_payload=True: its documented speed setting", ("unsigned",)),
+             "put_async with unsigned_payload=True: its documented speed setting", ("unsigned",),
+             files=True),
         Peer("minio", "common", "minio_client.py", ALL_CASES, "fput_object / put_object"),
-        Peer("s5cmd", "common", None, ALL_CASES, "s5cmd cp / pipe (Go binary)"),
+        Peer("s5cmd", "common", None, ALL_CASES, "s5cmd cp / pipe (Go binary)", files=True),
         Peer("libcloud", "common", "libcloud_client.py", ALL_CASES, "upload_object_via_stream"),
     )
 }  # fmt: skip

@@ -48,6 +48,8 @@ class Settings:
     warmup: int = 1
     small_count: int = 1000
     small_size: int = 64 * 1024
+    small_from: str = "bytes"
+    """The small case's source: "bytes" read before the clock starts, or "files"."""
     slow_size: int = 256 * MiB
     part_delay: float = 0.5
     stream_chunk: int = 1 * MiB
@@ -357,6 +359,9 @@ def _run_case(
                     if case not in peer.cases:
                         notes[name] = f"cannot do the {case} case"
                         continue
+                    if case == "small" and settings.small_from == "files" and not peer.files:
+                        notes[name] = "sends small objects from bytes only (here)"
+                        continue
                     spec = {
                         "endpoint": server.endpoint,
                         "bucket": BUCKET,
@@ -370,6 +375,7 @@ def _run_case(
                         "ca_bundle": server.ca_bundle,
                         "path": data.get("slow_path" if case == "slow" else "path"),
                         "small_dir": data.get("small_dir"),
+                        "small_from": settings.small_from,
                     }
                     label = "warm-up" if round_number < settings.warmup else "run"
                     try:

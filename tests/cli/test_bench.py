@@ -353,3 +353,21 @@ def test_the_crt_peer_sends_the_crc32_trailer_boto3_asks_for(
     assert run.returncode == 0, run.stderr
     assert len(seen) == 1
     assert seen[0].get("x-amz-trailer") == trailer
+
+
+@pytest.mark.timeout(120)
+def test_bench_sends_small_objects_from_their_files(tmp_path: Path) -> None:
+    """--small-from files: asyncup uploads the small case from the files, each object
+    verified on the sink."""
+    report = tmp_path / "bench.json"
+    env = {**os.environ, "ASYNCUP_BENCH_CACHE": str(tmp_path / "cache")}
+    run = subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", "--case", "small", "--count", "20",
+         "--repeat", "1", "--small-from", "files", "--peers", "asyncup", "--no-setup",
+         "--json", str(report)],
+        capture_output=True, text=True, timeout=110, check=False, env=env,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    rows = {r["peer"]: r for r in json.loads(report.read_text())["rows"]}
+    assert rows["asyncup"]["runs"] == 1
+    assert rows["asyncup"]["verified"].startswith("size")

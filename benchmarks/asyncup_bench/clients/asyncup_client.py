@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from _common import async_chunks, load_spec, measure, read_small_objects
+from _common import async_chunks, load_spec, measure, read_small_objects, small_objects
 
 from asyncup import TransferConfig, Uploader
 
@@ -32,16 +32,22 @@ async def upload(spec: dict[str, Any], small: list[tuple[str, bytes]]) -> None:
 
 
 async def upload_many(up: Uploader, small: list[tuple[str, bytes]], spec: dict[str, Any]) -> None:
-    items = [(body, key) for key, body in small]
+    items: list[tuple[object, str]] = [(body, key) for key, body in small]
+    if spec.get("small_from") == "files":  # from the files, read inside the timed upload
+        items = [(path, key) for key, path in small_objects(spec)]
     summary = await up.upload_many(items, spec["bucket"], objects_in_flight=spec["concurrency"])
     if summary.errors:
         key, error = summary.errors[0]
         raise RuntimeError(f"{len(summary.errors)} objects failed; {key}: {error}")
 
 
+def _small_bytes(spec: dict[str, Any]) -> bool:
+    return bool(spec["case"] == "small" and spec.get("small_from", "bytes") == "bytes")
+
+
 def main() -> None:
     spec = load_spec()
-    small = read_small_objects(spec) if spec["case"] == "small" else []
+    small = read_small_objects(spec) if _small_bytes(spec) else []
     try:
         import uvloop
     except ImportError:

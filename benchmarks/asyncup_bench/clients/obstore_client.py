@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import obstore
-from _common import async_chunks, load_spec, measure, read_small_objects
+from _common import async_chunks, load_spec, measure, read_small_objects, small_objects
 from obstore.store import S3Store
 
 
@@ -36,11 +36,14 @@ async def upload(spec: dict[str, Any], small: list[tuple[str, bytes]]) -> None:
     if spec["case"] == "small":
         limit = asyncio.Semaphore(spec["concurrency"])
 
-        async def put(name: str, body: bytes) -> None:
+        async def put(name: str, body: bytes | Path) -> None:
             async with limit:
                 await obstore.put_async(store, name, body)
 
-        await asyncio.gather(*(put(name, body) for name, body in small))
+        if spec.get("small_from") == "files":  # from the files, read inside the timed upload
+            await asyncio.gather(*(put(name, Path(path)) for name, path in small_objects(spec)))
+        else:
+            await asyncio.gather(*(put(name, body) for name, body in small))
     elif spec["case"] == "stream":
         await obstore.put_async(store, spec["key"], async_chunks(spec), **transfer)
     else:
@@ -49,7 +52,8 @@ async def upload(spec: dict[str, Any], small: list[tuple[str, bytes]]) -> None:
 
 def main() -> None:
     spec = load_spec()
-    small = read_small_objects(spec) if spec["case"] == "small" else []
+    files = spec.get("small_from") == "files"
+    small = read_small_objects(spec) if spec["case"] == "small" and not files else []
     measure(lambda: asyncio.run(upload(spec, small)))
 
 
