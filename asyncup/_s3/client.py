@@ -66,7 +66,10 @@ async def open_client(
     ) as client:
         _streamline(client)
         _OWN_CLIENTS.add(client)
-        lean.attach(client)
+        if sends_from_files(client):  # configured as the lean path signs and sends
+            lean.attach(client)
+        else:
+            log.debug("lean path off: this client signs payloads or adds checksums itself")
         yield client
 
 

@@ -25,7 +25,7 @@ CASES = ("file", "stream", "small", "slow")
 
 
 def add_arguments(parser: argparse.ArgumentParser, parse_size: Callable[[str], int]) -> None:
-    from .peers import PEERS
+    from .peers import DEFAULT_PEERS, PEERS
     from .servers import SERVERS
 
     parser.add_argument("--endpoint-url", help="an S3 endpoint to use instead of a server")
@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser, parse_size: Callable[[str], i
         help="HTTPS (with a CA made at start); 'both' measures HTTP and HTTPS",
     )
     parser.add_argument(
-        "--peers", default=",".join(PEERS), help=f"comma-separated (default: {','.join(PEERS)})"
+        "--peers",
+        default=",".join(DEFAULT_PEERS),
+        help=f"comma-separated, of {', '.join(PEERS)} (default: {','.join(DEFAULT_PEERS)})",
     )
     parser.add_argument(
         "--case", default="file", help=f"comma-separated, of {', '.join(CASES)} (default: file)"

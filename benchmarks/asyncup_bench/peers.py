@@ -31,6 +31,8 @@ class Peer:
     args: tuple[str, ...] = ()
     files: bool = False
     """Whether its client sends the small case's objects from their files when asked."""
+    by_default: bool = True
+    """Whether ``asyncup bench`` runs it without ``--peers``."""
 
 
 VENVS: dict[str, tuple[str, ...]] = {
@@ -45,6 +47,9 @@ PEERS: dict[str, Peer] = {
     for peer in (
         Peer("asyncup", None, "asyncup_client.py", ALL_CASES, "Uploader.upload / upload_many",
              files=True),
+        Peer("asyncup-botocore", None, "asyncup_client.py", ALL_CASES,
+             "asyncup with ASYNCUP_LEAN=0: every request through botocore's pipeline",
+             ("botocore",), files=True, by_default=False),
         Peer("boto3", "common", "boto3_client.py", ALL_CASES, "upload_file (s3transfer threads)",
              ("classic",)),
         Peer("boto3-crt", "common", "crt_client.py", ALL_CASES,
@@ -63,6 +68,9 @@ PEERS: dict[str, Peer] = {
         Peer("libcloud", "common", "libcloud_client.py", ALL_CASES, "upload_object_via_stream"),
     )
 }  # fmt: skip
+
+
+DEFAULT_PEERS = tuple(name for name, peer in PEERS.items() if peer.by_default)
 
 
 def cache_dir() -> Path:

@@ -63,6 +63,7 @@ def versions(names: Sequence[str]) -> dict[str, str]:
     """The version of each peer's library, from the environment it runs in."""
     wanted = {
         "asyncup": ("asyncup", "aiobotocore", "botocore", "aiohttp", "uvloop"),
+        "asyncup-botocore": ("asyncup", "aiobotocore", "botocore", "aiohttp", "uvloop"),
         "boto3": ("boto3", "s3transfer"),
         "boto3-crt": ("boto3", "awscrt"),
         "aioboto3": ("aioboto3", "aiobotocore"),

@@ -37,7 +37,7 @@ SKIP_STATUS = 3
 class Settings:
     cases: tuple[str, ...] = ("file",)
     transports: tuple[str, ...] = ("http",)
-    peers: tuple[str, ...] = tuple(peer_registry.PEERS)
+    peers: tuple[str, ...] = peer_registry.DEFAULT_PEERS
     server: str = "sink"
     endpoint_url: str | None = None
     ca_bundle: str | None = None

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiobotocore.config import AioConfig
 from aiohttp import web
 
 import asyncup
@@ -130,3 +131,17 @@ def test_the_lean_path_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> Non
 
     lean.attach(Client())
     assert lean.method(Client(), "put_object") is Client.put_object
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_a_client_configured_otherwise_sends_everything_through_botocore(
+    endpoint: str, bucket: str
+) -> None:
+    """Payloads signed (client_config): the lean path would send UNSIGNED-PAYLOAD, so it is
+    off, never silently different."""
+    config = AioConfig(s3={"payload_signing_enabled": True})
+    async with asyncup.Uploader(endpoint_url=endpoint, client_config=config) as up:
+        sent = botocore_sends(up.client, "PutObject")
+        for key in "abc":
+            await up.upload(key.encode(), bucket, key)
+    assert sent == ["PutObject"] * 3

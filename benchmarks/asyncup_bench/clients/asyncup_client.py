@@ -9,9 +9,14 @@ would load the rest (botocore, aiohttp: ~0.3 s of CPU) inside the timed upload.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 from typing import Any
 
 from _common import async_chunks, load_spec, measure, read_small_objects, small_objects
+
+if sys.argv[2:] == ["botocore"]:  # the asyncup-botocore peer: no lean path
+    os.environ["ASYNCUP_LEAN"] = "0"
 
 from asyncup import TransferConfig, Uploader
 
