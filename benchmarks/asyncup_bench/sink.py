@@ -13,9 +13,11 @@ answers CreateMultipartUpload, UploadPart, CompleteMultipartUpload, AbortMultipa
 ListParts (NoSuchUpload once aborted), PutObject, HeadBucket/CreateBucket, HeadObject,
 DeleteObject, GetBucketLocation and an empty ListObjects. Authentication is ignored.
 
-ETags: with ``--md5`` the sink hashes every body (in a thread pool, so the event loop never
-stalls) and its ETags are real S3 ETags. Without it (the default, for speed) a part's ETag is
-the client's own Content-MD5 when it sent one ("claimed"), else a placeholder. HeadObject says
+ETags: a PutObject's ETag is the MD5 of its body, as S3's (a client that is not sure the
+store verifies its checksum compares them: asyncup does, for a small object). With ``--md5``
+the sink hashes every body (in a thread pool, so the event loop never stalls) and its ETags
+are real S3 ETags. Without it (the default, for speed) a part's ETag is the client's own
+Content-MD5 when it sent one ("claimed"), else a placeholder. HeadObject says
 which in ``x-sink-etag`` (computed, claimed, none) and lists the part sizes in
 ``x-sink-parts`` (``8388608*127,4194304``) so that a runner can recompute the ETag.
 ``GET /_sink/stats`` answers JSON counters and the sink's own CPU seconds.
@@ -174,7 +176,8 @@ class Store:
         """Keep the body of a write to hash it (--md5), or of a Complete (its parts list);
         keep up the checksum a write's headers name, to check it."""
         write = request.method == "PUT" and "/" in request.path.strip("/")
-        if (self.options.md5 and write) or (
+        put_object = write and "partNumber" not in request.query
+        if (self.options.md5 and write) or put_object or (
             request.method == "POST" and "uploadId" in request.query
         ):
             request.chunks = []
