@@ -177,8 +177,10 @@ class Store:
         keep up the checksum a write's headers name, to check it."""
         write = request.method == "PUT" and "/" in request.path.strip("/")
         put_object = write and "partNumber" not in request.query
-        if (self.options.md5 and write) or put_object or (
-            request.method == "POST" and "uploadId" in request.query
+        if (
+            (self.options.md5 and write)
+            or put_object
+            or (request.method == "POST" and "uploadId" in request.query)
         ):
             request.chunks = []
         if write and not request.aws_chunked:
