@@ -59,6 +59,10 @@ class StoreChecks:
     write whose bytes do not match them. None until known."""
 
     verifies: bool | None = None
+    small_writes: int = 0
+    """Small objects written (PutObject, their MD5 compared) while ``verifies`` was None."""
+    probed: bool = False
+    """Whether a probe was tried (it may have said neither yes nor no)."""
 
 
 # Endpoints documented to verify every checksum they are sent (no probe needed).

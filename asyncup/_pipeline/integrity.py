@@ -17,12 +17,15 @@ exactly as after a BadDigest, and one that keeps failing fails the upload.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from functools import partial
 
 import anyio.to_thread
 
+from .._concurrency.shield import shielded
 from .._core.checksums import Buffer, PartDigest, digests_inline, md5_of
 from .._core.errors import UnverifiedError
 from .._core.plan import MAX_PARTS
@@ -46,6 +49,8 @@ log = logging.getLogger("asyncup")
 
 # What a store that verifies answers a checksum that does not match the bytes.
 REFUSED = CORRUPTION_CODES | {"InvalidDigest", "InvalidChecksum"}
+# Small objects a client writes, each with its MD5 compared, before it probes its store once.
+SMALL_WRITES_BEFORE_PROBE = 16
 
 Rehash = Callable[[], Awaitable[bytes]]
 """The MD5 of a write's bytes, read again (a buffer, or a file range)."""
@@ -63,18 +68,61 @@ async def learn(job: Job) -> None:
         if known_to_verify(getattr(s3.client.meta, "endpoint_url", None)):
             s3.store.verifies = True
             return
-        s3.store.verifies = await _probe(job, algorithm)
+        s3.store.probed = True
+        s3.store.verifies = await _probe(job, algorithm, job.upload_id)
     log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
 
 
-async def _probe(job: Job, algorithm: str) -> bool | None:
+async def learn_for_small(job: Job) -> None:
+    """Before a small object's PutObject: on an endpoint known to verify, say so; and a
+    client that has written ``SMALL_WRITES_BEFORE_PROBE`` small objects without knowing (each
+    one's MD5 computed and compared with its ETag) probes once, in a multipart upload of its
+    own (created, probed, aborted), so that a store that verifies spares it the MD5s."""
+    s3, algorithm = job.s3, job.args.checksum_algorithm
+    if s3.store.verifies is not None or algorithm is None or job.config.integrity == "off":
+        return
+    if known_to_verify(getattr(s3.client.meta, "endpoint_url", None)):
+        s3.store.verifies = True
+        return
+    s3.store.small_writes += 1
+    if s3.store.small_writes <= SMALL_WRITES_BEFORE_PROBE or s3.store.probed:
+        return
+    async with s3.probing:
+        if s3.store.verifies is not None or s3.store.probed:
+            return
+        s3.store.probed = True
+        limit = job.config.abort_timeout
+        create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+        try:
+            created, cancel = await shielded(
+                partial(s3.call, "create_multipart_upload", create, attempts=1), limit
+            )
+        except Exception as exc:
+            log.debug("no probe of the store (CreateMultipartUpload: %s)", error_code(exc))
+            return
+        abort = {"Bucket": job.bucket, "Key": job.key, "UploadId": created["UploadId"]}
+        try:
+            if cancel is None:
+                s3.store.verifies = await _probe(job, algorithm, created["UploadId"])
+        finally:
+            with contextlib.suppress(Exception):  # left over, the sweeper's to remove
+                _, late = await shielded(
+                    partial(s3.call, "abort_multipart_upload", abort | job.args.control), limit
+                )
+                cancel = cancel or late
+        if cancel is not None:
+            raise cancel
+    log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
+
+
+async def _probe(job: Job, algorithm: str, upload_id: str | None) -> bool | None:
     """Send one byte as part 10,000 with a checksum it does not have: a store that verifies
     refuses it; one that takes it does not verify. None: the answer said neither."""
     body = b"\0"
     params = {
         "Bucket": job.bucket,
         "Key": job.key,
-        "UploadId": job.upload_id,
+        "UploadId": upload_id,
         "PartNumber": MAX_PARTS,
         "Body": body,
         "ContentLength": len(body),

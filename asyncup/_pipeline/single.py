@@ -25,7 +25,7 @@ from .._core.verify import (
 )
 from .._s3.calls import Response
 from .failures import failure, root_cause
-from .integrity import buffer_md5, check_answer
+from .integrity import buffer_md5, check_answer, learn_for_small
 from .job import Job
 from .outcome import Retries, may_have_landed, never_sent, ours_meanwhile, result
 from .sources import PathSource, Source
@@ -49,6 +49,7 @@ async def put_object(job: Job, source: Source, size: int) -> UploadResult:
 
 async def put_body(job: Job, body: Buffer) -> UploadResult:
     try:
+        await learn_for_small(job)
         digest = await job.digest(body)
         params: dict[str, Any] = {
             "Bucket": job.bucket,

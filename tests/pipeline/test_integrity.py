@@ -7,12 +7,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 import asyncup
 from asyncup._core import checksums
+from asyncup._core.params import route
+from asyncup._core.verify import StoreChecks
+from asyncup._pipeline.integrity import learn_for_small
 from tests.conftest import MiB, assert_nothing_left, make_client, random_bytes, read_object
 from tests.faultproxy import FaultProxy
 
@@ -264,3 +268,36 @@ async def test_off_skips_asyncups_own_checks(proxy: FaultProxy, proxied: Any, bu
     assert result.verified_by is None
     assert "integrity='off'" in str(result.unverified_reason)
     assert proxy.counts["ProbePart"] == 0
+
+
+@pytest.mark.parametrize(
+    ("server", "verifies"), [("moto", False), ("seaweedfs", True)], indirect=["server"]
+)
+async def test_a_client_writing_only_small_objects_probes_once_after_sixteen(
+    verifies: bool, proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    """Small objects only: the first 16 have their MD5 compared with their ETag; then one
+    probe, in a multipart upload of its own that is aborted; where the store verifies, the
+    later ones are vouched for by the store, with no MD5."""
+    async with asyncup.Uploader(client=proxied, config=CONFIG) as up:
+        results = [await up.upload(b"x%d" % n, bucket, f"small/{n}") for n in range(20)]
+    assert proxy.counts["ProbePart"] == 1
+    assert proxy.counts["CreateMultipartUpload"] == proxy.counts["AbortMultipartUpload"] == 1
+    later = "store" if verifies else "asyncup"
+    assert [r.verified_by for r in results] == ["asyncup"] * 16 + [later] * 4
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+
+async def test_small_objects_to_s3_itself_are_vouched_for_without_a_probe() -> None:
+    """An amazonaws.com endpoint verifies every checksum (documented): known before the
+    first small object, without a request and without MD5s."""
+    store = StoreChecks()
+    meta = SimpleNamespace(endpoint_url="https://s3.eu-west-3.amazonaws.com")
+    job: Any = SimpleNamespace(
+        s3=SimpleNamespace(store=store, client=SimpleNamespace(meta=meta)),
+        args=route(None, "CRC32"),
+        config=CONFIG,
+    )
+    await learn_for_small(job)
+    assert store.verifies is True
+    assert not store.probed
