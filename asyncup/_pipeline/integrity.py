@@ -56,34 +56,42 @@ Rehash = Callable[[], Awaitable[bytes]]
 """The MD5 of a write's bytes, read again (a buffer, or a file range)."""
 
 
+def _nothing_to_learn(job: Job) -> bool:
+    """Whether the store's verification is known (an endpoint of S3 itself: it verifies), or
+    need not be (no checksum to probe with, integrity off)."""
+    store = job.s3.store
+    if store.verifies is not None or job.args.checksum_algorithm is None:
+        return True
+    if job.config.integrity == "off":
+        return True
+    if known_to_verify(getattr(job.s3.client.meta, "endpoint_url", None)):
+        store.verifies = True
+        return True
+    return False
+
+
 async def learn(job: Job) -> None:
     """Find out once per client whether its store verifies the checksums it is sent, using
     ``job``'s multipart upload (created: its ``upload_id`` is set)."""
-    s3, algorithm = job.s3, job.args.checksum_algorithm
-    if s3.store.verifies is not None or algorithm is None or job.config.integrity == "off":
+    if _nothing_to_learn(job):
         return
+    s3 = job.s3
     async with s3.probing:
         if s3.store.verifies is not None:
             return  # another upload found out meanwhile
-        if known_to_verify(getattr(s3.client.meta, "endpoint_url", None)):
-            s3.store.verifies = True
-            return
         s3.store.probed = True
-        s3.store.verifies = await _probe(job, algorithm, job.upload_id)
+        s3.store.verifies = await _probe(job, job.upload_id)
     log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
 
 
 async def learn_for_small(job: Job) -> None:
-    """Before a small object's PutObject: on an endpoint known to verify, say so; and a
-    client that has written ``SMALL_WRITES_BEFORE_PROBE`` small objects without knowing (each
-    one's MD5 computed and compared with its ETag) probes once, in a multipart upload of its
-    own (created, probed, aborted), so that a store that verifies spares it the MD5s."""
-    s3, algorithm = job.s3, job.args.checksum_algorithm
-    if s3.store.verifies is not None or algorithm is None or job.config.integrity == "off":
+    """Before a small object's PutObject: a client that has written
+    ``SMALL_WRITES_BEFORE_PROBE`` small objects without knowing (each one's MD5 computed and
+    compared with its ETag) probes once, in a multipart upload of its own, so that a store
+    that verifies spares it the MD5s."""
+    if _nothing_to_learn(job):
         return
-    if known_to_verify(getattr(s3.client.meta, "endpoint_url", None)):
-        s3.store.verifies = True
-        return
+    s3 = job.s3
     s3.store.small_writes += 1
     if s3.store.small_writes <= SMALL_WRITES_BEFORE_PROBE or s3.store.probed:
         return
@@ -91,33 +99,41 @@ async def learn_for_small(job: Job) -> None:
         if s3.store.verifies is not None or s3.store.probed:
             return
         s3.store.probed = True
-        limit = job.config.abort_timeout
-        create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
-        try:
-            created, cancel = await shielded(
-                partial(s3.call, "create_multipart_upload", create, attempts=1), limit
-            )
-        except Exception as exc:
-            log.debug("no probe of the store (CreateMultipartUpload: %s)", error_code(exc))
-            return
-        abort = {"Bucket": job.bucket, "Key": job.key, "UploadId": created["UploadId"]}
-        try:
-            if cancel is None:
-                s3.store.verifies = await _probe(job, algorithm, created["UploadId"])
-        finally:
-            with contextlib.suppress(Exception):  # left over, the sweeper's to remove
-                _, late = await shielded(
-                    partial(s3.call, "abort_multipart_upload", abort | job.args.control), limit
-                )
-                cancel = cancel or late
-        if cancel is not None:
-            raise cancel
+        await _probe_alone(job)
     log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
 
 
-async def _probe(job: Job, algorithm: str, upload_id: str | None) -> bool | None:
+async def _probe_alone(job: Job) -> None:
+    """``_probe`` in a multipart upload of its own: created, probed, aborted (each shielded
+    and bounded by ``abort_timeout``; an upload left over is the sweeper's to remove)."""
+    s3, limit = job.s3, job.config.abort_timeout
+    create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+    try:
+        created, cancel = await shielded(
+            partial(s3.call, "create_multipart_upload", create, attempts=1), limit
+        )
+    except Exception as exc:
+        log.debug("no probe of the store (CreateMultipartUpload: %s)", error_code(exc))
+        return
+    abort = {"Bucket": job.bucket, "Key": job.key, "UploadId": created["UploadId"]}
+    try:
+        if cancel is None:
+            s3.store.verifies = await _probe(job, created["UploadId"])
+    finally:
+        with contextlib.suppress(Exception):
+            _, late = await shielded(
+                partial(s3.call, "abort_multipart_upload", abort | job.args.control), limit
+            )
+            cancel = cancel or late
+    if cancel is not None:
+        raise cancel
+
+
+async def _probe(job: Job, upload_id: str | None) -> bool | None:
     """Send one byte as part 10,000 with a checksum it does not have: a store that verifies
     refuses it; one that takes it does not verify. None: the answer said neither."""
+    algorithm = job.args.checksum_algorithm
+    assert algorithm is not None  # _nothing_to_learn
     body = b"\0"
     params = {
         "Bucket": job.bucket,
