@@ -395,6 +395,7 @@ def _run_case(
                     if round_number >= settings.warmup:
                         samples[name].append(sample)
     except ServerError as exc:
+        log(f"  {case}/{transport}: the server failed: {exc}")
         return [_failed_row(n, case, transport, f"server: {exc}") for n in names]
     rows = []
     for name in names:
