@@ -36,7 +36,9 @@ from botocore.awsrequest import AWSPreparedRequest
 
 from .._core import wire
 from .payloads import PartPayload, RangePayload
+from .pool import request_head
 from .ranges import RangeBody
+from .threaded import THRESHOLD, ThreadedSession
 
 log = logging.getLogger("asyncup")
 
@@ -118,22 +120,34 @@ class Lean:
         headers = wire.sign(request, endpoint.host, who)
         if self._agent:
             headers.append(("User-Agent", self._agent))
-        prepared = AWSPreparedRequest(
-            "PUT", endpoint.url(request.target), dict(headers), body, stream_output=False
-        )
-        answer = await client._endpoint.http_session.send(prepared)
-        status = answer.status_code
-        content = await answer.content
-        head = {name.lower(): value for name, value in answer.headers.items()}
+        url = endpoint.url(request.target)
+        session = client._endpoint.http_session
+        if (
+            isinstance(body, PartPayload)
+            and body.size is not None
+            and body.size < THRESHOLD
+            and isinstance(session, ThreadedSession)
+            and session.sends_small(endpoint.scheme, endpoint.host)
+        ):
+            if not any(name == "Content-Length" for name, _ in request.headers):
+                headers.append(("Content-Length", str(body.size)))
+            head = request_head("PUT", request.target, endpoint.host, headers)
+            status, head_in, content = await session.put_small(url, head, body.view)
+        else:
+            prepared = AWSPreparedRequest("PUT", url, dict(headers), body, stream_output=False)
+            answer = await session.send(prepared)
+            status = answer.status_code
+            content = await answer.content
+            head_in = {name.lower(): value for name, value in answer.headers.items()}
         metadata = {
-            "RequestId": head.get("x-amz-request-id", ""),
-            "HostId": head.get("x-amz-id-2", ""),
+            "RequestId": head_in.get("x-amz-request-id", ""),
+            "HostId": head_in.get("x-amz-id-2", ""),
             "HTTPStatusCode": status,
-            "HTTPHeaders": head,
+            "HTTPHeaders": head_in,
             "RetryAttempts": 0,
         }
         if status < 300:
-            return self._parsed(operation, head) | {"ResponseMetadata": metadata}
+            return self._parsed(operation, head_in) | {"ResponseMetadata": metadata}
         error = _error(content, status) | {"ResponseMetadata": metadata}
         code = error["Error"]["Code"]
         if code in _BOTOCORE_HANDLES or status in (301, 307):

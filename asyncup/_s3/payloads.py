@@ -36,6 +36,11 @@ class PartPayload(aiohttp.payload.Payload):
         super().__init__(view)
         self._size = len(view)
 
+    @property
+    def view(self) -> memoryview:
+        view: memoryview = self._value
+        return view
+
     def decode(self, encoding: str = "utf-8", errors: str = "strict") -> str:
         return bytes(self._value).decode(encoding, errors)
 

@@ -29,7 +29,6 @@ import select
 import socket
 import ssl
 import threading
-import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,16 +38,14 @@ from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.httpsession import AIOHTTPSession
 from botocore.exceptions import (
     ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     HTTPClientError,
     ReadTimeoutError,
-    SSLError,
 )
 
 from .._concurrency.shield import shielded
 from .._core.errors import ShortSourceError
 from .payloads import PartPayload, RangePayload, send_blocking
+from .pool import Answer, Idle, Pool, connect_errors
 
 THRESHOLD = 1024 * 1024  # smaller bodies: a trip to a thread costs more than it saves
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
@@ -59,15 +56,18 @@ _Key = tuple[str, str, int]
 class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._idle: dict[_Key, list[tuple[float, http.client.HTTPConnection]]] = {}
         self._tls: ssl.SSLContext | None = None
         self._threads: anyio.CapacityLimiter | None = None
-        self._closed = False
         # A caller's connector_args (a resolver, a socket factory, force_close...) are
         # aiohttp's to honour: with any of them every request stays with aiohttp.
         self._threaded = set(self._connector_args) <= {"keepalive_timeout"}
         keepalive = self._connector_args.get("keepalive_timeout")
         self._idle_for = min(IDLE, keepalive) if keepalive is not None else IDLE
+        self._idle: Idle[http.client.HTTPConnection] = Idle(
+            self._max_pool_connections, self._idle_for, _usable
+        )
+        self._pool: Pool | None = None
+        self._direct: dict[tuple[str, str], bool] = {}
 
     async def send(self, request: Any) -> Any:
         body = request.body
@@ -83,12 +83,37 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             return await super().send(request)
         return await self._send_threaded(request, body)
 
+    def sends_small(self, scheme: str, netloc: str) -> bool:
+        """Whether the lean path's small PUTs to this endpoint go through ``pool`` (no
+        proxy for it, no connector argument of the caller's: else aiohttp sends them)."""
+        direct = self._direct.get((scheme, netloc))
+        if direct is None:
+            url = f"{scheme}://{netloc}/"
+            direct = self._threaded and not self._proxy_config.proxy_url_for(url)
+            self._direct[(scheme, netloc)] = direct
+        return direct
+
+    async def put_small(self, url: str, head: bytes, body: memoryview) -> Answer:
+        """A small PUT of the lean path (``head``: its request line and signed headers)."""
+        split = urlsplit(url)
+        https = split.scheme == "https"
+        key = (split.scheme, split.hostname or "", split.port or (443 if https else 80))
+        if https and self._tls is None:
+            contexts = await anyio.to_thread.run_sync(self._build_ssl_contexts, None)
+            self._tls = contexts[0]
+        if self._pool is None:
+            self._pool = Pool(
+                connect_timeout=self._timeout.sock_connect,
+                read_timeout=self._timeout.sock_read,
+                keep=self._max_pool_connections,
+                idle_for=self._idle_for,
+            )
+        return await self._pool.put(url, key, head, body, self._tls if https else None)
+
     async def __aexit__(self, *exc_info: Any) -> None:
-        self._closed = True
-        idle, self._idle = self._idle, {}
-        for connections in idle.values():
-            for _, connection in connections:
-                connection.close()
+        if self._pool is not None:
+            self._pool.close()
+        self._idle.close()
         await super().__aexit__(*exc_info)
 
     async def _send_threaded(self, request: Any, body: PartPayload | RangePayload) -> Any:
@@ -117,14 +142,14 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
 
         for resend in (False, True):
             # A resend takes a new connection, as aiohttp's does.
-            connection = (None if resend else self._take(key)) or self._new(key)
+            connection = (None if resend else self._idle.take(key)) or self._new(key)
             try:
                 status, response_headers, data = await self._in_thread(connection, exchange)
             except _Broken as broken:
                 if not resend:
                     continue  # aiohttp's one resend of a PUT on a broken connection
                 raise broken.error from broken.__cause__
-            self._give(key, connection)
+            self._idle.give(key, connection)
             response = AioAWSResponse(url, status, response_headers, _Read(data))
             await response.content
             return response
@@ -164,27 +189,6 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             raise
         finally:
             box.clear()
-
-    def _take(self, key: _Key) -> http.client.HTTPConnection | None:
-        idle = self._idle.get(key)
-        expired = time.monotonic() - self._idle_for
-        while idle and idle[0][0] < expired:  # the oldest first
-            idle.pop(0)[1].close()
-        while idle:
-            _, connection = idle.pop()
-            if _usable(connection):
-                return connection
-            connection.close()
-        return None
-
-    def _give(self, key: _Key, connection: http.client.HTTPConnection) -> None:
-        if connection.sock is None:  # the server said it would close it
-            return
-        idle = self._idle.setdefault(key, [])
-        if self._closed or len(idle) >= self._max_pool_connections:
-            connection.close()
-            return
-        idle.append((time.monotonic(), connection))
 
     def _new(self, key: _Key) -> http.client.HTTPConnection:
         _, host, port = key
@@ -277,7 +281,7 @@ def _connect(
     """Open the connection (TLS too), each socket published to ``call`` before it is used,
     failing as aiobotocore fails to connect (never resent: aiohttp does not either)."""
     sock: socket.socket | None = None
-    try:
+    with connect_errors(url):
         try:
             sock = socket.create_connection((connection.host, connection.port), timeout)
             call.publish(sock)
@@ -292,14 +296,6 @@ def _connect(
             if sock is not None:
                 sock.close()  # a failed handshake, a timeout, a stop: nobody else will
             raise
-    except _Stopped:
-        raise
-    except TimeoutError as exc:
-        raise ConnectTimeoutError(endpoint_url=url, error=exc) from exc
-    except ssl.SSLError as exc:
-        raise SSLError(endpoint_url=url, error=exc) from exc
-    except OSError as exc:
-        raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
     connection.sock = sock
 
 

@@ -31,7 +31,7 @@ from asyncup_bench.servers import start
 from asyncup_bench.verify import Verifier
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLIENT = os.path.join(HERE, "..", "..", "asyncup", "bench", "clients", "asyncup_client.py")
+CLIENT = os.path.join(HERE, "..", "asyncup_bench", "clients", "asyncup_client.py")
 OUT = "/tmp/bench-out"
 mode, variants, transport = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
 repeat = int(sys.argv[4]) if len(sys.argv) > 4 else 5
