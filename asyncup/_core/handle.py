@@ -15,7 +15,9 @@ every request header), so that a worker holding another key refuses before sendi
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -86,17 +88,11 @@ class ParallelUpload:
         return Part(number, offset, min(self.part_size, self.size - offset))
 
     def to_dict(self) -> dict[str, Any]:
-        fields = asdict(self)
-        fields["request_args"] = dict(self.request_args)
-        return {"format": FORMAT, "version": VERSION, **fields}
+        return handle_dict(self, FORMAT)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ParallelUpload:
-        if data.get("format") != FORMAT or data.get("version") != VERSION:
-            raise ValueError("not an asyncup parallel-upload handle (or another version of it)")
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["request_args"] = tuple(sorted(dict(fields.get("request_args", {})).items()))
-        return cls(**fields)
+    def from_dict(cls, data: Mapping[str, Any]) -> ParallelUpload:
+        return cls(**handle_fields(cls, data, FORMAT))
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -141,6 +137,24 @@ class ParallelUpload:
             request_args=tuple(sorted(dict(extra.get("request_args") or {}).items())),
             sse_customer_key_md5=extra.get("sse_customer_key_md5"),
         )
+
+
+def handle_dict(handle: Any, format_: str) -> dict[str, Any]:
+    """A handle (a dataclass with ``request_args``) as JSON-ready data, named and versioned."""
+    fields = asdict(handle)
+    fields["request_args"] = dict(handle.request_args)
+    return {"format": format_, "version": VERSION, **fields}
+
+
+def handle_fields(cls: type, data: Mapping[str, Any], format_: str) -> dict[str, Any]:
+    """The fields of a ``cls`` handle from ``handle_dict``'s data, refused unless it is one."""
+    if not isinstance(data, Mapping) or data.get("format") != format_:
+        raise ValueError(f"not an {format_} handle")
+    if data.get("version") != VERSION:
+        raise ValueError(f"an {format_} handle of another version ({data.get('version')!r})")
+    fields = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+    fields["request_args"] = tuple(sorted(dict(fields.get("request_args", {})).items()))
+    return fields
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

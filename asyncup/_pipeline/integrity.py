@@ -91,9 +91,19 @@ async def learn_for_small(job: Job) -> None:
     that verifies spares it the MD5s."""
     if _nothing_to_learn(job):
         return
+    store = job.s3.store
+    store.small_writes += 1
+    if store.small_writes > SMALL_WRITES_BEFORE_PROBE:
+        await learn_alone(job)
+
+
+async def learn_alone(job: Job) -> None:
+    """Find out once per client whether its store verifies checksums, in a multipart upload
+    of its own (for writes asyncup did not send: ``asyncup.direct``'s parts)."""
+    if _nothing_to_learn(job):
+        return
     s3 = job.s3
-    s3.store.small_writes += 1
-    if s3.store.small_writes <= SMALL_WRITES_BEFORE_PROBE or s3.store.probed:
+    if s3.store.probed:
         return
     async with s3.probing:
         if s3.store.verifies is not None or s3.store.probed:

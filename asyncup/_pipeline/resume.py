@@ -47,6 +47,8 @@ class ListedPart:
     number: int
     etag: str
     size: int
+    checksum: str | None = None
+    """The part's checksum (base64), when the upload has one and the store lists it."""
 
 
 def check_journal(header: Header, job: Job, origin: Origin) -> None:
@@ -85,7 +87,13 @@ async def list_parts(job: Job) -> dict[int, ListedPart]:
         page = dict(params) if marker is None else {**params, "PartNumberMarker": marker}
         response = await job.s3.call("list_parts", page)
         for entry in response.get("Parts", []):
-            part = ListedPart(int(entry["PartNumber"]), str(entry["ETag"]), int(entry["Size"]))
+            checksum = next(
+                (v for k, v in entry.items() if k.startswith("Checksum") and k != "ChecksumType"),
+                None,
+            )
+            part = ListedPart(
+                int(entry["PartNumber"]), str(entry["ETag"]), int(entry["Size"]), checksum
+            )
             listed[part.number] = part
         following = response.get("NextPartNumberMarker")
         if not response.get("IsTruncated") or following in (None, marker):

@@ -2,8 +2,8 @@
 
 Its ``Job`` (the Uploader's client, budget and pacer, on the handle's upload), its request
 arguments (the handle's, plus the SSE-C key resolved on this host and checked against the
-MD5 the upload was created with), and the check that its file is the one the upload began
-with.
+MD5 the upload was created with), the check that its file is the one the upload began
+with, and the coordinator's shielded CreateMultipartUpload.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from typing import Any
 
 import anyio.to_thread
 
+from .._concurrency.shield import shielded
 from .._core.errors import SourceChangedError
 from .._core.handle import SSE_CUSTOMER_KEY_ENV, ParallelUpload
 from .._core.params import RoutedArgs, route
 from .._pipeline.failures import failure, root_cause
 from .._pipeline.job import Job
 from .._pipeline.uploader import Uploader
+from .._s3.calls import Response
 
 
 def host_job(up: Uploader, bucket: str, key: str, upload_id: str | None, args: RoutedArgs) -> Job:
@@ -86,3 +88,15 @@ async def check_source(job: Job, handle: ParallelUpload) -> None:
             key=handle.key,
             upload_id=handle.upload_id,
         )
+
+
+async def create_upload(up: Uploader, job: Job) -> tuple[Response, BaseException | None]:
+    """CreateMultipartUpload for ``job``, shielded: its answer, and the cancellation that
+    came meanwhile (the caller aborts the upload it created, then raises it)."""
+    create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
+    try:
+        return await shielded(
+            lambda: job.s3.call("create_multipart_upload", create), up.config.abort_timeout
+        )
+    except Exception as exc:
+        raise failure(job, exc) from root_cause(exc)

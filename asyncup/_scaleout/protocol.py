@@ -42,7 +42,6 @@ import anyio
 import anyio.to_thread
 from anyio.abc import TaskGroup
 
-from .._concurrency.shield import shielded
 from .._core.errors import ShortSourceError, SourceChangedError, SourceSizeError, UploadError
 from .._core.handle import HANDLE_ARGS, ParallelUpload, PartResult
 from .._core.params import EVERY_REQUEST_ARGS, RoutedArgs, route
@@ -59,7 +58,7 @@ from .._pipeline.uploader import Uploader, check_destination
 from .._pipeline.worker import send_part
 from .._s3.errors import error_code, summarize
 from .._s3.ranges import RangeBody, digest_range, stream_ranges
-from .hosts import check_source, host_args, host_job, stat_file
+from .hosts import check_source, create_upload, host_args, host_job, stat_file
 from .spread import checked_numbers, plan, reconcile
 
 log = logging.getLogger("asyncup")
@@ -121,13 +120,7 @@ async def begin(
     cut = plan(size, part_size or up.config.part_size)
     args = route(extra_args, up.config.checksum_algorithm, path=path)
     job = host_job(up, bucket, key, None, args)
-    create = {"Bucket": bucket, "Key": key, **args.create}
-    try:
-        response, cancel = await shielded(
-            lambda: job.s3.call("create_multipart_upload", create), up.config.abort_timeout
-        )
-    except Exception as exc:
-        raise failure(job, exc) from root_cause(exc)
+    response, cancel = await create_upload(up, job)
     handle = ParallelUpload(
         bucket=bucket,
         key=key,

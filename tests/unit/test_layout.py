@@ -2,7 +2,7 @@
 each may import. Read from the source (an AST walk), so a violation names its line.
 
     _core (sans-IO) <- _concurrency <- _s3 (the boundary) <- _pipeline <- _scaleout <- _cli
-    asyncup/__init__.py, parallel.py, dask.py: public faces, on top of everything
+    asyncup/__init__.py, parallel.py, direct.py, dask.py: public faces, on top of everything
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ LAYERS = {
     "_pipeline": 3,
     "_scaleout": 4,
     "_cli": 5,
-    "": 6,  # asyncup/__init__.py, __main__.py, parallel.py, dask.py
+    "": 6,  # asyncup/__init__.py, __main__.py, parallel.py, direct.py, dask.py
 }
-FACES = {"asyncup", "asyncup.__main__", "asyncup.parallel", "asyncup.dask"}
+FACES = {"asyncup", "asyncup.__main__", "asyncup.parallel", "asyncup.direct", "asyncup.dask"}
 # Third-party packages confined to one part: (allowed module prefixes).
 CONFINED = {
     "botocore": ("asyncup._s3.",),
@@ -103,7 +103,7 @@ def test_every_module_belongs_to_a_part() -> None:
     assert entries == sorted(
         [
             *(name for name in LAYERS if name),
-            *("__init__.py", "__main__.py", "dask.py", "parallel.py", "py.typed"),
+            *("__init__.py", "__main__.py", "dask.py", "direct.py", "parallel.py", "py.typed"),
         ]
     ), "a new top-level entry: put it in a part (and in LAYERS)"
     for module in MODULES:
