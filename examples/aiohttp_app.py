@@ -1,6 +1,10 @@
 """An aiohttp service that streams request bodies into S3 through one shared Uploader.
 
     PUT /objects/{key}   the body goes to s3://BUCKET/{key} as it arrives
+    POST /direct/{begin,urls,complete,abort}
+                         direct uploads: the client sends the parts straight to S3 on
+                         presigned URLs (examples/direct/: the endpoints, a browser client)
+    GET /direct/         a page that uploads a file that way
 
 The Uploader lives as long as the app (a cleanup context), so every request shares one
 client and one budget: requests in flight and bytes buffered stay bounded however many
@@ -15,12 +19,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from aiohttp import web
 
 import asyncup
+from examples.direct.endpoints import DirectEndpoints
 
 UPLOADER = web.AppKey("uploader", asyncup.Uploader)
+DIRECT = web.AppKey("direct", DirectEndpoints)
+PAGES = Path(__file__).parent / "direct"
 
 
 def make_app(
@@ -33,6 +41,7 @@ def make_app(
     async def uploader(app: web.Application) -> AsyncIterator[None]:
         async with asyncup.Uploader(client=client, endpoint_url=endpoint_url, config=config) as up:
             app[UPLOADER] = up
+            app[DIRECT] = DirectEndpoints(up, bucket)
             yield
 
     async def put_object(request: web.Request) -> web.Response:
@@ -50,6 +59,20 @@ def make_app(
             {"key": key, "size": result.size, "etag": result.etag, "parts": result.parts}
         )
 
+    async def direct_action(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        status, answer = await request.app[DIRECT].handle(request.match_info["action"], body)
+        return web.json_response(answer, status=status)
+
+    async def page(request: web.Request) -> web.FileResponse:
+        name = request.match_info.get("name") or "demo.html"
+        if name not in ("demo.html", "asyncup-direct.js"):
+            raise web.HTTPNotFound()
+        return web.FileResponse(PAGES / name)
+
     # A request's body is read ahead until aiohttp's buffer holds twice read_bufsize, then its
     # socket pauses. At aiohttp's default (64 KiB) the requests waiting for part buffers held
     # ~0.7 MiB each; at 32 KiB, 0.27 MiB: the app's peak with 120 clients fell by 47-61 MiB,
@@ -57,6 +80,9 @@ def make_app(
     app = web.Application(handler_args={"read_bufsize": 32 * 1024})
     app.cleanup_ctx.append(uploader)
     app.router.add_put("/objects/{key:.+}", put_object)
+    app.router.add_post("/direct/{action}", direct_action)
+    app.router.add_get("/direct/", page)
+    app.router.add_get("/direct/{name}", page)
     return app
 
 

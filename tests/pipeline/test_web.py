@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import socket
 import time
+import zlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -199,3 +201,64 @@ async def test_a_slow_s3_pushes_back_on_the_clients_socket(
 
         await wait_for(aborted)
     await assert_nothing_left(s3, bucket, "pushed-back")
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+async def test_direct_upload_endpoints(framework: str, s3: Any, bucket: str) -> None:
+    """The four direct-upload endpoints and the page, as the browser client uses them (the
+    browser itself: tests/scaleout/test_direct_browser.py)."""
+    data = random_bytes(PART + 4321, seed=9)
+
+    def crc32(body: bytes) -> str:
+        return base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode()
+
+    async with (
+        app_server(framework, bucket, s3, CONFIG) as url,
+        aiohttp.ClientSession() as http,
+    ):
+
+        async def call(action: str, body: Any) -> tuple[int, Any]:
+            async with http.post(f"{url}/direct/{action}", json=body) as answer:
+                return answer.status, await answer.json()
+
+        for name, kind in (("", "text/html"), ("asyncup-direct.js", "javascript")):
+            async with http.get(f"{url}/direct/{name}") as page:
+                assert page.status == 200
+                assert kind in page.headers["Content-Type"]
+        status, upload = await call("begin", {"key": "d/a.bin", "size": len(data)})
+        assert status == 200, upload
+        assert (upload["part_count"], upload["checksum_algorithm"]) == (2, "CRC32")
+        pieces = {1: data[:PART], 2: data[PART:]}
+        status, urls = await call(
+            "urls", {"upload_id": upload["upload_id"], "checksums": {"1": crc32(pieces[1])}}
+        )
+        assert status == 200, urls
+        assert [p["number"] for p in urls["parts"]] == [1]  # only the parts it has sums for
+        status, more = await call(
+            "urls", {"upload_id": upload["upload_id"], "checksums": {"2": crc32(pieces[2])}}
+        )
+        reports = []
+        for grant in urls["parts"] + more["parts"]:
+            headers = {k: v for k, v in grant["headers"].items() if k != "content-length"}
+            async with http.put(grant["url"], data=pieces[grant["number"]], headers=headers) as r:
+                assert r.status == 200, await r.text()
+                reports.append({"number": grant["number"], "etag": r.headers["ETag"],
+                                "checksum": crc32(pieces[grant["number"]])})  # fmt: skip
+        status, refused = await call(
+            "complete", {"upload_id": upload["upload_id"], "parts": reports[:1]}
+        )
+        assert (status, refused["missing"]) == (409, [2])
+        status, done = await call("complete", {"upload_id": upload["upload_id"], "parts": reports})
+        assert status == 200, done
+        assert (done["parts"], done["size"]) == (2, len(data))
+        await assert_object(s3, bucket, "d/a.bin", data, PART)
+
+        # Refused before any request; an unknown upload; abort.
+        status, said = await call("begin", {"key": "d/b", "size": 10**15, "part_size": 1})
+        assert status == 400
+        assert "10000" in said["error"] or "parts" in said["error"]
+        assert (await call("urls", {"upload_id": "nope"}))[0] == 404
+        status, upload = await call("begin", {"key": "d/c", "size": 10})
+        assert (await call("abort", {"upload_id": upload["upload_id"]})) == (200, {"aborted": True})
+    listing = await s3.list_multipart_uploads(Bucket=bucket)
+    assert listing.get("Uploads", []) == []
