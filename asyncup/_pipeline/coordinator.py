@@ -25,7 +25,7 @@ from .failures import failure, root_cause
 from .job import Job
 from .producer import produce_planned, produce_stream, read_stream_head
 from .resume import resumable
-from .sources import PathSource, Source
+from .sources import READ_AHEAD, PathSource, Source
 
 log = logging.getLogger("asyncup")
 
@@ -45,6 +45,24 @@ async def upload(job: Job, source: Source) -> UploadResult:
             job.lease.release_all()
 
 
+async def _open_file(job: Job, source: PathSource) -> None:
+    """Open the file; one small enough for a PutObject (up to ``READ_AHEAD`` bytes) is read
+    whole in the same thread hop, with budget reserved for it first (none free now: it is
+    read after the open, as a larger one is)."""
+    limit = min(READ_AHEAD, job.config.multipart_threshold)
+    reserved = None
+    if _one_request(job, 1) and job.resume_path is None:
+        reserved = job.lease.try_acquire(limit + 1)
+    if reserved is None:
+        await source.open()
+        return
+    try:
+        await source.open(read_below=limit)
+    finally:
+        kept = 0 if source.contents is None else len(source.contents)
+        job.lease.release(reserved - kept)
+
+
 def _one_request(job: Job, size: int) -> bool:
     """PutObject for an object this small, unless ``integrity="require"`` must see its write
     checked before the object exists: where the ETag will not be an MD5 (SSE-C, SSE-KMS) on
@@ -59,7 +77,10 @@ def _one_request(job: Job, size: int) -> bool:
 async def _upload(job: Job, source: Source) -> UploadResult:
     config = job.config
     try:
-        await source.open()
+        if isinstance(source, PathSource):
+            await _open_file(job, source)
+        else:
+            await source.open()
     except Exception as exc:
         raise failure(job, exc) from root_cause(exc)
     size = job.total = source.size

@@ -35,8 +35,14 @@ log = logging.getLogger("asyncup")
 
 async def put_object(job: Job, source: Source, size: int) -> UploadResult:
     try:
-        read = source.readinto_and_close if isinstance(source, PathSource) else source.readinto
-        body = await job.read_object(read, size)
+        body: bytearray | None
+        if isinstance(source, PathSource) and source.contents is not None:
+            contents, source.contents = source.contents, None  # read when it was opened
+            body = contents if len(contents) == size else None
+        elif isinstance(source, PathSource):
+            body = await job.read_object(source.readinto_and_close, size)
+        else:
+            body = await job.read_object(source.readinto, size)
         if body is None:
             raise SourceSizeError(
                 f"source did not hold the {size} bytes expected (did it change while being read?)",

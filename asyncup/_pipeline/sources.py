@@ -102,12 +102,18 @@ class BytesSource:
         self._view.release()
 
 
+READ_AHEAD = 1024 * 1024
+"""A file smaller than this (and than the multipart threshold) is read whole when opened."""
+
+
 class PathSource:
     def __init__(self, path: str) -> None:
         self.path: str | None = path
         self.size: int | None = None
         self.mtime_ns = 0
         self.regular = False
+        self.contents: bytearray | None = None
+        """The whole file, when ``open`` read it (and closed it) in the same thread hop."""
         self._fd = -1
         self._offset = 0
 
@@ -116,9 +122,13 @@ class PathSource:
         """The open file's descriptor (valid between ``open`` and ``aclose``)."""
         return self._fd
 
-    async def open(self) -> None:
+    async def open(self, read_below: int = 0) -> None:
+        """Open and stat the file; a regular file of fewer than ``read_below`` bytes is read
+        whole and closed in the same thread hop (``contents``): one hop per small file."""
         assert self.path is not None
-        self._fd, stat = await anyio.to_thread.run_sync(_open_and_stat, self.path)
+        self._fd, stat, self.contents = await anyio.to_thread.run_sync(
+            _open_and_stat, self.path, read_below
+        )
         self.size = stat.st_size
         self.mtime_ns = stat.st_mtime_ns
         self.regular = stat_module.S_ISREG(stat.st_mode)
@@ -144,13 +154,20 @@ class PathSource:
             await anyio.to_thread.run_sync(os.close, fd)
 
 
-def _open_and_stat(path: str) -> tuple[int, os.stat_result]:
+def _open_and_stat(path: str, read_below: int) -> tuple[int, os.stat_result, bytearray | None]:
     fd = os.open(path, os.O_RDONLY)
     try:
-        return fd, os.fstat(fd)
+        stat = os.fstat(fd)
+        if not (stat_module.S_ISREG(stat.st_mode) and stat.st_size < read_below):
+            return fd, stat, None
+        # A byte more than its size: a file that grew since fstat says so.
+        contents = bytearray(stat.st_size + 1)
+        del contents[_pread_full(fd, memoryview(contents), 0) :]
     except BaseException:
         os.close(fd)
         raise
+    os.close(fd)
+    return -1, stat, contents
 
 
 def _pread_and_close(fd: int, view: memoryview, offset: int) -> int:

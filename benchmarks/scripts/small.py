@@ -5,6 +5,7 @@ Usage (from the checkout, venv active):
     python benchmarks/scripts/small.py pyspy head http          # py-spy raw stacks
     python benchmarks/scripts/small.py cprofile head http       # cProfile of the client
 ``head`` is the checkout; ``vN`` a core in /tmp/asyncup-vN (``git worktree add``).
+SMALL_FROM=files: the objects are files, read inside the timed upload (else bytes).
 Output under /tmp/bench-out/.
 """
 
@@ -53,6 +54,7 @@ def spec_for(server, data, key):
         "ca_bundle": server.ca_bundle,
         "path": None,
         "small_dir": data["small_dir"],
+        "small_from": os.environ.get("SMALL_FROM", "bytes"),  # or "files"
     }
 
 

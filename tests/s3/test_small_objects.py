@@ -184,12 +184,27 @@ def test_anyios_backend_is_imported_with_the_pipeline_not_in_the_first_upload() 
 
 
 @pytest.mark.parametrize("server", ["moto"], indirect=True)
-async def test_a_small_file_takes_two_thread_hops_and_is_closed(
-    s3: Any, bucket: str, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [
+        (64 * 1024, ["_open_and_stat"]),  # opened, stat'ed, read and closed at once
+        (2 * 1024 * 1024, ["_open_and_stat", "_pread_and_close"]),  # above READ_AHEAD
+    ],
+)
+async def test_a_small_file_takes_one_thread_hop_and_is_closed(
+    s3: Any,
+    bucket: str,
+    endpoint: str,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    size: int,
+    expected: list[str],
 ) -> None:
-    """Open and stat in one hop, read and close in another (issue 17): not one hop per call."""
+    """A file below 1 MiB: one thread hop, the file closed after it (issue 17); a larger
+    one below the multipart threshold: open and stat in one hop, read and close in another,
+    not one hop per call."""
     path = tmp_path / "small.bin"
-    data = random_bytes(64 * 1024)
+    data = random_bytes(size)
     path.write_bytes(data)
     hops: list[str] = []
     run_sync = anyio.to_thread.run_sync
@@ -204,7 +219,7 @@ async def test_a_small_file_takes_two_thread_hops_and_is_closed(
         hops.clear()  # the client's own set-up is not the file's
         await up.upload(path, bucket, "small")
         assert str(path) not in open_files()
-    assert hops == ["_open_and_stat", "_pread_and_close"]
+    assert hops == expected
     await assert_object(s3, bucket, "small", data, None)
 
 
@@ -214,3 +229,33 @@ def open_files() -> list[str]:
         with contextlib.suppress(OSError):  # closed meanwhile
             found.append(os.readlink(f"/proc/self/fd/{fd}"))
     return found
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+@pytest.mark.parametrize("change", [b"more", None], ids=["grew", "shrank"])
+async def test_a_small_file_that_changes_after_its_stat_is_refused(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch,
+    change: bytes | None,
+) -> None:  # fmt: skip
+    """The one hop reads a byte more than the file's size: a file that grew (or shrank)
+    between its stat and its read is refused, nothing written."""
+    path = tmp_path / "changing.bin"
+    path.write_bytes(random_bytes(64 * 1024))
+    fstat = os.fstat
+
+    def stat_then_change(fd: int) -> os.stat_result:
+        stat = fstat(fd)
+        if os.readlink(f"/proc/self/fd/{fd}") == str(path):
+            if change is None:
+                os.truncate(path, 1000)
+            else:
+                with open(path, "ab") as grow:
+                    grow.write(change)
+        return stat
+
+    monkeypatch.setattr(os, "fstat", stat_then_change)
+    async with asyncup.Uploader(endpoint_url=endpoint) as up:
+        with pytest.raises(asyncup.SourceChangedError):
+            await up.upload(path, bucket, "changing")
+    listing = await s3.list_objects_v2(Bucket=bucket)
+    assert listing.get("KeyCount", 0) == 0
