@@ -279,3 +279,26 @@ async def test_bad_requests_for_urls_and_reports_are_refused_before_any_request(
         DirectUpload.from_dict({**handle.to_dict(), "expires_in": 10**7})
     with pytest.raises(ValueError, match="not an asyncup-direct handle"):
         DirectUpload.from_dict({"format": "asyncup-parallel", "version": 1})
+
+
+async def test_the_objects_attributes_and_if_none_match_travel_with_the_upload(
+    up: asyncup.Uploader, http: aiohttp.ClientSession, s3: Any, bucket: str
+) -> None:
+    extra = {"Tagging": {"team": "web"}, "Metadata": {"k": "v"}, "IfNoneMatch": "*"}
+    handle = await direct.begin(up, bucket, "direct/attrs", len(DATA), extra_args=extra)
+    assert dict(handle.request_args) == {"IfNoneMatch": "*"}  # Complete's; the rest: Create's
+    grants = await direct.sign_parts(up, handle, checksums=checksums(handle))
+    reports = await send_all(http, handle, grants)
+    await direct.complete(up, handle, reports)
+    tags = await s3.get_object_tagging(Bucket=bucket, Key="direct/attrs")
+    assert tags["TagSet"] == [{"Key": "team", "Value": "web"}]
+    assert (await s3.head_object(Bucket=bucket, Key="direct/attrs"))["Metadata"] == {"k": "v"}
+
+    # The key is taken now: the same upload again is refused at Complete, nothing replaced.
+    again = await direct.begin(up, bucket, "direct/attrs", len(DATA), extra_args=extra)
+    grants = await direct.sign_parts(up, again, checksums=checksums(again))
+    reports = await send_all(http, again, grants)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await direct.complete(up, again, reports)
+    assert caught.value.code == "PreconditionFailed", caught.value
+    await direct.abort(up, again)
