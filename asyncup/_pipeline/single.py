@@ -95,7 +95,7 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
             if never_sent(retries, exc):
                 job.unsent = "PutObject"
             if isinstance(exc, BadResponseError) and written is not None:
-                await _remove_corrupt(job, written)
+                await remove_corrupt(job, written)
                 raise
             if not may_have_landed(retries, exc):
                 raise
@@ -110,7 +110,7 @@ async def put_body(job: Job, body: Buffer) -> UploadResult:
     return result(job, response, size=len(body), parts=1, verified=verified)
 
 
-async def _remove_corrupt(job: Job, written: Response) -> None:
+async def remove_corrupt(job: Job, written: Response) -> None:
     """Every attempt stored other bytes than those sent: delete what the last one wrote (the
     version it made, or the object while it still has the ETag it was answered with), so
     that nothing corrupt is left at the key."""

@@ -22,7 +22,9 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._core.checksums import PartDigest
+import anyio.to_thread
+
+from .._core.checksums import PartDigest, RunningDigest
 from .._core.direct import (
     BATCH,
     MAX_BATCH,
@@ -37,7 +39,7 @@ from .._core.direct import (
     direct_plan,
     refuse_sse_c,
 )
-from .._core.errors import UploadError
+from .._core.errors import BadResponseError, IntegrityError, UploadError
 from .._core.params import CONDITIONAL_ARGS, EVERY_REQUEST_ARGS, RoutedArgs, route
 from .._core.results import UploadResult
 from .._core.verify import CompletedPart
@@ -46,10 +48,14 @@ from .._pipeline.failures import failure, root_cause
 from .._pipeline.job import Job
 from .._pipeline.outcome import completed, completed_meanwhile
 from .._pipeline.resume import list_parts
+from .._pipeline.single import remove_corrupt
 from .._pipeline.uploader import Uploader, check_destination
+from .._s3.calls import Response
 from .._s3.errors import error_code
 from .._s3.presign import presign_part
 from .hosts import create_upload, host_job
+
+READ_SLICE = 1024 * 1024  # read back and hashed a slice at a time, each in a worker thread
 
 
 class PartsRefusedError(UploadError):
@@ -156,7 +162,11 @@ async def sign_parts(
 
 
 async def complete(
-    up: Uploader, handle: DirectUpload, reported: Iterable[ReportedPart | Mapping[str, Any]]
+    up: Uploader,
+    handle: DirectUpload,
+    reported: Iterable[ReportedPart | Mapping[str, Any]],
+    *,
+    read_back: bool | None = None,
 ) -> UploadResult:
     """Complete the upload once the client's report and what S3 holds agree with the plan.
 
@@ -164,8 +174,14 @@ async def complete(
     reported ETag (and checksum): else ``PartsRefusedError`` naming the parts, and nothing
     is completed. Complete's answer is then checked against the parts as ``upload()``
     checks it; the result says who vouched for the bytes: "store" where the store is known
-    to verify checksums (a probe, once per client), else nobody (``unverified_reason``).
-    An upload found gone whose object is already this one is accepted.
+    to verify checksums (a probe, once per client). Elsewhere (``read_back=None``, the
+    default) the object is read back after Complete, each part's checksum computed off the
+    event loop and compared with the client's: a part that differs (bytes changed on the way
+    to a store that checks nothing) makes an ``IntegrityError`` naming it, and the object is
+    deleted; the result then says "asyncup". ``read_back=False`` skips that download (the
+    result says nobody verified), ``True`` reads back on any store. An upload without a
+    checksum algorithm is not read back. An upload found gone whose object is already this
+    one is accepted.
     """
     reports = [ReportedPart.of(part) for part in reported]
     algorithm = handle.checksum_algorithm
@@ -196,20 +212,38 @@ async def complete(
             upload_id=handle.upload_id,
             part_number=first,
         )
-    _take_reports(job, handle, {part.number: part for part in reports})
+    by_number = {part.number: part for part in reports}
+    _take_reports(job, handle, by_number)
     await integrity.learn_alone(job)
+    reading = read_back if read_back is not None else not job.s3.store.verifies
+    reading = reading and algorithm is not None
+    try:
+        response = await multipart.complete(job)
+        differ = await _read_back(job, handle, by_number, response) if reading else []
+    except Exception as exc:
+        raise failure(job, exc) from root_cause(exc)
+    if differ:
+        await remove_corrupt(job, response)
+        fate = {"deleted": "deleted", "replaced": "replaced since", "left": "NOT deleted"}
+        raise IntegrityError(
+            f"parts {differ[:10]} of the object are not the bytes the client hashed (changed"
+            " on the way to a store that does not check checksums): the object was"
+            f" {fate.get(job.corrupt or '', 'NOT deleted')}",
+            bucket=job.bucket,
+            key=job.key,
+            upload_id=job.upload_id,
+            part_number=differ[0],
+        )
     if job.s3.store.verifies:
         job.write_checks.add("store")
+    elif reading:
+        job.write_checks.add("asyncup")
     else:
         job.write_checks.add(None)
         job.unverified_reason = (
             "the parts went from the client straight to a store not known to verify their"
-            " checksums: nothing compared them with the client's bytes"
+            " checksums, and the object was not read back"
         )
-    try:
-        response = await multipart.complete(job)
-    except Exception as exc:
-        raise failure(job, exc) from root_cause(exc)
     return completed(job, response)
 
 
@@ -273,6 +307,33 @@ def _take_reports(job: Job, handle: DirectUpload, reports: Mapping[int, Reported
         )
         for part in handle.plan.parts()
     }
+
+
+async def _read_back(
+    job: Job, handle: DirectUpload, reports: Mapping[int, ReportedPart], written: Response
+) -> list[int]:
+    """Read the completed object, part by part: the parts whose checksum is not the one
+    their client reported."""
+    algorithm = handle.checksum_algorithm
+    params = {"Bucket": job.bucket, "Key": job.key, **job.args.control}
+    version = written.get("VersionId")
+    if version not in (None, "null"):
+        params["VersionId"] = version
+    differ = []
+    answer = await job.s3.call("get_object", params)
+    async with answer["Body"] as body:
+        for part in handle.plan.parts():
+            running = RunningDigest(algorithm)
+            left = part.length
+            while left:
+                chunk = await body.read(min(READ_SLICE, left))
+                if not chunk:
+                    raise BadResponseError(f"the object read back ended inside part {part.number}")
+                await anyio.to_thread.run_sync(running.update, memoryview(chunk))
+                left -= len(chunk)
+            if running.digest().checksum_b64 != reports[part.number].checksum:
+                differ.append(part.number)
+    return differ
 
 
 def _raw(checksum: str | None) -> bytes | None:

@@ -115,9 +115,8 @@ async def test_a_client_sends_the_parts_and_the_backend_completes(
 
     result = await direct.complete(up, handle, reports)
     assert (result.parts, result.size, result.checksum_algorithm) == (3, len(DATA), "CRC32")
-    assert result.verified_by == ("store" if server == "seaweedfs" else None)
-    if result.verified_by is None:  # moto echoes checksums without checking them
-        assert "not known to verify" in (result.unverified_reason or "")
+    # moto echoes checksums without checking them: the object was read back instead.
+    assert result.verified_by == ("store" if server == "seaweedfs" else "asyncup")
     await assert_object(s3, bucket, "direct/a.bin", DATA, PART)
     head = await s3.head_object(Bucket=bucket, Key="direct/a.bin")
     assert head["ContentType"] == "video/mp4"
@@ -200,20 +199,42 @@ async def test_parts_the_store_does_not_hold_as_planned_are_refused_by_name(
     await assert_object(s3, bucket, "direct/tampered", DATA, PART)
 
 
-async def test_bytes_other_than_the_signed_checksum_are_refused_where_the_store_verifies(
-    up: asyncup.Uploader, http: aiohttp.ClientSession, server: str, bucket: str
+async def test_bytes_other_than_the_client_hashed_are_caught_on_every_store(
+    up: asyncup.Uploader, http: aiohttp.ClientSession, server: str, s3: Any, bucket: str
 ) -> None:
+    """A bit flipped on the way: a store that verifies refuses the part (BadDigest); on one
+    that checks nothing (moto), Complete's read-back finds the part, and the object goes."""
     handle = await direct.begin(up, bucket, "direct/flipped", len(DATA))
-    sums = checksums(handle)
-    [grant] = await direct.sign_parts(up, handle, [2], checksums=sums)
+    grants = await direct.sign_parts(up, handle, checksums=checksums(handle))
+    reports = await send_all(http, handle, [g for g in grants if g.number != 2])
     flipped = bytearray(piece(handle, 2))
     flipped[1000] ^= 1
-    status, text = await put(http, grant, bytes(flipped))
+    status, etag = await put(http, grants[1], bytes(flipped))
     if server == "seaweedfs":
-        assert status == 400, text  # BadDigest
-    else:
-        assert status == 200  # moto checks nothing: the result will say nobody verified
-    await direct.abort(up, handle)
+        assert status == 400, etag  # BadDigest
+        await direct.abort(up, handle)
+        return
+    assert status == 200
+    reports.append({"number": 2, "etag": etag, "checksum": crc32(piece(handle, 2))})
+    with pytest.raises(asyncup.IntegrityError) as caught:
+        await direct.complete(up, handle, reports)
+    assert caught.value.part_number == 2
+    assert "parts [2]" in str(caught.value)
+    assert "the object was deleted" in str(caught.value)
+    await object_absent(s3, bucket, "direct/flipped")
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_read_back_false_says_nobody_verified(
+    up: asyncup.Uploader, http: aiohttp.ClientSession, bucket: str
+) -> None:
+    handle = await direct.begin(up, bucket, "direct/unread", len(DATA))
+    grants = await direct.sign_parts(up, handle, checksums=checksums(handle))
+    result = await direct.complete(
+        up, handle, await send_all(http, handle, grants), read_back=False
+    )
+    assert result.verified_by is None
+    assert "not read back" in (result.unverified_reason or "")
 
 
 async def test_abort_and_the_sweeper_remove_unfinished_direct_uploads(

@@ -6,8 +6,9 @@ dependency-free client ``examples/direct/asyncup-direct.js``. It makes a file of
 the page and sends its parts straight to SeaweedFS on 127.0.0.1, another origin than the
 page's: the bucket's CORS rule (``direct.cors_configuration``) must let the PUTs through and
 expose each answer's ETag. SeaweedFS applies bucket CORS and checks every presigned
-signature and checksum; moto's server answers every origin whatever the bucket says, so it
-cannot prove the rule and is not used here.
+signature and checksum. moto's server cannot prove the rule: it adds CORS headers of its own
+to every answer whatever the bucket's rule says (seen: Access-Control-Allow-Origin echoing
+an origin the rule does not list, on the PUT itself), so it is not used here.
 """
 
 from __future__ import annotations
