@@ -127,12 +127,12 @@ class Lean:
             and body.size is not None
             and body.size < THRESHOLD
             and isinstance(session, ThreadedSession)
-            and session.sends_small(endpoint.scheme, endpoint.host)
+            and (small := session.small_route(endpoint.scheme, endpoint.host)) is not None
         ):
             if not any(name == "Content-Length" for name, _ in request.headers):
                 headers.append(("Content-Length", str(body.size)))
             head = request_head("PUT", request.target, endpoint.host, headers)
-            status, head_in, content = await session.put_small(url, head, body.view)
+            status, head_in, content = await session.put_small(small, url, head, body.view)
         else:
             prepared = AWSPreparedRequest("PUT", url, dict(headers), body, stream_output=False)
             answer = await session.send(prepared)

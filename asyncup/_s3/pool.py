@@ -205,15 +205,16 @@ class _Connection(asyncio.Protocol):
             else None
         )
         try:
-            transport.write(head)
-            for start in range(0, len(body), SLICE):
+            # The head with the first slice: one send for a small body (uvloop: writev).
+            transport.writelines([head, body[:SLICE]])
+            for start in range(SLICE, len(body), SLICE):
+                if self._paused:
+                    self._drained = loop.create_future()
+                    await self._drained
                 if waiter.done():  # answered early (an error), or broken: the server
                     self._keep_alive = False  # would read what follows as this body
                     break
                 transport.write(body[start : start + SLICE])
-                if self._paused:
-                    self._drained = loop.create_future()
-                    await self._drained
             await waiter
         finally:
             self._waiter = self._drained = None

@@ -67,7 +67,7 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             self._max_pool_connections, self._idle_for, _usable
         )
         self._pool: Pool | None = None
-        self._direct: dict[tuple[str, str], bool] = {}
+        self._direct: dict[tuple[str, str], _Key | None] = {}
 
     async def send(self, request: Any) -> Any:
         body = request.body
@@ -83,21 +83,23 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             return await super().send(request)
         return await self._send_threaded(request, body)
 
-    def sends_small(self, scheme: str, netloc: str) -> bool:
-        """Whether the lean path's small PUTs to this endpoint go through ``pool`` (no
-        proxy for it, no connector argument of the caller's: else aiohttp sends them)."""
-        direct = self._direct.get((scheme, netloc))
-        if direct is None:
+    def small_route(self, scheme: str, netloc: str) -> _Key | None:
+        """Where the lean path's small PUTs to this endpoint go through ``pool``: its
+        (scheme, host, port); None when there is a proxy for it or a connector argument of
+        the caller's (aiohttp sends them then)."""
+        if (scheme, netloc) not in self._direct:
             url = f"{scheme}://{netloc}/"
+            split = urlsplit(url)
+            port = split.port or (443 if scheme == "https" else 80)
             direct = self._threaded and not self._proxy_config.proxy_url_for(url)
-            self._direct[(scheme, netloc)] = direct
-        return direct
+            key = (scheme, split.hostname or "", port)
+            self._direct[(scheme, netloc)] = key if direct else None
+        return self._direct[(scheme, netloc)]
 
-    async def put_small(self, url: str, head: bytes, body: memoryview) -> Answer:
-        """A small PUT of the lean path (``head``: its request line and signed headers)."""
-        split = urlsplit(url)
-        https = split.scheme == "https"
-        key = (split.scheme, split.hostname or "", split.port or (443 if https else 80))
+    async def put_small(self, key: _Key, url: str, head: bytes, body: memoryview) -> Answer:
+        """A small PUT of the lean path to ``key`` (``small_route``'s): ``head`` is its
+        request line and signed headers."""
+        https = key[0] == "https"
         if https and self._tls is None:
             contexts = await anyio.to_thread.run_sync(self._build_ssl_contexts, None)
             self._tls = contexts[0]

@@ -177,11 +177,11 @@ async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
 
         put_small = ThreadedSession.put_small
 
-        async def record_small(session: ThreadedSession, url: str, *args: Any) -> Any:
+        async def record_small(session: ThreadedSession, key: Any, url: str, *args: Any) -> Any:
             # The lean path's own connections, for parts under 1 MiB (the short last ones).
             if "partNumber=" in url and "partNumber=10000" not in url:
                 sent.append(PartPayload if isinstance(args[-1], memoryview) else type(args[-1]))
-            return await put_small(session, url, *args)
+            return await put_small(session, key, url, *args)
 
         monkeypatch.setattr(ThreadedSession, "send", record)
         monkeypatch.setattr(ThreadedSession, "put_small", record_small)

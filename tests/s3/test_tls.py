@@ -186,6 +186,7 @@ async def test_small_objects_sent_through_the_pool_are_verified_too(
         session = up_client._endpoint.http_session
         with pytest.raises(SSLError, match="CERTIFICATE_VERIFY_FAILED"):
             await session.put_small(
+                session.small_route("https", adhoc.split("://", 1)[1]),
                 f"{adhoc}/{adhoc_bucket}/third",
                 request_head("PUT", f"/{adhoc_bucket}/third", "127.0.0.1", []),
                 memoryview(b""),
