@@ -89,7 +89,20 @@ async def for_each(
 ) -> None:
     """``await handle(item)`` for every item, ``in_flight`` at a time (a bounded stream feeds
     that many workers); the first exception a handler raises (or ``check``, refusing an
-    item) stops the others and is raised as itself. ``asyncup cp`` runs its files on it."""
+    item) stops the others and is raised as itself. ``asyncup cp`` runs its files on it.
+
+    Items from a plain iterable are taken by the workers themselves, each ``next()`` in
+    turn (no stream between them: its sends, receives and checkpoints cost an object ~10 %
+    of its event-loop time); an async iterable is fed through the stream."""
+    if not isinstance(items, AsyncIterable):
+        shared = iter(items)
+
+        async def take() -> None:
+            for item in shared:
+                await handle(item if check is None else check(item))
+
+        await run_stages([take] * max(1, in_flight))
+        return
     send, receive = anyio.create_memory_object_stream[T](in_flight)
     receivers = [receive.clone() for _ in range(max(1, in_flight))]
     receive.close()
@@ -110,17 +123,13 @@ async def for_each(
 
 
 async def _feed(
-    items: Iterable[T] | AsyncIterable[T],
+    items: AsyncIterable[T],
     send: MemoryObjectSendStream[T],
     check: Callable[[object], T] | None,
 ) -> None:
     async with send:
-        if isinstance(items, AsyncIterable):
-            async for item in items:
-                await send.send(item if check is None else check(item))
-        else:
-            for item in items:
-                await send.send(item if check is None else check(item))
+        async for item in items:
+            await send.send(item if check is None else check(item))
 
 
 def _checked(item: object) -> Item:

@@ -7,10 +7,12 @@ import mmap
 import pathlib
 from typing import Any
 
+import anyio
 import pytest
 
 import asyncup
 import asyncup._pipeline.job
+from asyncup._pipeline.many import for_each
 from tests.conftest import MiB, assert_nothing_left, assert_object, random_bytes
 from tests.faultproxy import FaultProxy
 
@@ -140,3 +142,37 @@ async def test_async_iterables_of_items_and_bad_items(s3: Any, bucket: str) -> N
             await uploader.upload_many([], bucket, objects_in_flight=0)
         with pytest.raises(ValueError, match="unknown extra_args"):
             await uploader.upload_many([], bucket, extra_args={"Nope": 1})
+
+
+@pytest.mark.parametrize("kind", ["plain", "async"])
+async def test_for_each_runs_every_item_once_in_flight_at_most_and_reads_lazily(kind: str) -> None:
+    """A plain iterable's items are taken by the workers themselves (no stream between): each
+    item once, at most ``in_flight`` at a time, and a generator read only as workers free up
+    (never the whole of it ahead); an async iterable goes through the stream, the same."""
+    taken: list[int] = []
+    running = peak = 0
+    ahead = 0
+
+    def plain() -> Any:
+        for n in range(50):
+            taken.append(n)
+            yield n
+
+    async def from_async() -> Any:
+        for n in plain():
+            yield n
+
+    async def handle(n: int) -> None:
+        nonlocal running, peak, ahead
+        running += 1
+        peak = max(peak, running)
+        ahead = max(ahead, len(taken) - n)
+        await anyio.sleep(0.001 * (n % 3))
+        running -= 1
+        done.append(n)
+
+    done: list[int] = []
+    await for_each(plain() if kind == "plain" else from_async(), handle, in_flight=4)
+    assert sorted(done) == list(range(50))
+    assert peak == 4
+    assert ahead <= 4 + (4 if kind == "async" else 0)  # the stream buffers in_flight more
