@@ -25,7 +25,7 @@ from .failures import failure, root_cause
 from .job import Job
 from .producer import produce_planned, produce_stream, read_stream_head
 from .resume import resumable
-from .sources import READ_AHEAD, PathSource, Source
+from .sources import READ_AHEAD, BytesSource, PathSource, Source
 
 log = logging.getLogger("asyncup")
 
@@ -36,13 +36,21 @@ async def upload(job: Job, source: Source) -> UploadResult:
     finally:
         job.emit("done")
         try:
-            with anyio.move_on_after(job.config.abort_timeout, shield=True):
-                await source.aclose()
+            if _closes_at_once(source):
+                await source.aclose()  # nothing to wait for: no scope to shield it in
+            else:
+                with anyio.move_on_after(job.config.abort_timeout, shield=True):
+                    await source.aclose()
         finally:
             # The pooled buffers go now, not when the job is collected: a failed upload's
             # job lives on in its exception's traceback, and a cycle waits for the GC.
             job.pool.clear(job.lease)
             job.lease.release_all()
+
+
+def _closes_at_once(source: Source) -> bool:
+    """Whether closing ``source`` awaits nothing (bytes, or a file already closed)."""
+    return isinstance(source, BytesSource) or (isinstance(source, PathSource) and source.fd < 0)
 
 
 async def _open_file(job: Job, source: PathSource) -> None:
