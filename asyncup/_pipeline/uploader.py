@@ -163,11 +163,31 @@ class Uploader:
         ``on_event`` receives an ``UploadEvent`` for each part started and done, each retry,
         and the end; an ``UploadEvents`` given here is closed when the upload ends.
         """
+        return await self._upload(
+            source, bucket, key, extra_args, None, on_progress, on_event, resume
+        )
+
+    async def _upload(
+        self,
+        source: object,
+        bucket: str,
+        key: str,
+        extra_args: Mapping[str, Any] | None,
+        routed: RoutedArgs | None,
+        on_progress: ProgressCallback | None = None,
+        on_event: Callable[[UploadEvent], object] | None = None,
+        resume: str | os.PathLike[str] | None = None,
+    ) -> UploadResult:
+        """``upload``; ``routed``: ``extra_args`` already routed for a source with no path
+        (upload_many routes them once for all its objects)."""
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
         check_destination(bucket, key)
         adapted = adapt(source)
-        args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
+        if routed is None or adapted.path is not None:  # a path may guess its ContentType
+            args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
+        else:
+            args = routed
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
         if on_event is not None and not callable(on_event):
@@ -231,10 +251,10 @@ class Uploader:
         in_flight = self.config.concurrency if objects_in_flight is None else objects_in_flight
         if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
             raise ValueError(f"objects_in_flight must be an int >= 1; got {in_flight!r}")
-        route(extra_args, self.config.checksum_algorithm)  # refuse bad arguments up front
+        routed = route(extra_args, self.config.checksum_algorithm)  # refused up front
 
         async def one(source: object, key: str) -> UploadResult:
-            return await self.upload(source, bucket, key, extra_args=extra_args)
+            return await self._upload(source, bucket, key, extra_args, routed)
 
         return await upload_many(
             one, items, objects_in_flight=in_flight, stop_on_error=stop_on_error

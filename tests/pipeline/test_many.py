@@ -176,3 +176,28 @@ async def test_for_each_runs_every_item_once_in_flight_at_most_and_reads_lazily(
     assert sorted(done) == list(range(50))
     assert peak == 4
     assert ahead <= 4 + (4 if kind == "async" else 0)  # the stream buffers in_flight more
+
+
+async def test_each_file_guesses_its_own_content_type(
+    s3: Any, bucket: str, tmp_path: pathlib.Path
+) -> None:
+    """upload_many routes its extra_args once for all the objects, but a file's ContentType
+    is still guessed from its own name, and bytes get the store's default."""
+    (tmp_path / "page.html").write_bytes(b"<p>hi</p>")
+    (tmp_path / "data.json").write_bytes(b"{}")
+    items: list[tuple[object, str]] = [
+        (tmp_path / "page.html", "page"),
+        (b"raw bytes", "raw"),
+        (tmp_path / "data.json", "data"),
+    ]
+    async with asyncup.Uploader(client=s3, config=CONFIG) as uploader:
+        summary = await uploader.upload_many(items, bucket, extra_args={"Metadata": {"k": "v"}})
+    assert summary.ok, summary.errors
+    types = {}
+    for key in ("page", "raw", "data"):
+        head = await s3.head_object(Bucket=bucket, Key=key)
+        types[key] = head["ContentType"]
+        assert head["Metadata"] == {"k": "v"}
+    assert types["page"] == "text/html"
+    assert types["data"] == "application/json"
+    assert types["raw"] not in ("text/html", "application/json")  # the store's own default
