@@ -9,7 +9,8 @@ aiohttp keeps them.
 
 What aiohttp did is kept, as ``threaded`` keeps it for large parts: the session's connect
 and read timeouts, its TLS context, botocore's exception for each failure, and one resend
-of a PUT whose reused connection broke before any answer came (RFC 9112 9.3.1). A
+of a PUT whose connection broke before any answer came (aiohttp's resend of an idempotent
+request, RFC 9112 9.3.1; the threaded sends do the same). A
 cancelled or failed exchange closes its connection: it is never reused half-way.
 """
 
@@ -110,13 +111,14 @@ class Pool:
         """PUT ``body`` after ``head`` (request line and headers, ending in an empty line)
         and read the whole answer."""
         for resend in (False, True):
-            reused = None if resend else self._idle.take(key)
-            connection = reused or await self._connect(key, tls, url)
+            connection = (None if resend else self._idle.take(key)) or await self._connect(
+                key, tls, url
+            )
             try:
                 answer = await connection.exchange(head, body, self._read_timeout, url)
             except _Broken as broken:
                 connection.close()
-                if reused is not None and not resend:
+                if not resend:
                     continue  # aiohttp's one resend, on a new connection
                 raise broken.error from broken.__cause__
             except BaseException:

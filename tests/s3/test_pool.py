@@ -2,8 +2,8 @@
 
 On the real servers: small objects after a bucket's first go through the pool, on kept-alive
 connections. Against scripted servers (the faults a real one will not make on demand): a
-reused connection the server closed is resent once on a new one, a fresh one is not, a
-silent server times out, an early answer leaves no connection half-sent, and a cancelled
+PUT whose connection broke before any answer is resent once on a new one (as aiohttp does),
+one whose answer was cut short is not, a silent server times out, an early answer leaves no connection half-sent, and a cancelled
 exchange closes its connection.
 """
 
@@ -227,16 +227,23 @@ async def test_a_reused_connection_that_dies_mid_request_is_resent(
         assert server.connections == 2
 
 
-async def test_a_fresh_connection_closed_without_an_answer_is_not_resent(
+async def test_a_fresh_connection_closed_without_an_answer_is_resent_once(
     make_pool: Callable[..., Pool],
 ) -> None:
+    """As aiohttp resends an idempotent request whose connection broke, new or reused:
+    once, on a new connection; broken again, the error is raised (asyncup's retry decides)."""
+
     async def script(reader: Any, writer: Any, n: int) -> None:
         await read_request(reader)  # and closed, no answer
+        if n == 3:
+            writer.write(OK)
 
     async with Scripted(script) as server:
+        pool = make_pool()
         with pytest.raises(ConnectionClosedError):
-            await put(make_pool(), server, b"lost")
-        assert server.connections == 1
+            await put(pool, server, b"lost")
+        assert server.connections == 2
+        assert (await put(pool, server, b"third time"))[0] == 200
 
 
 async def test_an_answer_cut_short_is_not_resent(make_pool: Callable[..., Pool]) -> None:
