@@ -26,8 +26,8 @@ from typing import Any
 
 from .handle import handle_dict, handle_fields
 from .params import EVERY_REQUEST_ARGS, SSE_C_ARGS
-from .plan import MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, Part, PartPlan
-from .verify import same_etag
+from .plan import MAX_PARTS, Part, PartPlan, plan_known_size
+from .verify import ListedPart, same_etag
 
 FORMAT = "asyncup-direct"
 MAX_EXPIRES_IN = 7 * 24 * 3600  # SigV4's limit on a presigned URL (X-Amz-Expires)
@@ -59,27 +59,17 @@ def refuse_sse_c(extra_args: Mapping[str, Any] | None) -> None:
 
 def direct_plan(size: int, part_size: int, *, exact: bool) -> PartPlan:
     """Cut ``size`` bytes in parts of ``part_size``: as given when ``exact`` (refused if
-    that needs more than 10,000 parts), else grown as needed to stay within them."""
+    that needs more than 10,000 parts), else grown as needed to stay within them
+    (``plan_known_size``)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise ValueError(f"size must be an int >= 0; got {size!r}")
-    if not MIN_PART_SIZE <= part_size <= MAX_PART_SIZE:
+    plan = plan_known_size(size, part_size)
+    if exact and plan.part_size != part_size:
         raise ValueError(
-            f"part_size must be between {MIN_PART_SIZE} (5 MiB) and {MAX_PART_SIZE} (5 GiB),"
-            f" S3's limits; got {part_size}"
+            f"{size} bytes in parts of {part_size} make {-(-size // part_size)} parts; S3"
+            f" allows at most {MAX_PARTS} (give a part_size of at least {plan.part_size})"
         )
-    count = max(1, -(-size // part_size))
-    if count > MAX_PARTS:
-        if exact:
-            raise ValueError(
-                f"{size} bytes in parts of {part_size} make {count} parts; S3 allows at most"
-                f" {MAX_PARTS} (give a part_size of at least {-(-size // MAX_PARTS)})"
-            )
-        part_size = -(-size // MAX_PARTS)
-        part_size = -(-part_size // (1024 * 1024)) * 1024 * 1024
-        if part_size > MAX_PART_SIZE:
-            raise ValueError(f"{size} bytes is more than S3 can hold in {MAX_PARTS} parts")
-        count = max(1, -(-size // part_size))
-    return PartPlan(size=size, part_size=part_size, count=count)
+    return plan
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -210,16 +200,6 @@ def check_checksum(algorithm: str, number: int, checksum: object) -> str:
     return checksum
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Listed:
-    """A part as ListParts says S3 holds it."""
-
-    number: int
-    etag: str
-    size: int
-    checksum: str | None = None
-
-
 @dataclass(frozen=True, slots=True)
 class Refusals:
     """Why Complete cannot go on, part by part (empty: it can)."""
@@ -252,7 +232,7 @@ class Refusals:
 
 
 def check_parts(
-    handle: DirectUpload, reported: Iterable[ReportedPart], listed: Mapping[int, Listed]
+    handle: DirectUpload, reported: Iterable[ReportedPart], listed: Mapping[int, ListedPart]
 ) -> Refusals:
     """Whether the reports and what S3 holds agree with the plan, part by part."""
     lengths = {part.number: part.length for part in handle.plan.parts()}

@@ -46,6 +46,17 @@ class CompletedPart:
 
 
 @dataclass(frozen=True, slots=True)
+class ListedPart:
+    """A part as ListParts says S3 holds it."""
+
+    number: int
+    etag: str
+    size: int
+    checksum: str | None = None
+    """The part's checksum (base64), when the upload has one and the store lists it."""
+
+
+@dataclass(frozen=True, slots=True)
 class Verified:
     """What was compared with S3's answer, and matched."""
 

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from .._core.checksums import PartDigest
 from .._core.errors import ShortSourceError, SourceChangedError, StaleSourceError, UploadError
 from .._core.plan import Part, PartPlan, plan_known_size
 from .._core.records import Header, JournalError, Origin
 from .._core.results import UploadResult
-from .._core.verify import CompletedPart, same_digest, same_etag
+from .._core.verify import CompletedPart, ListedPart, same_digest, same_etag
 from .._s3.errors import error_code
 from .._s3.ranges import digest_range
 from . import multipart
@@ -40,15 +39,6 @@ from .sources import PathSource
 log = logging.getLogger("asyncup")
 
 LIST_PAGE = 1000  # ListParts' own maximum
-
-
-@dataclass(frozen=True, slots=True)
-class ListedPart:
-    number: int
-    etag: str
-    size: int
-    checksum: str | None = None
-    """The part's checksum (base64), when the upload has one and the store lists it."""
 
 
 def check_journal(header: Header, job: Job, origin: Origin) -> None:

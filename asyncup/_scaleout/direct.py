@@ -29,7 +29,6 @@ from .._core.direct import (
     BATCH,
     MAX_BATCH,
     DirectUpload,
-    Listed,
     PartURL,
     Refusals,
     ReportedPart,
@@ -103,12 +102,12 @@ async def begin(
         algorithm = extra.pop("ChecksumAlgorithm")  # None said explicitly: no checksum
     args = route(extra, algorithm)
     job = host_job(up, bucket, key, None, args)
-    response, cancel = await create_upload(up, job)
+    upload_id = await create_upload(up, job)
     kept = EVERY_REQUEST_ARGS | CONDITIONAL_ARGS
     handle = DirectUpload(
         bucket=bucket,
         key=key,
-        upload_id=response["UploadId"],
+        upload_id=upload_id,
         size=size,
         part_size=cut.part_size,
         part_count=cut.count,
@@ -117,9 +116,6 @@ async def begin(
         expires_in=expires_in,
         request_args=tuple(sorted((k, v) for k, v in args.complete.items() if k in kept)),
     )
-    if cancel is not None:
-        await abort(up, handle)
-        raise cancel
     return handle
 
 
@@ -197,11 +193,7 @@ async def complete(
             if found is not None:
                 return found
         raise failure(job, exc) from root_cause(exc)
-    held = {
-        n: Listed(number=n, etag=p.etag, size=p.size, checksum=p.checksum)
-        for n, p in listed.items()
-    }
-    refusals = check_parts(handle, reports, held)
+    refusals = check_parts(handle, reports, listed)
     if refusals:
         first = min(refusals.missing + refusals.extra + refusals.wrong_size + refusals.mismatched)
         raise PartsRefusedError(

@@ -20,10 +20,10 @@ from .._concurrency.shield import shielded
 from .._core.errors import SourceChangedError
 from .._core.handle import SSE_CUSTOMER_KEY_ENV, ParallelUpload
 from .._core.params import RoutedArgs, route
+from .._pipeline import multipart
 from .._pipeline.failures import failure, root_cause
 from .._pipeline.job import Job
 from .._pipeline.uploader import Uploader
-from .._s3.calls import Response
 
 
 def host_job(up: Uploader, bucket: str, key: str, upload_id: str | None, args: RoutedArgs) -> Job:
@@ -90,13 +90,18 @@ async def check_source(job: Job, handle: ParallelUpload) -> None:
         )
 
 
-async def create_upload(up: Uploader, job: Job) -> tuple[Response, BaseException | None]:
-    """CreateMultipartUpload for ``job``, shielded: its answer, and the cancellation that
-    came meanwhile (the caller aborts the upload it created, then raises it)."""
+async def create_upload(up: Uploader, job: Job) -> str:
+    """CreateMultipartUpload for ``job``, shielded; its upload id. Cancelled meanwhile, the
+    upload it created is aborted and the cancellation raised."""
     create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
     try:
-        return await shielded(
+        response, cancel = await shielded(
             lambda: job.s3.call("create_multipart_upload", create), up.config.abort_timeout
         )
     except Exception as exc:
         raise failure(job, exc) from root_cause(exc)
+    job.upload_id = str(response["UploadId"])
+    if cancel is not None:
+        await multipart.abort(job)
+        raise cancel
+    return job.upload_id

@@ -120,11 +120,11 @@ async def begin(
     cut = plan(size, part_size or up.config.part_size)
     args = route(extra_args, up.config.checksum_algorithm, path=path)
     job = host_job(up, bucket, key, None, args)
-    response, cancel = await create_upload(up, job)
+    upload_id = await create_upload(up, job)
     handle = ParallelUpload(
         bucket=bucket,
         key=key,
-        upload_id=response["UploadId"],
+        upload_id=upload_id,
         path=path,
         size=size,
         mtime_ns=mtime_ns,
@@ -135,9 +135,6 @@ async def begin(
         request_args=tuple(sorted((k, v) for k, v in args.complete.items() if k in HANDLE_ARGS)),
         sse_customer_key_md5=args.part.get("SSECustomerKeyMD5"),
     )
-    if cancel is not None:
-        await abort(up, handle)
-        raise cancel
     return handle
 
 

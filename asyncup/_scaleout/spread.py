@@ -22,8 +22,7 @@ from dataclasses import dataclass
 
 from .._core.handle import PartResult
 from .._core.plan import MAX_PARTS, PartPlan, plan_known_size
-from .._core.verify import same_etag
-from .._pipeline.resume import ListedPart
+from .._core.verify import ListedPart, same_etag
 
 
 def plan(size: int, part_size: int) -> PartPlan:

@@ -3,8 +3,8 @@
 On the real servers: small objects after a bucket's first go through the pool, on kept-alive
 connections. Against scripted servers (the faults a real one will not make on demand): a
 PUT whose connection broke before any answer is resent once on a new one (as aiohttp does),
-one whose answer was cut short is not, a silent server times out, an early answer leaves no connection half-sent, and a cancelled
-exchange closes its connection.
+one whose answer was cut short is not, a silent server times out, an early answer leaves no
+connection half-sent, and a cancelled exchange closes its connection.
 """
 
 from __future__ import annotations

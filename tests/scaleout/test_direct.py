@@ -4,6 +4,7 @@ SeaweedFS (which checks every presigned signature and every checksum it is sent)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import zlib
@@ -21,6 +22,7 @@ from asyncup._core.plan import MiB
 from asyncup._pipeline import resume as _resume
 from asyncup.direct import DirectUpload, PartsRefusedError, PartURL
 from tests.conftest import SECRET_KEY, assert_object, random_bytes
+from tests.faultproxy import FaultProxy
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -323,3 +325,16 @@ async def test_the_objects_attributes_and_if_none_match_travel_with_the_upload(
         await direct.complete(up, again, reports)
     assert caught.value.code == "PreconditionFailed", caught.value
     await direct.abort(up, again)
+
+
+async def test_cancelled_while_create_is_in_flight_the_upload_is_aborted(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    """The cancellation waits for Create's answer (shielded), aborts the upload it made,
+    and is raised: nothing is left."""
+    proxy.delay("CreateMultipartUpload", 0.5)
+    async with asyncup.Uploader(client=proxied, config=CONFIG) as up:
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.1):  # a native task.cancel()
+                await direct.begin(up, bucket, "direct/cancelled", len(DATA))
+    assert (await s3.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []

@@ -24,8 +24,8 @@ import asyncup
 from asyncup import parallel
 from asyncup._core import records
 from asyncup._core.plan import MAX_OBJECT_SIZE, MAX_PART_SIZE, MAX_PARTS, MIN_PART_SIZE, MiB
+from asyncup._core.verify import ListedPart
 from asyncup._pipeline import resume as _resume
-from asyncup._pipeline.resume import ListedPart
 from asyncup._scaleout import spread as _spread
 from asyncup.parallel import ParallelUpload, PartResult
 from tests.conftest import assert_object, random_bytes
