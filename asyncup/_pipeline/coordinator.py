@@ -62,10 +62,10 @@ async def _open_file(job: Job, source: PathSource) -> None:
     if _one_request(job, 1) and job.resume_path is None:
         reserved = job.lease.try_acquire(limit + 1)
     if reserved is None:
-        await source.open()
+        await source.open(opener=job.opener)
         return
     try:
-        await source.open(read_below=limit)
+        await source.open(read_below=limit, opener=job.opener)
     finally:
         kept = 0 if source.contents is None else len(source.contents)
         job.lease.release(reserved - kept)

@@ -21,7 +21,7 @@ from .budget import BufferPool, Lease, mapped_buffer, plain_buffer
 from .events import EventKind, UploadEvent
 from .journal import Journal
 from .pace import Pacer
-from .sources import PathSource
+from .sources import Opener, PathSource
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
 Reader = Callable[[memoryview], Awaitable[int]]
@@ -91,6 +91,8 @@ class Job:
     journal: Journal | None = None
     in_place: PathSource | None = None
     """The file whose parts are sent from where they lie (``FilePart``), if any."""
+    opener: Opener = field(default_factory=Opener)
+    """Opens the source file, with the other files of the Uploader's uploads (one hop)."""
     mapped_buffers: bool = False
     """New part buffers are made by ``budget.mapped_buffer`` in a worker thread: only where
     the HTTP layer is handed bodies as views, never reading them as files

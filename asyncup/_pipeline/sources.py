@@ -14,6 +14,7 @@ import stat as stat_module
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
+import anyio
 import anyio.to_thread
 
 from .._core.errors import SourceReadError
@@ -122,13 +123,12 @@ class PathSource:
         """The open file's descriptor (valid between ``open`` and ``aclose``)."""
         return self._fd
 
-    async def open(self, read_below: int = 0) -> None:
+    async def open(self, read_below: int = 0, opener: Opener | None = None) -> None:
         """Open and stat the file; a regular file of fewer than ``read_below`` bytes is read
-        whole and closed in the same thread hop (``contents``): one hop per small file."""
+        whole and closed in the same thread hop (``contents``): one hop per small file, shared
+        with the other files ``opener`` is asked for meanwhile."""
         assert self.path is not None
-        self._fd, stat, self.contents = await anyio.to_thread.run_sync(
-            _open_and_stat, self.path, read_below
-        )
+        self._fd, stat, self.contents = await (opener or Opener()).open(self.path, read_below)
         self.size = stat.st_size
         self.mtime_ns = stat.st_mtime_ns
         self.regular = stat_module.S_ISREG(stat.st_mode)
@@ -154,7 +154,77 @@ class PathSource:
             await anyio.to_thread.run_sync(os.close, fd)
 
 
-def _open_and_stat(path: str, read_below: int) -> tuple[int, os.stat_result, bytearray | None]:
+Opened = tuple[int, os.stat_result, bytearray | None]
+"""An open file's descriptor and stat, or -1, its stat and its contents (read and closed)."""
+
+
+class Opener:
+    """Opens the files of many uploads, all those asked for at once in one thread hop.
+
+    A worker thread's hand-off and wake-up cost the event loop more than opening, reading and
+    closing a 64 KiB file: the files asked for while a hop is out go together in the next
+    one, led by the first of them. An open is shielded from cancellation, as a lone
+    ``to_thread.run_sync`` is, so a cancelled upload still gets its file (and closes it).
+    """
+
+    def __init__(self) -> None:
+        self._asked: list[_Ask] = []
+        self._leading = False
+
+    async def open(self, path: str, read_below: int) -> Opened:
+        ask = _Ask(path, read_below)
+        self._asked.append(ask)
+        with anyio.CancelScope(shield=True):
+            while ask.outcome is None:
+                if self._leading:
+                    ask.turn = anyio.Event()
+                    await ask.turn.wait()
+                else:
+                    await self._lead()
+        outcome = ask.outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        assert outcome is not None
+        return outcome
+
+    async def _lead(self) -> None:
+        batch, self._asked = self._asked, []
+        self._leading = True
+        try:
+            outcomes = await anyio.to_thread.run_sync(_open_all, [(a.path, a.below) for a in batch])
+        except BaseException as exc:  # the hop itself failed: so did every open in it
+            outcomes = [exc] * len(batch)
+        finally:
+            self._leading = False
+        for ask, outcome in zip(batch, outcomes, strict=True):
+            ask.outcome = outcome
+            if ask.turn is not None:
+                ask.turn.set()
+        if self._asked and self._asked[0].turn is not None:
+            self._asked[0].turn.set()  # the next hop's leader
+
+
+class _Ask:
+    __slots__ = ("below", "outcome", "path", "turn")
+
+    def __init__(self, path: str, below: int) -> None:
+        self.path = path
+        self.below = below
+        self.outcome: Opened | BaseException | None = None
+        self.turn: anyio.Event | None = None
+
+
+def _open_all(asked: list[tuple[str, int]]) -> list[Opened | BaseException]:
+    outcomes: list[Opened | BaseException] = []
+    for path, read_below in asked:
+        try:
+            outcomes.append(_open_and_stat(path, read_below))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _open_and_stat(path: str, read_below: int) -> Opened:
     fd = os.open(path, os.O_RDONLY)
     try:
         stat = os.fstat(fd)

@@ -23,7 +23,7 @@ from .events import UploadEvent, UploadEvents
 from .job import Job, ProgressCallback
 from .many import UploadSummary, upload_many
 from .pace import Pacer
-from .sources import adapt
+from .sources import Opener, adapt
 from .sweeper import PendingUpload
 
 log = logging.getLogger("asyncup")
@@ -103,6 +103,7 @@ class Uploader:
         self._budget = ByteBudget(self.config.buffer_budget)
         bandwidth = self.config.max_bandwidth
         self._pacer = None if bandwidth is None else Pacer(bandwidth)
+        self._opener = Opener()
 
     async def __aenter__(self) -> Self:
         if self._stack is not None:
@@ -223,6 +224,7 @@ class Uploader:
             limiter=self._limiter,
             lease=Lease(self._budget),
             pacer=self._pacer,
+            opener=self._opener,
             **details,
         )
 

@@ -9,6 +9,8 @@ import io
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -21,6 +23,7 @@ from aiobotocore.session import get_session
 
 import asyncup
 from asyncup._core.checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
+from asyncup._pipeline import sources
 from asyncup._s3.client import _ENDPOINT_SERVICES, _LeanFileLoader
 from tests.conftest import assert_object, random_bytes
 
@@ -187,8 +190,8 @@ def test_anyios_backend_is_imported_with_the_pipeline_not_in_the_first_upload() 
 @pytest.mark.parametrize(
     ("size", "expected"),
     [
-        (64 * 1024, ["_open_and_stat"]),  # opened, stat'ed, read and closed at once
-        (2 * 1024 * 1024, ["_open_and_stat", "_pread_and_close"]),  # above READ_AHEAD
+        (64 * 1024, ["_open_all"]),  # opened, stat'ed, read and closed at once
+        (2 * 1024 * 1024, ["_open_all", "_pread_and_close"]),  # above READ_AHEAD
     ],
 )
 async def test_a_small_file_takes_one_thread_hop_and_is_closed(
@@ -221,6 +224,67 @@ async def test_a_small_file_takes_one_thread_hop_and_is_closed(
         assert str(path) not in open_files()
     assert hops == expected
     await assert_object(s3, bucket, "small", data, None)
+
+
+def hold_first_hop(
+    monkeypatch: pytest.MonkeyPatch, asked: Callable[[], int], until: int, linger: float = 0
+) -> list[int]:
+    """Hold the first open's thread hop until ``asked()`` files wait for the next one, and
+    the second ``linger`` seconds; return the number of files each hop opens."""
+    hops: list[int] = []
+    open_all = sources._open_all
+
+    def held(batch: list[tuple[str, int]]) -> Any:
+        hops.append(len(batch))
+        deadline = time.monotonic() + 10
+        while len(hops) == 1 and asked() < until and time.monotonic() < deadline:
+            time.sleep(0.005)
+        if len(hops) == 2:
+            time.sleep(linger)
+        return open_all(batch)
+
+    monkeypatch.setattr(sources, "_open_all", held)
+    return hops
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_files_asked_for_while_a_hop_is_out_share_the_next_hop(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """upload_many's files are opened (and read) together: those asked for while a thread
+    hop is out go in one more hop, not one each; a file that cannot be opened fails alone."""
+    data = {f"f{i}": random_bytes(1000 + i) for i in range(10)}
+    for name, body in data.items():
+        (tmp_path / name).write_bytes(body)
+    items = [(tmp_path / name, name) for name in data] + [(tmp_path / "missing", "missing")]
+    async with asyncup.Uploader(endpoint_url=endpoint) as up:
+        hops = hold_first_hop(monkeypatch, lambda: len(up._opener._asked), 10)
+        summary = await up.upload_many(items, bucket, objects_in_flight=11)
+    assert hops == [1, 10]
+    assert [key for key, _ in summary.errors] == ["missing"]
+    assert isinstance(summary.errors[0][1].__cause__, FileNotFoundError)
+    for name, body in data.items():
+        await assert_object(s3, bucket, name, body, None)
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_a_cancelled_upload_many_leaves_no_file_open(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files still open after their hop (above 1 MiB, read later) are closed when the
+    uploads waiting for that hop are cancelled: an open is shielded, so each gets its file.
+    The first hop is held until three more files are asked for, the second (theirs) is
+    held past the cancellation."""
+    paths = [tmp_path / f"f{i}" for i in range(4)]
+    for path in paths:
+        path.write_bytes(random_bytes(2 * 1024 * 1024))
+    async with asyncup.Uploader(endpoint_url=endpoint) as up:
+        hops = hold_first_hop(monkeypatch, lambda: len(up._opener._asked), 3, linger=1)
+        with anyio.move_on_after(0.5) as scope:
+            await up.upload_many([(p, p.name) for p in paths], bucket, objects_in_flight=4)
+        assert scope.cancelled_caught
+        assert not set(map(str, paths)) & set(open_files())
+    assert hops[:2] == [1, 3]
 
 
 def open_files() -> list[str]:
