@@ -213,7 +213,7 @@ def range_md5(
     return rehash
 
 
-def buffer_md5(body: Buffer | memoryview) -> Rehash:
+def buffer_md5(body: Buffer | bytes | memoryview) -> Rehash:
     """``Rehash`` of a part still in memory."""
 
     async def rehash() -> bytes:

@@ -185,7 +185,7 @@ class Job:
             and self.args.etag_is_md5
         )
 
-    async def digest(self, body: Buffer) -> PartDigest:
+    async def digest(self, body: Buffer | bytes) -> PartDigest:
         """The checksum (or MD5) of ``body``, and its MD5 too where ``wants_md5``: in a
         worker thread, unless it is small enough that hashing it costs the event loop less
         than the hand-off (``digests_inline``)."""

@@ -28,12 +28,14 @@ from .failures import failure, root_cause
 from .integrity import buffer_md5, check_answer, learn_for_small
 from .job import Job
 from .outcome import Retries, may_have_landed, never_sent, ours_meanwhile, result
-from .sources import PathSource, Source
+from .sources import BytesSource, PathSource, Source
 
 log = logging.getLogger("asyncup")
 
 
 async def put_object(job: Job, source: Source, size: int) -> UploadResult:
+    if isinstance(source, BytesSource) and source.frozen is not None:
+        return await put_body(job, source.frozen)  # no copy, and no memory of asyncup's
     try:
         body: bytearray | None
         if isinstance(source, PathSource) and source.contents is not None:
@@ -53,7 +55,7 @@ async def put_object(job: Job, source: Source, size: int) -> UploadResult:
     return await put_body(job, body)
 
 
-async def put_body(job: Job, body: Buffer) -> UploadResult:
+async def put_body(job: Job, body: Buffer | bytes) -> UploadResult:
     try:
         await learn_for_small(job)
         digest = await job.digest(body)

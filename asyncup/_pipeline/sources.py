@@ -88,6 +88,8 @@ class BytesSource:
         self._view = memoryview(data).cast("B")
         self.size: int | None = len(self._view)
         self._pos = 0
+        self.frozen = data if type(data) is bytes else None
+        """The caller's ``bytes``, which cannot change: sent as they are, never copied."""
 
     async def open(self) -> None:
         pass

@@ -23,6 +23,7 @@ from aiobotocore.session import get_session
 
 import asyncup
 from asyncup._core.checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
+from asyncup._pipeline import job as job_module
 from asyncup._pipeline import sources
 from asyncup._s3.client import _ENDPOINT_SERVICES, _LeanFileLoader
 from tests.conftest import assert_object, random_bytes
@@ -224,6 +225,31 @@ async def test_a_small_file_takes_one_thread_hop_and_is_closed(
         assert str(path) not in open_files()
     assert hops == expected
     await assert_object(s3, bucket, "small", data, None)
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_bytes_are_sent_as_they_are_a_mutable_buffer_is_copied_first(
+    s3: Any, bucket: str, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``bytes`` cannot change: PutObject sends them without a copy (and without taking
+    from the memory budget); a bytearray or a memoryview is copied before it is sent."""
+    copies: list[int] = []
+    plain_buffer = job_module.plain_buffer
+
+    def counted(size: int) -> bytearray:
+        copies.append(size)
+        return plain_buffer(size)
+
+    monkeypatch.setattr(job_module, "plain_buffer", counted)
+    data = random_bytes(64 * 1024)
+    async with asyncup.Uploader(endpoint_url=endpoint) as up:
+        await up.upload(data, bucket, "bytes")
+        assert copies == []
+        await up.upload(bytearray(data), bucket, "bytearray")
+        await up.upload(memoryview(data), bucket, "view")
+        assert copies == [len(data) + 1] * 2
+    for key in ("bytes", "bytearray", "view"):
+        await assert_object(s3, bucket, key, data, None)
 
 
 def hold_first_hop(
