@@ -86,8 +86,11 @@ class S3:
                 if limiter is None:
                     response = await self._send(method, params, deadline)
                 else:
-                    async with limiter:
+                    await _take(limiter)
+                    try:
                         response = await self._send(method, params, deadline)
+                    finally:
+                        limiter.release()
                 if check is not None and (checking := check(response)) is not None:
                     await checking  # outside the request slot: it may hash the body
             except Exception as exc:
@@ -145,6 +148,15 @@ class S3:
         parts = len(params.get("MultipartUpload", {}).get("Parts", ()))
         sharing = self.config.concurrency
         return request_deadline(self.config.request_timeout, body, sharing=sharing, parts=parts)
+
+
+async def _take(limiter: anyio.CapacityLimiter) -> None:
+    """A request slot: at once when one is free and nobody waits (``acquire`` would yield to
+    the event loop even then, a turn of the loop per request), else in turn."""
+    try:
+        limiter.acquire_nowait()
+    except anyio.WouldBlock:
+        await limiter.acquire()
 
 
 QUOTA_SPENT = (

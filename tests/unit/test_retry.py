@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import socket
 from dataclasses import replace
@@ -388,6 +389,32 @@ async def test_s3_call_reports_throttling_and_successes_to_the_adaptive_limit() 
     for _ in range(2):
         await s3.call("upload_part", {}, limiter=requests.slots)
     assert requests.slots.total_tokens == 3
+
+
+async def test_s3_call_takes_a_free_request_slot_without_a_turn_of_the_event_loop() -> None:
+    """A free slot is taken at once (anyio's ``acquire`` yields even then: a turn of the loop
+    per request); a busy one is waited for in turn, and given back after the request."""
+    limiter = anyio.CapacityLimiter(1)
+    s3 = S3(FakeClient(), NO_WAIT)
+    turned = anyio.Event()
+    asyncio.get_running_loop().call_soon(turned.set)
+    await s3.call("upload_part", {}, limiter=limiter)
+    assert not turned.is_set()
+    assert limiter.borrowed_tokens == 0
+    order: list[str] = []
+
+    async def request(name: str) -> None:
+        await s3.call("upload_part", {}, limiter=limiter)
+        order.append(name)
+
+    async with anyio.create_task_group() as tg:
+        await limiter.acquire()
+        tg.start_soon(request, "waiting")
+        await anyio.wait_all_tasks_blocked()
+        limiter.release()
+        tg.start_soon(request, "later")  # a slot is free again, but someone waits for it
+    assert order == ["waiting", "later"]
+    assert limiter.borrowed_tokens == 0
 
 
 @pytest.mark.parametrize("value", [0, -1, True, "60"])
