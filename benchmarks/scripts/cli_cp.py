@@ -8,6 +8,7 @@ runs it (a fresh process, credentials from the environment), asyncup also with
 ASYNCUP_LEAN=0 (everything through botocore); plus `python -c "import asyncup"` and a bare
 `python -c pass`. Rounds interleaved (the order rotated each round), after a warm-up round;
 prints the median wall and CPU (user + system, the process and its children) of each.
+CLI_CP_BEFORE=/tmp/asyncup-vN adds both asyncup cases run from that checkout.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ ROUNDS = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 TRANSPORT = sys.argv[2] if len(sys.argv) > 2 else "http"
 ASYNCUP = str(Path(sys.executable).parent / "asyncup")
 S5CMD = str(venv_bin("common", "s5cmd"))
+BEFORE = os.environ.get("CLI_CP_BEFORE")  # a checkout to compare with (git worktree add)
 
 
 def children_cpu() -> float:
@@ -72,6 +74,15 @@ def main() -> None:
                     [ASYNCUP, "cp", str(tree), f"{dst}/e/", *url, "-q"], lean_off),
                 "s5cmd cp dir": ([*s5, "cp", f"{tree}/*", f"{dst}/f/"], env),
             }  # fmt: skip
+            if BEFORE:  # the same commands on another checkout's asyncup (python -m asyncup)
+                before = client_env(server, pythonpath=BEFORE)
+                module = [sys.executable, "-m", "asyncup", "cp"]
+                commands["asyncup cp one (before)"] = (
+                    [*module, str(one), f"{dst}/g/one", *url, "-q"],
+                    before,
+                )
+                commands["asyncup cp dir (before)"] = (
+                    [*module, str(tree), f"{dst}/h/", *url, "-q"], before)  # fmt: skip
             names = list(commands)
             walls: dict[str, list[float]] = {name: [] for name in names}
             cpus: dict[str, list[float]] = {name: [] for name in names}
