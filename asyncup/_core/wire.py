@@ -140,23 +140,30 @@ def sign(
 ) -> list[tuple[str, str]]:
     """``request``'s headers with Host and SigV4's (X-Amz-Date, x-amz-content-sha256,
     the token's, Authorization), signed for S3 with awscrt's native signer."""
-    config = auth.AwsSigningConfig(
-        algorithm=auth.AwsSigningAlgorithm.V4,
-        signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
-        credentials_provider=_provider(who),
-        region=who.region,
-        service="s3",
-        date=now or datetime.datetime.now(datetime.UTC),
-        signed_body_value=auth.AwsSignedBodyValue.UNSIGNED_PAYLOAD,
-        signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
-        use_double_uri_encode=False,  # S3's rules: the path as it is sent
-        should_normalize_uri_path=False,
-    )
+    now = now or datetime.datetime.now(datetime.UTC)
+    config = _config(who, now.replace(microsecond=0))  # X-Amz-Date says no more
     crt = http.HttpRequest(
         request.method, request.target, http.HttpHeaders([("Host", host), *request.headers])
     )
     auth.aws_sign_request(crt, config).result()  # static credentials: done at once
     return list(crt.headers)
+
+
+@functools.lru_cache(maxsize=4)
+def _config(who: Identity, when: datetime.datetime) -> Any:
+    """The signing configuration for ``who`` in one second (made once for all its requests)."""
+    return auth.AwsSigningConfig(
+        algorithm=auth.AwsSigningAlgorithm.V4,
+        signature_type=auth.AwsSignatureType.HTTP_REQUEST_HEADERS,
+        credentials_provider=_provider(who),
+        region=who.region,
+        service="s3",
+        date=when,
+        signed_body_value=auth.AwsSignedBodyValue.UNSIGNED_PAYLOAD,
+        signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
+        use_double_uri_encode=False,  # S3's rules: the path as it is sent
+        should_normalize_uri_path=False,
+    )
 
 
 @functools.lru_cache(maxsize=16)
