@@ -232,3 +232,22 @@ def test_the_signature_is_sigv4_by_hand() -> None:
     assert headers["Authorization"] == (
         f"AWS4-HMAC-SHA256 Credential=AKID/{scope}, SignedHeaders={names}, Signature={signature}"
     )
+
+
+def test_each_second_and_each_identity_signs_with_its_own_date_and_key() -> None:
+    """The signing configuration is made once per identity and second: the next second's
+    requests say their own X-Amz-Date, another identity signs with its own key."""
+    request = Request("PUT", "/b/k", [])
+    who = Identity("AKID", "SECRET", None, "us-east-1")
+    first = dict(sign(request, "s3.example", who, NOW))
+    again = dict(sign(request, "s3.example", who, NOW.replace(microsecond=900_000)))
+    later = dict(sign(request, "s3.example", who, NOW + datetime.timedelta(seconds=1)))
+    rotated = dict(sign(request, "s3.example", Identity("AKID2", "OTHER", None, "us-east-1"), NOW))
+    assert first == again
+    assert (first["X-Amz-Date"], later["X-Amz-Date"]) == ("20261206T053000Z", "20261206T053001Z")
+    assert later["Authorization"] != first["Authorization"]
+    assert rotated["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKID2/")
+    assert (
+        rotated["Authorization"].split("Signature=")[1]
+        != first["Authorization"].split("Signature=")[1]
+    )
