@@ -7,6 +7,9 @@ run in worker threads; paths are read with positional ``preadv`` straight into t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import inspect
 import io
 import os
@@ -161,62 +164,88 @@ Opened = tuple[int, os.stat_result, bytearray | None]
 
 
 class Opener:
-    """Opens the files of many uploads, all those asked for at once in one thread hop.
+    """Opens the files of many uploads: those asked for while a thread hop is out go together
+    in the next one.
 
     A worker thread's hand-off and wake-up cost the event loop more than opening, reading and
-    closing a 64 KiB file: the files asked for while a hop is out go together in the next
-    one, led by the first of them. An open is shielded from cancellation, as a lone
-    ``to_thread.run_sync`` is, so a cancelled upload still gets its file (and closes it).
+    closing a 64 KiB file. A hop belongs to no upload: it runs in the event loop's executor
+    and a callback hands its answers out. An upload cancelled meanwhile (by anyio, or
+    natively, as a web server cancels the task of a request whose client left) leaves at
+    once and costs the others nothing; the next hop closes what was opened for it.
     """
 
     def __init__(self) -> None:
         self._asked: list[_Ask] = []
-        self._leading = False
+        self._unclaimed: list[int] = []
+        """Descriptors opened for uploads gone meanwhile: the next hop closes them."""
+        self._out = False
 
     async def open(self, path: str, read_below: int) -> Opened:
-        ask = _Ask(path, read_below)
+        loop = asyncio.get_running_loop()
+        ask = _Ask(path, read_below, loop.create_future())
         self._asked.append(ask)
-        with anyio.CancelScope(shield=True):
-            while ask.outcome is None:
-                if self._leading:
-                    ask.turn = anyio.Event()
-                    await ask.turn.wait()
-                else:
-                    await self._lead()
-        outcome = ask.outcome
+        if not self._out:
+            self._hop(loop)
+        try:
+            outcome = await ask.answer
+        except BaseException:  # cancelled: the file is closed if it was opened
+            if ask in self._asked:
+                self._asked.remove(ask)
+            elif ask.answer.done() and not ask.answer.cancelled():  # as the task woke up
+                self._unclaim(ask.answer.result())
+                if not self._out:
+                    self._hop(loop)
+            raise
         if isinstance(outcome, BaseException):
             raise outcome
-        assert outcome is not None
         return outcome
 
-    async def _lead(self) -> None:
+    def _hop(self, loop: asyncio.AbstractEventLoop) -> None:
         batch, self._asked = self._asked, []
-        self._leading = True
+        unclaimed, self._unclaimed = self._unclaimed, []
+        self._out = True
+        asked = [(ask.path, ask.below) for ask in batch]
+        work = loop.run_in_executor(None, _open_all, asked, unclaimed)
+        work.add_done_callback(functools.partial(self._back, batch, loop))
+
+    def _back(
+        self, batch: list[_Ask], loop: asyncio.AbstractEventLoop, work: asyncio.Future[Any]
+    ) -> None:
+        self._out = False
+        outcomes: list[Opened | BaseException]
         try:
-            outcomes = await anyio.to_thread.run_sync(_open_all, [(a.path, a.below) for a in batch])
-        except BaseException as exc:  # the hop itself failed: so did every open in it
-            outcomes = [exc] * len(batch)
-        finally:
-            self._leading = False
+            outcomes = work.result()
+        except BaseException as exc:  # the hop itself failed (its executor was shut down)
+            failed = RuntimeError(f"files could not be opened: {exc!r}")
+            outcomes = [failed] * len(batch)
         for ask, outcome in zip(batch, outcomes, strict=True):
-            ask.outcome = outcome
-            if ask.turn is not None:
-                ask.turn.set()
-        if self._asked and self._asked[0].turn is not None:
-            self._asked[0].turn.set()  # the next hop's leader
+            if ask.answer.done():  # cancelled with its upload meanwhile
+                self._unclaim(outcome)
+            else:
+                ask.answer.set_result(outcome)
+        if self._asked or self._unclaimed:
+            self._hop(loop)
+
+    def _unclaim(self, outcome: Opened | BaseException) -> None:
+        if not isinstance(outcome, BaseException) and outcome[0] >= 0:
+            self._unclaimed.append(outcome[0])
 
 
 class _Ask:
-    __slots__ = ("below", "outcome", "path", "turn")
+    __slots__ = ("answer", "below", "path")
 
-    def __init__(self, path: str, below: int) -> None:
+    def __init__(
+        self, path: str, below: int, answer: asyncio.Future[Opened | BaseException]
+    ) -> None:
         self.path = path
         self.below = below
-        self.outcome: Opened | BaseException | None = None
-        self.turn: anyio.Event | None = None
+        self.answer = answer
 
 
-def _open_all(asked: list[tuple[str, int]]) -> list[Opened | BaseException]:
+def _open_all(asked: list[tuple[str, int]], unclaimed: list[int]) -> list[Opened | BaseException]:
+    for fd in unclaimed:
+        with contextlib.suppress(OSError):
+            os.close(fd)
     outcomes: list[Opened | BaseException] = []
     for path, read_below in asked:
         try:

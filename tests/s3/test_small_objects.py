@@ -4,11 +4,13 @@ and the endpoint data their session keeps (S3's only)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -218,7 +220,14 @@ async def test_a_small_file_takes_one_thread_hop_and_is_closed(
             hops.append(func.__name__)
         return await run_sync(func, *args, **kwargs)
 
+    open_all = sources._open_all
+
+    def opened(*args: Any) -> Any:  # the Opener's hop, in the event loop's executor
+        hops.append("_open_all")
+        return open_all(*args)
+
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    monkeypatch.setattr(sources, "_open_all", opened)
     async with asyncup.Uploader(endpoint_url=endpoint) as up:
         hops.clear()  # the client's own set-up is not the file's
         await up.upload(path, bucket, "small")
@@ -260,14 +269,14 @@ def hold_first_hop(
     hops: list[int] = []
     open_all = sources._open_all
 
-    def held(batch: list[tuple[str, int]]) -> Any:
+    def held(batch: list[tuple[str, int]], unclaimed: list[int]) -> Any:
         hops.append(len(batch))
         deadline = time.monotonic() + 10
         while len(hops) == 1 and asked() < until and time.monotonic() < deadline:
             time.sleep(0.005)
         if len(hops) == 2:
             time.sleep(linger)
-        return open_all(batch)
+        return open_all(batch, unclaimed)
 
     monkeypatch.setattr(sources, "_open_all", held)
     return hops
@@ -297,10 +306,10 @@ async def test_files_asked_for_while_a_hop_is_out_share_the_next_hop(
 async def test_a_cancelled_upload_many_leaves_no_file_open(
     s3: Any, bucket: str, endpoint: str, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Files still open after their hop (above 1 MiB, read later) are closed when the
-    uploads waiting for that hop are cancelled: an open is shielded, so each gets its file.
-    The first hop is held until three more files are asked for, the second (theirs) is
-    held past the cancellation."""
+    """Uploads cancelled while their files are being opened leave at once; the files opened
+    for them (above 1 MiB, kept open to be read later) are closed by the next hop. The
+    first hop is held until three more files are asked for, the second (theirs) is held
+    past the cancellation."""
     paths = [tmp_path / f"f{i}" for i in range(4)]
     for path in paths:
         path.write_bytes(random_bytes(2 * 1024 * 1024))
@@ -309,8 +318,50 @@ async def test_a_cancelled_upload_many_leaves_no_file_open(
         with anyio.move_on_after(0.5) as scope:
             await up.upload_many([(p, p.name) for p in paths], bucket, objects_in_flight=4)
         assert scope.cancelled_caught
-        assert not set(map(str, paths)) & set(open_files())
-    assert hops[:2] == [1, 3]
+        with anyio.fail_after(5):
+            while len(hops) < 3 or set(map(str, paths)) & set(open_files()):  # noqa: ASYNC110
+                await anyio.sleep(0.01)
+    assert hops == [1, 3, 0]  # the last hop only closed the three files nobody took
+
+
+async def test_an_open_cancelled_natively_costs_the_others_nothing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web server cancels the task of a request whose client left (``task.cancel()``, not
+    anyio's cancellation): the uploads waiting for the same hop still get their files, and
+    the file opened for the cancelled one is closed by the next hop."""
+    paths = [tmp_path / f"f{i}" for i in range(4)]
+    for path in paths:
+        path.write_bytes(b"x" * (2 * 1024 * 1024))  # above read_below: they stay open
+    gates = [threading.Event(), threading.Event()]
+    hops: list[int] = []
+    open_all = sources._open_all
+
+    def held(asked: list[tuple[str, int]], unclaimed: list[int]) -> Any:
+        hops.append(len(asked))
+        if len(hops) <= len(gates):
+            gates[len(hops) - 1].wait(10)
+        return open_all(asked, unclaimed)
+
+    monkeypatch.setattr(sources, "_open_all", held)
+    opener = sources.Opener()
+    opens = [asyncio.ensure_future(opener.open(str(path), 1024 * 1024)) for path in paths]
+    await anyio.wait_all_tasks_blocked()
+    gates[0].set()  # the first file's hop comes back; the next three go in the second
+    while hops != [1, 3]:  # noqa: ASYNC110 (a thread's doing: no event to wait for)
+        await anyio.sleep(0.01)
+    opens[1].cancel()
+    gates[1].set()
+    done = await asyncio.gather(*opens, return_exceptions=True)
+    assert isinstance(done[1], asyncio.CancelledError)
+    opened = [outcome for outcome in done if not isinstance(outcome, BaseException)]
+    assert len(opened) == 3
+    with anyio.fail_after(5):
+        while str(paths[1]) in open_files():  # noqa: ASYNC110 (as above)
+            await anyio.sleep(0.01)
+    assert hops == [1, 3, 0]  # the last one only closed the file nobody took
+    for fd, _, _ in opened:
+        os.close(fd)
 
 
 def open_files() -> list[str]:
