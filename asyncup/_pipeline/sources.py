@@ -3,6 +3,7 @@
 Each adapter fills a caller-owned buffer (``readinto``) completely, unless the source ends
 first; the producer owns and reuses the buffers. Blocking reads (paths, sync file objects)
 run in worker threads; paths are read with positional ``preadv`` straight into the buffer.
+Files are opened (and a small one read whole) by an ``Opener``, many in one thread hop.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import stat as stat_module
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from typing import Any, Protocol, TypeVar
 
-import anyio
 import anyio.to_thread
 
 from .._core.errors import SourceReadError
