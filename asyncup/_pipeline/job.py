@@ -20,8 +20,9 @@ from .._s3.calls import S3
 from .budget import BufferPool, Lease, mapped_buffer, plain_buffer
 from .events import EventKind, UploadEvent
 from .journal import Journal
+from .opener import Opener
 from .pace import Pacer
-from .sources import Opener, PathSource
+from .sources import PathSource
 
 ProgressCallback = Callable[[int], object | Awaitable[object]]
 Reader = Callable[[memoryview], Awaitable[int]]

@@ -3,14 +3,11 @@
 Each adapter fills a caller-owned buffer (``readinto``) completely, unless the source ends
 first; the producer owns and reuses the buffers. Blocking reads (paths, sync file objects)
 run in worker threads; paths are read with positional ``preadv`` straight into the buffer.
-Files are opened (and a small one read whole) by an ``Opener``, many in one thread hop.
+Files are opened (and a small one read whole) by an ``Opener`` (``opener``), many per hop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import inspect
 import io
 import os
@@ -21,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 import anyio.to_thread
 
 from .._core.errors import SourceReadError
+from .opener import Opener, pread_full
 
 T = TypeVar("T")
 
@@ -145,7 +143,7 @@ class PathSource:
 
     async def readinto_at(self, view: memoryview, offset: int) -> int:
         """Fill ``view`` from ``offset`` on (a resumed upload reads only the missing parts)."""
-        return await anyio.to_thread.run_sync(_pread_full, self._fd, view, offset)
+        return await anyio.to_thread.run_sync(pread_full, self._fd, view, offset)
 
     async def readinto_and_close(self, view: memoryview) -> int:
         """``readinto``, then the file is closed, in the same thread hop: a small file is
@@ -159,133 +157,11 @@ class PathSource:
             await anyio.to_thread.run_sync(os.close, fd)
 
 
-Opened = tuple[int, os.stat_result, bytearray | None]
-"""An open file's descriptor and stat, or -1, its stat and its contents (read and closed)."""
-
-
-class Opener:
-    """Opens the files of many uploads: those asked for while a thread hop is out go together
-    in the next one.
-
-    A worker thread's hand-off and wake-up cost the event loop more than opening, reading and
-    closing a 64 KiB file. A hop belongs to no upload: it runs in the event loop's executor
-    and a callback hands its answers out. An upload cancelled meanwhile (by anyio, or
-    natively, as a web server cancels the task of a request whose client left) leaves at
-    once and costs the others nothing; the next hop closes what was opened for it.
-    """
-
-    def __init__(self) -> None:
-        self._asked: list[_Ask] = []
-        self._unclaimed: list[int] = []
-        """Descriptors opened for uploads gone meanwhile: the next hop closes them."""
-        self._out = False
-
-    async def open(self, path: str, read_below: int) -> Opened:
-        loop = asyncio.get_running_loop()
-        ask = _Ask(path, read_below, loop.create_future())
-        self._asked.append(ask)
-        if not self._out:
-            self._hop(loop)
-        try:
-            outcome = await ask.answer
-        except BaseException:  # cancelled: the file is closed if it was opened
-            if ask in self._asked:
-                self._asked.remove(ask)
-            elif ask.answer.done() and not ask.answer.cancelled():  # as the task woke up
-                self._unclaim(ask.answer.result())
-                if not self._out:
-                    self._hop(loop)
-            raise
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    def _hop(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch, self._asked = self._asked, []
-        unclaimed, self._unclaimed = self._unclaimed, []
-        self._out = True
-        asked = [(ask.path, ask.below) for ask in batch]
-        work = loop.run_in_executor(None, _open_all, asked, unclaimed)
-        work.add_done_callback(functools.partial(self._back, batch, loop))
-
-    def _back(
-        self, batch: list[_Ask], loop: asyncio.AbstractEventLoop, work: asyncio.Future[Any]
-    ) -> None:
-        self._out = False
-        outcomes: list[Opened | BaseException]
-        try:
-            outcomes = work.result()
-        except BaseException as exc:  # the hop itself failed (its executor was shut down)
-            failed = RuntimeError(f"files could not be opened: {exc!r}")
-            outcomes = [failed] * len(batch)
-        for ask, outcome in zip(batch, outcomes, strict=True):
-            if ask.answer.done():  # cancelled with its upload meanwhile
-                self._unclaim(outcome)
-            else:
-                ask.answer.set_result(outcome)
-        if self._asked or self._unclaimed:
-            self._hop(loop)
-
-    def _unclaim(self, outcome: Opened | BaseException) -> None:
-        if not isinstance(outcome, BaseException) and outcome[0] >= 0:
-            self._unclaimed.append(outcome[0])
-
-
-class _Ask:
-    __slots__ = ("answer", "below", "path")
-
-    def __init__(
-        self, path: str, below: int, answer: asyncio.Future[Opened | BaseException]
-    ) -> None:
-        self.path = path
-        self.below = below
-        self.answer = answer
-
-
-def _open_all(asked: list[tuple[str, int]], unclaimed: list[int]) -> list[Opened | BaseException]:
-    for fd in unclaimed:
-        with contextlib.suppress(OSError):
-            os.close(fd)
-    outcomes: list[Opened | BaseException] = []
-    for path, read_below in asked:
-        try:
-            outcomes.append(_open_and_stat(path, read_below))
-        except Exception as exc:
-            outcomes.append(exc)
-    return outcomes
-
-
-def _open_and_stat(path: str, read_below: int) -> Opened:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        stat = os.fstat(fd)
-        if not (stat_module.S_ISREG(stat.st_mode) and stat.st_size < read_below):
-            return fd, stat, None
-        # A byte more than its size: a file that grew since fstat says so.
-        contents = bytearray(stat.st_size + 1)
-        del contents[_pread_full(fd, memoryview(contents), 0) :]
-    except BaseException:
-        os.close(fd)
-        raise
-    os.close(fd)
-    return -1, stat, contents
-
-
 def _pread_and_close(fd: int, view: memoryview, offset: int) -> int:
     try:
-        return _pread_full(fd, view, offset)
+        return pread_full(fd, view, offset)
     finally:
         os.close(fd)
-
-
-def _pread_full(fd: int, view: memoryview, offset: int) -> int:
-    filled = 0
-    while filled < len(view):
-        n = os.preadv(fd, [view[filled:]], offset + filled)
-        if n == 0:
-            break
-        filled += n
-    return filled
 
 
 class FileSource:

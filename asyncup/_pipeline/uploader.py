@@ -22,8 +22,9 @@ from .budget import ByteBudget, Lease
 from .events import UploadEvent, UploadEvents
 from .job import Job, ProgressCallback
 from .many import UploadSummary, upload_many
+from .opener import Opener
 from .pace import Pacer
-from .sources import Opener, adapt
+from .sources import adapt
 from .sweeper import PendingUpload
 
 log = logging.getLogger("asyncup")

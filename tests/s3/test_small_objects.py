@@ -26,7 +26,7 @@ from aiobotocore.session import get_session
 import asyncup
 from asyncup._core.checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
 from asyncup._pipeline import job as job_module
-from asyncup._pipeline import sources
+from asyncup._pipeline import opener as opener_module
 from asyncup._s3.client import _ENDPOINT_SERVICES, _LeanFileLoader
 from tests.conftest import assert_object, random_bytes
 
@@ -220,14 +220,14 @@ async def test_a_small_file_takes_one_thread_hop_and_is_closed(
             hops.append(func.__name__)
         return await run_sync(func, *args, **kwargs)
 
-    open_all = sources._open_all
+    open_all = opener_module._open_all
 
     def opened(*args: Any) -> Any:  # the Opener's hop, in the event loop's executor
         hops.append("_open_all")
         return open_all(*args)
 
     monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
-    monkeypatch.setattr(sources, "_open_all", opened)
+    monkeypatch.setattr(opener_module, "_open_all", opened)
     async with asyncup.Uploader(endpoint_url=endpoint) as up:
         hops.clear()  # the client's own set-up is not the file's
         await up.upload(path, bucket, "small")
@@ -267,7 +267,7 @@ def hold_first_hop(
     """Hold the first open's thread hop until ``asked()`` files wait for the next one, and
     the second ``linger`` seconds; return the number of files each hop opens."""
     hops: list[int] = []
-    open_all = sources._open_all
+    open_all = opener_module._open_all
 
     def held(batch: list[tuple[str, int]], unclaimed: list[int]) -> Any:
         hops.append(len(batch))
@@ -278,7 +278,7 @@ def hold_first_hop(
             time.sleep(linger)
         return open_all(batch, unclaimed)
 
-    monkeypatch.setattr(sources, "_open_all", held)
+    monkeypatch.setattr(opener_module, "_open_all", held)
     return hops
 
 
@@ -335,7 +335,7 @@ async def test_an_open_cancelled_natively_costs_the_others_nothing(
         path.write_bytes(b"x" * (2 * 1024 * 1024))  # above read_below: they stay open
     gates = [threading.Event(), threading.Event()]
     hops: list[int] = []
-    open_all = sources._open_all
+    open_all = opener_module._open_all
 
     def held(asked: list[tuple[str, int]], unclaimed: list[int]) -> Any:
         hops.append(len(asked))
@@ -343,8 +343,8 @@ async def test_an_open_cancelled_natively_costs_the_others_nothing(
             gates[len(hops) - 1].wait(10)
         return open_all(asked, unclaimed)
 
-    monkeypatch.setattr(sources, "_open_all", held)
-    opener = sources.Opener()
+    monkeypatch.setattr(opener_module, "_open_all", held)
+    opener = opener_module.Opener()
     opens = [asyncio.ensure_future(opener.open(str(path), 1024 * 1024)) for path in paths]
     await anyio.wait_all_tasks_blocked()
     gates[0].set()  # the first file's hop comes back; the next three go in the second

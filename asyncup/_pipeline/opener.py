@@ -1,0 +1,132 @@
+"""Files opened off the event loop, those of many uploads in one thread hop (``Opener``);
+a small one read whole and closed in the same hop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import stat as stat_module
+from typing import Any
+
+Opened = tuple[int, os.stat_result, bytearray | None]
+"""An open file's descriptor and stat, or -1, its stat and its contents (read and closed)."""
+
+
+class Opener:
+    """Opens the files of many uploads: those asked for while a thread hop is out go together
+    in the next one.
+
+    A worker thread's hand-off and wake-up cost the event loop more than opening, reading and
+    closing a 64 KiB file. A hop belongs to no upload: it runs in the event loop's executor
+    and a callback hands its answers out. An upload cancelled meanwhile (by anyio, or
+    natively, as a web server cancels the task of a request whose client left) leaves at
+    once and costs the others nothing; the next hop closes what was opened for it.
+    """
+
+    def __init__(self) -> None:
+        self._asked: list[_Ask] = []
+        self._unclaimed: list[int] = []
+        """Descriptors opened for uploads gone meanwhile: the next hop closes them."""
+        self._out = False
+
+    async def open(self, path: str, read_below: int) -> Opened:
+        loop = asyncio.get_running_loop()
+        ask = _Ask(path, read_below, loop.create_future())
+        self._asked.append(ask)
+        if not self._out:
+            self._hop(loop)
+        try:
+            outcome = await ask.answer
+        except BaseException:  # cancelled: the file is closed if it was opened
+            if ask in self._asked:
+                self._asked.remove(ask)
+            elif ask.answer.done() and not ask.answer.cancelled():  # as the task woke up
+                self._unclaim(ask.answer.result())
+                if not self._out:
+                    self._hop(loop)
+            raise
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def _hop(self, loop: asyncio.AbstractEventLoop) -> None:
+        batch, self._asked = self._asked, []
+        unclaimed, self._unclaimed = self._unclaimed, []
+        self._out = True
+        asked = [(ask.path, ask.below) for ask in batch]
+        work = loop.run_in_executor(None, _open_all, asked, unclaimed)
+        work.add_done_callback(functools.partial(self._back, batch, loop))
+
+    def _back(
+        self, batch: list[_Ask], loop: asyncio.AbstractEventLoop, work: asyncio.Future[Any]
+    ) -> None:
+        self._out = False
+        outcomes: list[Opened | BaseException]
+        try:
+            outcomes = work.result()
+        except BaseException as exc:  # the hop itself failed (its executor was shut down)
+            failed = RuntimeError(f"files could not be opened: {exc!r}")
+            outcomes = [failed] * len(batch)
+        for ask, outcome in zip(batch, outcomes, strict=True):
+            if ask.answer.done():  # cancelled with its upload meanwhile
+                self._unclaim(outcome)
+            else:
+                ask.answer.set_result(outcome)
+        if self._asked or self._unclaimed:
+            self._hop(loop)
+
+    def _unclaim(self, outcome: Opened | BaseException) -> None:
+        if not isinstance(outcome, BaseException) and outcome[0] >= 0:
+            self._unclaimed.append(outcome[0])
+
+
+class _Ask:
+    __slots__ = ("answer", "below", "path")
+
+    def __init__(
+        self, path: str, below: int, answer: asyncio.Future[Opened | BaseException]
+    ) -> None:
+        self.path = path
+        self.below = below
+        self.answer = answer
+
+
+def _open_all(asked: list[tuple[str, int]], unclaimed: list[int]) -> list[Opened | BaseException]:
+    for fd in unclaimed:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    outcomes: list[Opened | BaseException] = []
+    for path, read_below in asked:
+        try:
+            outcomes.append(_open_and_stat(path, read_below))
+        except Exception as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _open_and_stat(path: str, read_below: int) -> Opened:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        stat = os.fstat(fd)
+        if not (stat_module.S_ISREG(stat.st_mode) and stat.st_size < read_below):
+            return fd, stat, None
+        # A byte more than its size: a file that grew since fstat says so.
+        contents = bytearray(stat.st_size + 1)
+        del contents[pread_full(fd, memoryview(contents), 0) :]
+    except BaseException:
+        os.close(fd)
+        raise
+    os.close(fd)
+    return -1, stat, contents
+
+
+def pread_full(fd: int, view: memoryview, offset: int) -> int:
+    filled = 0
+    while filled < len(view):
+        n = os.preadv(fd, [view[filled:]], offset + filled)
+        if n == 0:
+            break
+        filled += n
+    return filled
