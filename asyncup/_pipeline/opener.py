@@ -123,6 +123,8 @@ def _open_and_stat(path: str, read_below: int) -> Opened:
 
 
 def pread_full(fd: int, view: memoryview, offset: int) -> int:
+    """Fill ``view`` from the file's ``offset`` on, unless the file ends first; the bytes
+    read."""
     filled = 0
     while filled < len(view):
         n = os.preadv(fd, [view[filled:]], offset + filled)
