@@ -13,6 +13,10 @@ from typing import Any
 Opened = tuple[int, os.stat_result, bytearray | None]
 """An open file's descriptor and stat, or -1, its stat and its contents (read and closed)."""
 
+STALLED = 0.05
+"""Seconds after which a hop still out no longer holds up the files asked for since (a file
+on a stalled network mount must not stop every other upload's)."""
+
 
 class Opener:
     """Opens the files of many uploads: those asked for while a thread hop is out go together
@@ -22,21 +26,22 @@ class Opener:
     closing a 64 KiB file. A hop belongs to no upload: it runs in the event loop's executor
     and a callback hands its answers out. An upload cancelled meanwhile (by anyio, or
     natively, as a web server cancels the task of a request whose client left) leaves at
-    once and costs the others nothing; the next hop closes what was opened for it.
+    once and costs the others nothing; the next hop closes what was opened for it. A hop out
+    for ``STALLED`` seconds no longer holds up the next one.
     """
 
     def __init__(self) -> None:
         self._asked: list[_Ask] = []
         self._unclaimed: list[int] = []
         """Descriptors opened for uploads gone meanwhile: the next hop closes them."""
-        self._out = False
+        self._out: dict[object, float] = {}
+        """The hops out, and when each left."""
 
     async def open(self, path: str, read_below: int) -> Opened:
         loop = asyncio.get_running_loop()
         ask = _Ask(path, read_below, loop.create_future())
         self._asked.append(ask)
-        if not self._out:
-            self._hop(loop)
+        self._serve(loop)
         try:
             outcome = await ask.answer
         except BaseException:  # cancelled: the file is closed if it was opened
@@ -44,25 +49,36 @@ class Opener:
                 self._asked.remove(ask)
             elif ask.answer.done() and not ask.answer.cancelled():  # as the task woke up
                 self._unclaim(ask.answer.result())
-                if not self._out:
-                    self._hop(loop)
+                self._serve(loop)
             raise
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
 
-    def _hop(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _serve(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A hop for what waits, unless a hop out (and not stalled) will be back for it."""
+        if not (self._asked or self._unclaimed):
+            return
+        now = loop.time()
+        if any(now - left < STALLED for left in self._out.values()):
+            return
         batch, self._asked = self._asked, []
         unclaimed, self._unclaimed = self._unclaimed, []
-        self._out = True
         asked = [(ask.path, ask.below) for ask in batch]
         work = loop.run_in_executor(None, _open_all, asked, unclaimed)
-        work.add_done_callback(functools.partial(self._back, batch, loop))
+        self._out[work] = now
+        stalled = loop.call_at(now + STALLED, self._serve, loop)
+        work.add_done_callback(functools.partial(self._back, batch, loop, stalled))
 
     def _back(
-        self, batch: list[_Ask], loop: asyncio.AbstractEventLoop, work: asyncio.Future[Any]
+        self,
+        batch: list[_Ask],
+        loop: asyncio.AbstractEventLoop,
+        stalled: asyncio.TimerHandle,
+        work: asyncio.Future[Any],
     ) -> None:
-        self._out = False
+        stalled.cancel()
+        del self._out[work]
         outcomes: list[Opened | BaseException]
         try:
             outcomes = work.result()
@@ -74,8 +90,7 @@ class Opener:
                 self._unclaim(outcome)
             else:
                 ask.answer.set_result(outcome)
-        if self._asked or self._unclaimed:
-            self._hop(loop)
+        self._serve(loop)
 
     def _unclaim(self, outcome: Opened | BaseException) -> None:
         if not isinstance(outcome, BaseException) and outcome[0] >= 0:

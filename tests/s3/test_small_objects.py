@@ -279,6 +279,7 @@ def hold_first_hop(
         return open_all(batch, unclaimed)
 
     monkeypatch.setattr(opener_module, "_open_all", held)
+    monkeypatch.setattr(opener_module, "STALLED", 60)  # held on purpose: not stalled
     return hops
 
 
@@ -344,6 +345,7 @@ async def test_an_open_cancelled_natively_costs_the_others_nothing(
         return open_all(asked, unclaimed)
 
     monkeypatch.setattr(opener_module, "_open_all", held)
+    monkeypatch.setattr(opener_module, "STALLED", 60)
     opener = opener_module.Opener()
     opens = [asyncio.ensure_future(opener.open(str(path), 1024 * 1024)) for path in paths]
     await anyio.wait_all_tasks_blocked()
@@ -362,6 +364,37 @@ async def test_an_open_cancelled_natively_costs_the_others_nothing(
     assert hops == [1, 3, 0]  # the last one only closed the file nobody took
     for fd, _, _ in opened:
         os.close(fd)
+
+
+async def test_a_file_that_hangs_opening_holds_up_no_other_upload(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file whose open hangs (a stalled network mount) keeps its own upload waiting, not
+    the others: a hop out for ``STALLED`` seconds no longer holds up the files asked since."""
+    stuck, other = tmp_path / "stuck", tmp_path / "other"
+    stuck.write_bytes(b"s")
+    other.write_bytes(b"o")
+    release = threading.Event()
+    open_all = opener_module._open_all
+
+    def hanging(asked: list[tuple[str, int]], unclaimed: list[int]) -> Any:
+        if any(path == str(stuck) for path, _ in asked):
+            release.wait(10)
+        return open_all(asked, unclaimed)
+
+    monkeypatch.setattr(opener_module, "_open_all", hanging)
+    opener = opener_module.Opener()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(opener.open, str(stuck), 1024)
+            await anyio.wait_all_tasks_blocked()  # its hop is out
+            with anyio.fail_after(5):
+                fd, _, contents = await opener.open(str(other), 1024)
+            assert (fd, contents) == (-1, bytearray(b"o"))
+            assert not release.is_set()  # the stuck file's hop is still out
+            release.set()
+    finally:
+        release.set()
 
 
 def open_files() -> list[str]:
