@@ -8,6 +8,7 @@ import contextlib
 import functools
 import os
 import stat as stat_module
+from dataclasses import dataclass
 from typing import Any
 
 Opened = tuple[int, os.stat_result, bytearray | None]
@@ -97,15 +98,13 @@ class Opener:
             self._unclaimed.append(outcome[0])
 
 
+@dataclass(eq=False, slots=True)
 class _Ask:
-    __slots__ = ("answer", "below", "path")
+    """One file asked for: opened whole below ``below`` bytes; ``answer`` takes the outcome."""
 
-    def __init__(
-        self, path: str, below: int, answer: asyncio.Future[Opened | BaseException]
-    ) -> None:
-        self.path = path
-        self.below = below
-        self.answer = answer
+    path: str
+    below: int
+    answer: asyncio.Future[Opened | BaseException]
 
 
 def _open_all(asked: list[tuple[str, int]], unclaimed: list[int]) -> list[Opened | BaseException]:
