@@ -147,6 +147,30 @@ def route(
     )
 
 
+class Routes:
+    """``extra_args`` routed once for many objects (``upload_many``), and once more for each
+    ContentType guessed from a file's name, instead of once per object: a file still gets
+    the type ``route`` would guess for it."""
+
+    def __init__(self, extra_args: Mapping[str, Any] | None, checksum_algorithm: str | None):
+        self.common = route(extra_args, checksum_algorithm)  # refuses bad args up front
+        self._extra = dict(extra_args or {})
+        self._algorithm = checksum_algorithm
+        self._typed: dict[str, RoutedArgs] = {}
+
+    def for_path(self, path: str | None) -> RoutedArgs:
+        if path is None or "ContentType" in self._extra:
+            return self.common
+        guessed, _ = mimetypes.guess_type(path)
+        if guessed is None:
+            return self.common
+        routed = self._typed.get(guessed)
+        if routed is None:
+            typed = {**self._extra, "ContentType": guessed}
+            routed = self._typed[guessed] = route(typed, self._algorithm)
+        return routed
+
+
 def _checksum(args: dict[str, Any], configured: str | None) -> tuple[str | None, str | None]:
     """The checksum algorithm and type of the upload (extra_args win over the config)."""
     named = args.pop("ChecksumAlgorithm", None)

@@ -11,7 +11,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from .._core.config import TransferConfig
-from .._core.params import RoutedArgs, route
+from .._core.params import RoutedArgs, Routes, route
 from .._core.results import UploadResult
 from .._s3.calls import S3
 from .._s3.client import open_client
@@ -175,21 +175,21 @@ class Uploader:
         bucket: str,
         key: str,
         extra_args: Mapping[str, Any] | None,
-        routed: RoutedArgs | None,
+        routes: Routes | None,
         on_progress: ProgressCallback | None = None,
         on_event: Callable[[UploadEvent], object] | None = None,
         resume: str | os.PathLike[str] | None = None,
     ) -> UploadResult:
-        """``upload``; ``routed``: ``extra_args`` already routed for a source with no path
-        (upload_many routes them once for all its objects)."""
+        """``upload``; ``routes``: ``extra_args`` already routed (upload_many routes them
+        once for all its objects)."""
         if self._s3 is None:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
         check_destination(bucket, key)
         adapted = adapt(source)
-        if routed is None or adapted.path is not None:  # a path may guess its ContentType
+        if routes is None:  # a path may guess its ContentType
             args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
         else:
-            args = routed
+            args = routes.for_path(adapted.path)
         if on_progress is not None and not callable(on_progress):
             raise TypeError("on_progress must be callable")
         if on_event is not None and not callable(on_event):
@@ -254,10 +254,10 @@ class Uploader:
         in_flight = self.config.concurrency if objects_in_flight is None else objects_in_flight
         if isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1:
             raise ValueError(f"objects_in_flight must be an int >= 1; got {in_flight!r}")
-        routed = route(extra_args, self.config.checksum_algorithm)  # refused up front
+        routes = Routes(extra_args, self.config.checksum_algorithm)  # refused up front
 
         async def one(source: object, key: str) -> UploadResult:
-            return await self._upload(source, bucket, key, extra_args, routed)
+            return await self._upload(source, bucket, key, extra_args, routes)
 
         return await upload_many(
             one, items, objects_in_flight=in_flight, stop_on_error=stop_on_error

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import asyncup
+from asyncup._core.params import Routes, route
 from tests.conftest import MiB, assert_nothing_left, make_client, random_bytes, read_object
 from tests.faultproxy import FaultProxy
 
@@ -313,6 +314,23 @@ async def test_content_type_is_guessed_from_the_file_name(
     assert (await s3.head_object(Bucket=bucket, Key="guessed"))["ContentType"] == "application/json"
     await asyncup.upload(path, bucket, "given", client=s3, extra_args={"ContentType": "text/plain"})
     assert (await s3.head_object(Bucket=bucket, Key="given"))["ContentType"] == "text/plain"
+
+
+def test_upload_many_routes_each_guessed_type_once() -> None:
+    """upload_many's routes: one for the objects with no path or no guessable type, one per
+    ContentType guessed from a name (as ``route`` guesses it), and a ContentType given in
+    extra_args wins over every name."""
+    routes = Routes({"Metadata": {"k": "v"}}, "CRC32")
+    html = routes.for_path("/a/page.html")
+    assert html.put["ContentType"] == "text/html"
+    assert html == route({"Metadata": {"k": "v"}}, "CRC32", path="/a/page.html")
+    assert routes.for_path("/b/other.html") is html  # routed once for the type
+    assert routes.for_path("/a/data.json").put["ContentType"] == "application/json"
+    assert routes.for_path(None) is routes.for_path("/a/noext") is routes.common
+    assert "ContentType" not in routes.common.put
+    given = Routes({"ContentType": "text/plain"}, None)
+    assert given.for_path("/a/page.html") is given.common
+    assert given.common.put["ContentType"] == "text/plain"
 
 
 @pytest.mark.parametrize("size", SIZES.values(), ids=SIZES.keys())
