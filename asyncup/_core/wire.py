@@ -146,7 +146,13 @@ def sign(
         request.method, request.target, http.HttpHeaders([("Host", host), *request.headers])
     )
     auth.aws_sign_request(crt, config).result()  # static credentials: done at once
-    return list(crt.headers)
+    signed = crt.headers  # read back only what the signer added (each read is a native call)
+    added = [(name, signed.get(name)) for name in _ADDED if name != _TOKEN or who.token]
+    return [("Host", host), *request.headers, *added]
+
+
+_TOKEN = "X-Amz-Security-Token"
+_ADDED = ("X-Amz-Date", "x-amz-content-sha256", _TOKEN, "Authorization")
 
 
 @functools.lru_cache(maxsize=4)

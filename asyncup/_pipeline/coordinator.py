@@ -18,7 +18,6 @@ import anyio.to_thread
 
 from .._core.plan import plan_known_size, use_multipart
 from .._core.results import UploadResult
-from .._s3.client import sends_from_files
 from .._s3.ranges import stream_ranges
 from . import multipart, single
 from .failures import failure, root_cause
@@ -94,7 +93,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
     size = job.total = source.size
     # asyncup's own clients send bodies as they are given: a part buffer is made, pages and
     # all, off the event loop, and a file's parts are sent from the file.
-    own = job.mapped_buffers = sends_from_files(job.s3.client)
+    own = job.mapped_buffers = job.s3.sends_from_files
     if size is not None:
         if _one_request(job, size):
             return await single.put_object(job, source, size)

@@ -25,6 +25,7 @@ from .._core.retry import (
 )
 from .._core.verify import StoreChecks
 from . import lean
+from .client import sends_from_files
 from .errors import describe
 from .limits import AdaptiveLimiter
 
@@ -53,6 +54,8 @@ class S3:
         self.probing = anyio.Lock()
         """Held while the store is probed, so that one upload probes and the others wait."""
         self.requests = requests
+        self.sends_from_files = sends_from_files(client)
+        """Whether bodies may be sent as they are given (``client.sends_from_files``)."""
 
     async def call(
         self,

@@ -86,7 +86,7 @@ class Lean:
         self._said: set[str] = set()
         operations = client.meta.service_model
         self._outputs = {
-            name: _header_members(operations.operation_model(model_name))
+            name: _members_by_header(operations.operation_model(model_name))
             for name, model_name in _OPERATIONS.items()
         }
         self._agent = client.meta.config.user_agent
@@ -172,10 +172,12 @@ class Lean:
 
     def _parsed(self, operation: str, head: Mapping[str, str]) -> Response:
         parsed: Response = {}
-        for member, (header, kind) in self._outputs[operation].items():
-            value = head.get(header)
-            if value is None:
+        outputs = self._outputs[operation]
+        for header, value in head.items():  # the answer's few headers, not the model's many
+            found = outputs.get(header)
+            if found is None:
                 continue
+            member, kind = found
             if kind == "boolean":
                 parsed[member] = value.lower() == "true"
             elif kind in ("integer", "long"):
@@ -239,11 +241,12 @@ def _payload(body: object) -> PartPayload | RangePayload | None:
     return None
 
 
-def _header_members(operation_model: Any) -> dict[str, tuple[str, str]]:
-    """An operation's answer members that S3 sends as headers: member -> (header, type)."""
+def _members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
+    """An operation's answer members that S3 sends as headers: header (lower case) ->
+    (member, type)."""
     members = operation_model.output_shape.members
     return {
-        name: (shape.serialization["name"].lower(), shape.type_name)
+        shape.serialization["name"].lower(): (name, shape.type_name)
         for name, shape in members.items()
         if shape.serialization.get("location") == "header"
     }
