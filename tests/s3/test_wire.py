@@ -20,9 +20,11 @@ from urllib.parse import parse_qsl, urlsplit
 import botocore.auth
 import botocore.session
 import pytest
+from awscrt.exceptions import AwsCrtError  # type: ignore[import-untyped]
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
+from asyncup._core import wire
 from asyncup._core.params import route
 from asyncup._core.wire import HEADERS, Fallback, Identity, Request, build, sign
 from asyncup._s3.client import _choose_python_signer
@@ -251,3 +253,49 @@ def test_each_second_and_each_identity_signs_with_its_own_date_and_key() -> None
         rotated["Authorization"].split("Signature=")[1]
         != first["Authorization"].split("Signature=")[1]
     )
+
+
+def test_an_awscrt_whose_signer_does_not_answer_at_once_signs_through_its_public_api(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signer is called without awscrt's Future; an awscrt whose signer takes other
+    arguments, or does not sign before it returns, still signs each request, through
+    ``auth.aws_sign_request``, on a request of its own (never one half signed)."""
+    request = Request("PUT", "/b/k", [("x-amz-meta-a", "1")])
+    who = Identity("AKID", "SECRET", "TOKEN", "eu-west-3")
+    expected = sign(request, "s3.example", who, NOW)
+    with monkeypatch.context() as patched:  # by default, the public wrapper is not called
+
+        def no_wrapper(crt: Any, config: Any) -> None:
+            raise AssertionError("awscrt's public wrapper was called")
+
+        patched.setattr(wire.auth, "aws_sign_request", no_wrapper)
+        assert sign(request, "s3.example", who, NOW) == expected
+    touched: list[Any] = []
+
+    def later(crt: Any, config: Any, on_done: Any) -> None:
+        crt.headers.add("X-Amz-Date", "half-way")  # still signing, on another thread
+        touched.append(crt)
+
+    def other_arguments(crt: Any, config: Any) -> None:
+        raise AssertionError("not called with three arguments")  # pragma: no cover
+
+    for native in (later, other_arguments):
+        monkeypatch.setattr(wire, "_native", native)
+        assert sign(request, "s3.example", who, NOW) == expected
+        assert wire._native is None  # the public API from now on
+        assert sign(request, "s3.example", who, NOW) == expected
+    assert len(touched) == 1
+
+
+UNSUPPORTED_ALGORITHM = 6144  # aws-c-auth's first error code
+
+
+def test_a_signing_failure_is_awscrts_own_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(crt: Any, config: Any, on_done: Any) -> None:
+        on_done(UNSUPPORTED_ALGORITHM)
+
+    monkeypatch.setattr(wire, "_native", failing)
+    with pytest.raises(AwsCrtError) as caught:
+        sign(Request("PUT", "/b/k", []), "s3.example", Identity("A", "S", None, "r"), NOW)
+    assert caught.value.name == "AWS_AUTH_SIGNING_UNSUPPORTED_ALGORITHM"
