@@ -100,10 +100,11 @@ def sends_from_files(client: Any) -> bool:
     the mapping on the event loop to hash it), nor add checksums of its own (botocore would
     wrap the body in an aws-chunked stream it reads itself), and it must send through aiohttp
     or asyncup's threads."""
+    if client not in _OWN_CLIENTS:
+        return False
     config = client.meta.config
     return (
-        client in _OWN_CLIENTS
-        and not (config.s3 or {}).get("payload_signing_enabled", True)
+        not (config.s3 or {}).get("payload_signing_enabled", True)
         and config.request_checksum_calculation == "when_required"
         and issubclass(config.http_session_cls, AIOHTTPSession)
     )
