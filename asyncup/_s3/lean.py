@@ -132,7 +132,7 @@ class Lean:
             if not any(name == "Content-Length" for name, _ in request.headers):
                 headers.append(("Content-Length", str(body.size)))
             head = request_head("PUT", request.target, endpoint.host, headers)
-            status, head_in, content = await session.put_small(small, url, head, body.view)
+            status, head_in, content = await session.send_small(small, url, head, body.view)
         else:
             prepared = AWSPreparedRequest("PUT", url, dict(headers), body, stream_output=False)
             answer = await session.send(prepared)

@@ -1,9 +1,9 @@
-"""The lean path's HTTP/1.1 connections (issue 17): a small write, its bytes and its answer.
+"""asyncup's own HTTP/1.1 connections (issue 17): a small request, its bytes and its answer.
 
 aiohttp's ClientSession cost ~0.2 ms of the event loop per small PutObject (its request and
 response objects, headers in multidicts, its connector and timers: benchmarks/PROFILE.md).
-A lean write needs much less: a PUT whose headers are already signed, a body in memory,
-and an answer's status, headers and (error) body. Here each connection is an asyncio
+An S3 request needs much less: headers already signed, a body in memory (or none), and
+an answer's status, headers and body, read whole. Here each connection is an asyncio
 protocol whose answer is parsed by httptools; idle connections are kept per host as
 aiohttp keeps them.
 
@@ -100,16 +100,19 @@ class Pool:
         self._read_timeout = read_timeout
         self._idle: Idle[_Connection] = Idle(keep, idle_for, _Connection.usable)
 
-    async def put(
+    async def send(
         self,
         url: str,
         key: _Key,
         head: bytes,
         body: memoryview,
         tls: ssl.SSLContext | None,
+        *,
+        idempotent: bool = True,
     ) -> Answer:
-        """PUT ``body`` after ``head`` (request line and headers, ending in an empty line)
-        and read the whole answer."""
+        """Send ``body`` after ``head`` (request line and headers, ending in an empty line)
+        and read the whole answer. An ``idempotent`` request (a PUT) is sent again once on a
+        new connection when its connection broke before any answer; a POST is not."""
         for resend in (False, True):
             connection = (None if resend else self._idle.take(key)) or await self._connect(
                 key, tls, url
@@ -118,7 +121,7 @@ class Pool:
                 answer = await connection.exchange(head, body, self._read_timeout, url)
             except _Broken as broken:
                 connection.close()
-                if not resend:
+                if not resend and idempotent:
                     continue  # aiohttp's one resend, on a new connection
                 raise broken.error from broken.__cause__
             except BaseException:

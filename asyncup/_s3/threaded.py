@@ -8,10 +8,13 @@ worker threads are copied and encrypted in parallel (benchmarks/PROFILE.md, "Par
 from threads").
 
 ``ThreadedSession`` is aiobotocore's HTTP session (``AioConfig(http_session_cls=...)``)
-with one change: a PUT whose body is a part (``payloads``) of at least ``THRESHOLD`` bytes
-goes out on a stdlib ``http.client`` connection in a worker thread. Every other request,
-and every request through a proxy, goes through aiohttp as before. botocore still builds,
-signs and parses every request; only the bytes on the wire take another path.
+with two changes: a PUT whose body is a part (``payloads``) of at least ``THRESHOLD`` bytes
+goes out on a stdlib ``http.client`` connection in a worker thread, and a request with a
+smaller body in memory, or none (Create, Complete, Abort, lists, a bucket's first write),
+goes out on asyncup's own connections (``pool``), as the lean path's small writes do. A
+HEAD, an answer read as a stream, a body that is a file, and every request through a proxy
+go through aiohttp as before. botocore still builds, signs and parses these requests; only
+the bytes on the wire take another path.
 
 What aiohttp did is kept: the session's timeouts, TLS settings and client certificate; the
 botocore exception for each failure; one resend of a PUT whose connection broke
@@ -23,29 +26,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import http.client
-import select
-import socket
+import io
 import ssl
-import threading
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import anyio
 import anyio.to_thread
 from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.httpsession import AIOHTTPSession
-from botocore.exceptions import (
-    ConnectionClosedError,
-    HTTPClientError,
-    ReadTimeoutError,
-)
 
 from .._concurrency.shield import shielded
-from .._core.errors import ShortSourceError
-from .payloads import PartPayload, RangePayload, send_blocking
-from .pool import Answer, Idle, Pool, connect_errors
+from . import blocking
+from .payloads import PartPayload, RangePayload
+from .pool import Answer, Idle, Pool, request_head
 
 THRESHOLD = 1024 * 1024  # smaller bodies: a trip to a thread costs more than it saves
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
@@ -64,7 +59,7 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         keepalive = self._connector_args.get("keepalive_timeout")
         self._idle_for = min(IDLE, keepalive) if keepalive is not None else IDLE
         self._idle: Idle[http.client.HTTPConnection] = Idle(
-            self._max_pool_connections, self._idle_for, _usable
+            self._max_pool_connections, self._idle_for, blocking.usable
         )
         self._pool: Pool | None = None
         self._direct: dict[tuple[str, str], _Key | None] = {}
@@ -73,15 +68,21 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         body = request.body
         if (
             not self._threaded
-            or request.method != "PUT"
-            or not isinstance(body, PartPayload | RangePayload)
-            or body.size is None
-            or body.size < THRESHOLD
             or request.headers.get("Transfer-Encoding")  # a body botocore could not size
             or self._proxy_config.proxy_url_for(request.url)
         ):
             return await super().send(request)
-        return await self._send_threaded(request, body)
+        if (
+            request.method == "PUT"
+            and isinstance(body, PartPayload | RangePayload)
+            and body.size is not None
+            and body.size >= THRESHOLD
+        ):
+            return await self._send_threaded(request, body)
+        small = _small_body(request)
+        if small is None:
+            return await super().send(request)
+        return await self._send_pooled(request, small)
 
     def small_route(self, scheme: str, netloc: str) -> _Key | None:
         """Where the lean path's small PUTs to this endpoint go through ``pool``: its
@@ -96,8 +97,41 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             self._direct[(scheme, netloc)] = key if direct else None
         return self._direct[(scheme, netloc)]
 
-    async def put_small(self, key: _Key, url: str, head: bytes, body: memoryview) -> Answer:
-        """A small PUT of the lean path to ``key`` (``small_route``'s): ``head`` is its
+    async def _send_pooled(self, request: Any, body: memoryview) -> Any:
+        """botocore's ``request`` through ``pool``, as aiohttp would send it: the headers
+        botocore signed, Host as it signed it, Accept-Encoding identity, a Content-Length
+        for any body (0 for a PUT or POST without one)."""
+        split = urlsplit(request.url)
+        key = self.small_route(split.scheme, split.netloc)
+        if key is None:
+            return await super().send(request)
+        # Expect: 100-continue is left out (botocore never signs it): the body follows its
+        # headers at once, as the lean path sends it.
+        headers = [
+            (name, _text(value))
+            for name, value in request.headers.items()
+            if name.lower() != "expect"
+        ]
+        sized = len(body) or request.method in ("PUT", "POST")
+        if sized and "Content-Length" not in request.headers:  # botocore's: any case
+            headers.append(("Content-Length", str(len(body))))
+        target = (split.path or "/") + (f"?{split.query}" if split.query else "")
+        head = request_head(request.method, target, _host(split), headers)
+        try:
+            status, headers_in, data = await self.send_small(
+                key, request.url, head, body, idempotent=request.method != "POST"
+            )
+        finally:
+            if isinstance(request.body, io.BytesIO):
+                body.release()  # botocore may close it now (no buffer of it exported)
+        response = AioAWSResponse(request.url, status, headers_in, _Read(data))
+        await response.content
+        return response
+
+    async def send_small(
+        self, key: _Key, url: str, head: bytes, body: memoryview, *, idempotent: bool = True
+    ) -> Answer:
+        """A small request to ``key`` (``small_route``'s) through ``pool``: ``head`` is its
         request line and signed headers."""
         https = key[0] == "https"
         if https and self._tls is None:
@@ -110,7 +144,8 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
                 keep=self._max_pool_connections,
                 idle_for=self._idle_for,
             )
-        return await self._pool.put(url, key, head, body, self._tls if https else None)
+        tls = self._tls if https else None
+        return await self._pool.send(url, key, head, body, tls, idempotent=idempotent)
 
     async def __aexit__(self, *exc_info: Any) -> None:
         if self._pool is not None:
@@ -134,20 +169,20 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             self._tls = contexts[0]
         tls = self._tls if https else None
 
-        def exchange(connection: http.client.HTTPConnection, call: _Call) -> _Answer:
+        def exchange(connection: http.client.HTTPConnection, call: blocking.Call) -> Answer:
             if connection.sock is None:
-                _connect(connection, call, tls, timeouts.sock_connect, url)
+                blocking.connect(connection, call, tls, timeouts.sock_connect, url)
             else:
                 call.publish(connection.sock)
             connection.sock.settimeout(timeouts.sock_read)
-            return _exchange(connection, request.method, target, headers, body, url)
+            return blocking.exchange(connection, request.method, target, headers, body, url)
 
         for resend in (False, True):
             # A resend takes a new connection, as aiohttp's does.
             connection = (None if resend else self._idle.take(key)) or self._new(key)
             try:
                 status, response_headers, data = await self._in_thread(connection, exchange)
-            except _Broken as broken:
+            except blocking.Broken as broken:
                 if not resend:
                     continue  # aiohttp's one resend of a PUT on a broken connection
                 raise broken.error from broken.__cause__
@@ -157,19 +192,19 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             return response
         raise AssertionError("unreachable")
 
-    async def _in_thread(self, connection: http.client.HTTPConnection, work: Any) -> _Answer:
+    async def _in_thread(self, connection: http.client.HTTPConnection, work: Any) -> Answer:
         loop = asyncio.get_running_loop()
         finished = asyncio.Event()
-        call = _Call()
+        call = blocking.Call()
         # An idle anyio worker thread keeps its last function until it gets another: through
         # this box, emptied once the call is over, that function holds no part buffer.
         box: list[Any] = [work, connection]
 
-        def run() -> _Answer:
+        def run() -> Answer:
             work, connection = box
             try:
                 call.publish(None)  # stopped while it waited for a thread: nothing to do
-                answer: _Answer = work(connection, call)
+                answer: Answer = work(connection, call)
                 return answer
             finally:
                 if call.finish():  # stopped meanwhile: the connection is the thread's to close
@@ -183,10 +218,10 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             )
         except BaseException:
             state = call.stop()
-            if state is _State.SENDING:  # its socket is shut down: the thread ends now
+            if state is blocking.State.SENDING:  # its socket is shut down: the thread ends now
                 with contextlib.suppress(TimeoutError):
                     await shielded(finished.wait, 5.0)
-            elif state is not _State.CONNECTING:  # no thread uses it (any more)
+            elif state is not blocking.State.CONNECTING:  # no thread uses it (any more)
                 connection.close()
             raise
         finally:
@@ -195,68 +230,6 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
     def _new(self, key: _Key) -> http.client.HTTPConnection:
         _, host, port = key
         return http.client.HTTPConnection(host, port)
-
-
-_Answer = tuple[int, dict[str, str], bytes]
-
-
-class _State(enum.Enum):
-    WAITING = "not started yet"
-    CONNECTING = "connecting, no socket yet"
-    SENDING = "using its socket"
-    DONE = "done"
-
-
-class _Call:
-    """One request's thread, seen from the event loop. Once ``stop`` is called, no byte goes
-    out: the thread checks as it starts and as it opens each socket, and a socket already
-    open is shut down. Whoever comes second (``stop`` or ``finish``) closes the connection:
-    never the loop while the thread may still use its socket."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._state = _State.WAITING
-        self._stopped = False
-        self._sock: socket.socket | None = None
-
-    def publish(self, sock: socket.socket | None) -> None:
-        """(thread) Starting (None), or about to use ``sock``; raises once stopped."""
-        with self._lock:
-            if self._stopped:
-                raise _Stopped
-            self._state = _State.CONNECTING if sock is None else _State.SENDING
-            self._sock = sock
-
-    def finish(self) -> bool:
-        """(thread) Done; True if stopped meanwhile (the thread then closes the connection)."""
-        with self._lock:
-            self._state = _State.DONE
-            return self._stopped
-
-    def stop(self) -> _State:
-        """(loop) Stop the thread; what it was doing. A socket in use is shut down, so the
-        thread's blocking call fails at once."""
-        with self._lock:
-            self._stopped = True
-            state = self._state
-            sock = self._sock if state is _State.SENDING else None
-        if sock is not None:
-            # The plain socket's shutdown: SSLSocket's drops its SSL object under the thread.
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)
-        return state
-
-
-class _Stopped(Exception):
-    """The call was cancelled before the thread sent anything."""
-
-
-class _Broken(Exception):
-    """The connection broke after it was made: ``error`` is what to raise unless resent."""
-
-    def __init__(self, error: Exception) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class _Read:
@@ -269,86 +242,34 @@ class _Read:
         return self._data
 
 
+def _small_body(request: Any) -> memoryview | None:
+    """The body of a request ``pool`` sends (one in memory, below ``THRESHOLD``), or None for
+    one that stays with aiohttp: a HEAD (its answer says a length it does not send), an
+    answer read as a stream (GetObject), a file or a stream."""
+    if request.method == "HEAD" or request.stream_output:
+        return None
+    body = request.body
+    if body is None:
+        return memoryview(b"")
+    if isinstance(body, bytes | bytearray):
+        body = memoryview(body)
+    elif isinstance(body, PartPayload):
+        body = body.view
+    elif isinstance(body, io.BytesIO):  # botocore's for a bytes Body
+        body = body.getbuffer()[body.tell() :]
+    if isinstance(body, memoryview) and body.nbytes < THRESHOLD:
+        return body.cast("B") if body.ndim != 1 or body.format != "B" else body
+    return None
+
+
+def _host(split: SplitResult) -> str:
+    """The Host header as botocore signs it: the port left out where it is the scheme's."""
+    default = {"http": 80, "https": 443}.get(split.scheme)
+    if split.port is None or split.port == default:
+        host = split.hostname or ""
+        return f"[{host}]" if ":" in host else host
+    return split.netloc.rpartition("@")[2]
+
+
 def _text(value: str | bytes) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
-
-
-def _connect(
-    connection: http.client.HTTPConnection,
-    call: _Call,
-    tls: ssl.SSLContext | None,
-    timeout: float | None,
-    url: str,
-) -> None:
-    """Open the connection (TLS too), each socket published to ``call`` before it is used,
-    failing as aiobotocore fails to connect (never resent: aiohttp does not either)."""
-    sock: socket.socket | None = None
-    with connect_errors(url):
-        try:
-            sock = socket.create_connection((connection.host, connection.port), timeout)
-            call.publish(sock)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if tls is not None:
-                sock = tls.wrap_socket(
-                    sock, server_hostname=connection.host, do_handshake_on_connect=False
-                )
-                call.publish(sock)
-                sock.do_handshake()
-        except BaseException:
-            if sock is not None:
-                sock.close()  # a failed handshake, a timeout, a stop: nobody else will
-            raise
-    connection.sock = sock
-
-
-def _usable(connection: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection is still open: a keep-alive connection with something to
-    read (the server's close, or stray bytes) is not."""
-    sock = connection.sock
-    if sock is None:
-        return False
-    try:
-        poller = select.poll()
-        poller.register(sock.fileno(), select.POLLIN)
-        return not poller.poll(0)
-    except (OSError, ValueError):
-        return False
-
-
-def _exchange(
-    connection: http.client.HTTPConnection,
-    method: str,
-    target: str,
-    headers: dict[str, str],
-    body: PartPayload | RangePayload,
-    url: str,
-) -> tuple[int, dict[str, str], bytes]:
-    """One request and its whole answer, on an open connection (blocking)."""
-    try:
-        connection.putrequest(
-            method,
-            target,
-            skip_host="host" in {name.lower() for name in headers},
-            skip_accept_encoding=True,
-        )
-        for name, value in headers.items():
-            connection.putheader(name, value)
-        connection.endheaders()
-        send_blocking(body, connection.sock)
-        answer = connection.getresponse()
-        data = answer.read()
-    except TimeoutError as exc:
-        raise ReadTimeoutError(endpoint_url=url, error=exc) from exc
-    except http.client.RemoteDisconnected as exc:  # closed before an answer
-        raise _Broken(ConnectionClosedError(endpoint_url=url, error=exc)) from exc
-    except http.client.HTTPException as exc:  # a malformed or cut answer
-        raise ConnectionClosedError(endpoint_url=url, error=exc) from exc
-    except OSError as exc:
-        if isinstance(exc, ShortSourceError):
-            raise HTTPClientError(error=exc) from exc
-        # Broken once connected: some of the request may have reached the server.
-        raise _Broken(ConnectionClosedError(endpoint_url=url, error=exc)) from exc
-    except Exception as exc:  # as aiobotocore wraps whatever else the HTTP client raises
-        raise HTTPClientError(error=exc) from exc
-    headers_in = {name.lower(): value for name, value in answer.getheaders()}
-    return answer.status, headers_in, data

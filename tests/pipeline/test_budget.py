@@ -175,16 +175,18 @@ async def test_a_stream_through_asyncups_own_client_is_sent_from_mapped_buffers(
                 sent.append(type(request.body))  # not the integrity probe's one byte
             return await send(session, request)
 
-        put_small = ThreadedSession.put_small
+        send_small = ThreadedSession.send_small
 
-        async def record_small(session: ThreadedSession, key: Any, url: str, *args: Any) -> Any:
+        async def record_small(
+            session: ThreadedSession, key: Any, url: str, *args: Any, **kwargs: Any
+        ) -> Any:
             # The lean path's own connections, for parts under 1 MiB (the short last ones).
             if "partNumber=" in url and "partNumber=10000" not in url:
                 sent.append(PartPayload if isinstance(args[-1], memoryview) else type(args[-1]))
-            return await put_small(session, key, url, *args)
+            return await send_small(session, key, url, *args, **kwargs)
 
         monkeypatch.setattr(ThreadedSession, "send", record)
-        monkeypatch.setattr(ThreadedSession, "put_small", record_small)
+        monkeypatch.setattr(ThreadedSession, "send_small", record_small)
         await asyncup.upload(chunks(), bucket, "stream", client=client, config=config)
         await asyncup.upload(data, bucket, "bytes", client=client, config=config)
     assert made

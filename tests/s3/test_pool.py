@@ -1,28 +1,33 @@
-"""The lean path's own HTTP/1.1 connections for small PUTs (``asyncup._s3.pool``).
+"""asyncup's own HTTP/1.1 connections for small requests (``asyncup._s3.pool``).
 
-On the real servers: small objects after a bucket's first go through the pool, on kept-alive
-connections. Against scripted servers (the faults a real one will not make on demand): a
-PUT whose connection broke before any answer is resent once on a new one (as aiohttp does),
-one whose answer was cut short is not, a silent server times out, an early answer leaves no
-connection half-sent, and a cancelled exchange closes its connection.
+On the real servers: small objects go through the pool, on kept-alive connections, and so
+do botocore's own requests (Create, Complete, Abort, lists). Against scripted servers (the
+faults a real one will not make on demand): a PUT whose connection broke before any answer
+is resent once on a new one (as aiohttp does), a POST is not, one whose answer was cut short
+is not, a silent server times out, an early answer leaves no connection half-sent, and a
+cancelled exchange closes its connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, cast
+from urllib.parse import urlsplit
 
 import anyio
 import pytest
+from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 import asyncup
 from asyncup._s3 import pool as _pool
 from asyncup._s3.pool import Pool, request_head
-from tests.conftest import assert_object, random_bytes
+from asyncup._s3.threaded import _host, _small_body
+from tests.conftest import MiB, assert_object, random_bytes
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -31,17 +36,19 @@ def count_pool(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """The request lines of the PUTs that went through a pool, and how many connections
     pools opened."""
     counts: dict[str, Any] = {"puts": [], "connections": 0}
-    put, connect = Pool.put, Pool._connect
+    send, connect = Pool.send, Pool._connect
 
-    async def counted_put(self: Pool, url: str, key: Any, head: bytes, *args: Any) -> Any:
+    async def counted_send(
+        self: Pool, url: str, key: Any, head: bytes, *args: Any, **kwargs: Any
+    ) -> Any:
         counts["puts"].append(head.split(b"\r\n", 1)[0].decode())
-        return await put(self, url, key, head, *args)
+        return await send(self, url, key, head, *args, **kwargs)
 
     async def counted_connect(self: Pool, *args: Any) -> Any:
         counts["connections"] += 1
         return await connect(self, *args)
 
-    monkeypatch.setattr(Pool, "put", counted_put)
+    monkeypatch.setattr(Pool, "send", counted_send)
     monkeypatch.setattr(Pool, "_connect", counted_connect)
     return counts
 
@@ -59,9 +66,10 @@ async def test_small_objects_go_through_the_pool_on_one_kept_connection(
     assert summary.ok, summary.errors
     # (and the store's probe, an UploadPart of an upload of its own, after 16 objects)
     sent = [line for line in counts["puts"] if "?" not in line]
-    assert sent == [f"PUT /{bucket}/pooled/{n} HTTP/1.1" for n in range(1, 20)]
-    # The first taught the bucket's endpoint. moto's server (werkzeug) closes every
-    # connection after its answer: there, nothing is kept to be reused.
+    # The first, sent by botocore, taught the bucket's endpoint: it went through the pool too.
+    assert sent == [f"PUT /{bucket}/pooled/{n} HTTP/1.1" for n in range(20)]
+    # moto's server (werkzeug) closes every connection after its answer: there, nothing is
+    # kept to be reused.
     assert counts["connections"] == (1 if server == "seaweedfs" else len(counts["puts"]))
     for key, blob in blobs.items():
         await assert_object(s3, bucket, key, blob, None)
@@ -82,8 +90,130 @@ async def test_an_error_answer_through_the_pool_is_an_s3_error(
             await up.upload(b"second", bucket, "taken", extra_args={"IfNoneMatch": "*"})
         await up.upload(b"third", bucket, "free", extra_args={"IfNoneMatch": "*"})
     assert "PreconditionFailed" in str(caught.value)
-    assert counts["puts"] == [f"PUT /{bucket}/{key} HTTP/1.1" for key in ("taken", "free")]
-    assert counts["connections"] == (1 if server == "seaweedfs" else 2)
+    keys = ("taken", "taken", "free")
+    assert counts["puts"] == [f"PUT /{bucket}/{key} HTTP/1.1" for key in keys]
+    assert counts["connections"] == (1 if server == "seaweedfs" else 3)
+
+
+async def test_botocores_own_requests_go_through_the_pool_too(
+    endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What botocore builds, signs and parses (Create, Complete, Abort, the list of uploads)
+    goes out on the pool's connections, not aiohttp's; parts of 1 MiB or more go from
+    threads (``threaded``): only the store's probe, a part of 1 byte, is left."""
+    counts = count_pool(monkeypatch)
+    config = asyncup.TransferConfig(part_size=5 * MiB, multipart_threshold=5 * MiB)
+    data = random_bytes(6 * MiB)
+
+    async def failing() -> AsyncIterator[bytes]:
+        yield data
+        raise OSError("the source failed")
+
+    async with asyncup.Uploader(endpoint_url=endpoint, config=config) as up:
+        await up.upload(data, bucket, "whole")
+        with pytest.raises(asyncup.UploadError):
+            await up.upload(failing(), bucket, "failed")
+        left = [u async for u in up.list_uploads(bucket)]
+    assert left == []
+    lines = [line.split("=", 1)[0] for line in counts["puts"]]
+    for key in ("whole", "failed"):
+        assert f"POST /{bucket}/{key}?uploads HTTP/1.1" in lines
+    assert f"POST /{bucket}/whole?uploadId" in lines  # Complete
+    assert f"DELETE /{bucket}/failed?uploadId" in lines  # Abort
+    assert any(line.startswith(f"GET /{bucket}?") and "uploads" in line for line in lines)
+    parts = [line for line in counts["puts"] if "partNumber=" in line]
+    assert all("partNumber=10000 " in line for line in parts)  # only the 1-byte probe's
+
+
+def test_what_stays_with_aiohttp() -> None:
+    """A HEAD (its answer says a length it does not send), an answer read as a stream
+    (GetObject), a body of 1 MiB or more, or a file."""
+    with open(__file__, "rb") as file:
+        for method, stream, body in (
+            ("HEAD", False, None),
+            ("GET", True, None),
+            ("PUT", False, bytes(MiB)),
+            ("PUT", False, file),
+        ):
+            request = AWSPreparedRequest(method, "http://x/b/k", {}, body, stream_output=stream)
+            assert _small_body(request) is None, method
+    put = AWSPreparedRequest("PUT", "http://x/b/k", {}, bytes(MiB - 1), stream_output=False)
+    small = _small_body(put)
+    assert small is not None
+    assert small.tobytes() == bytes(MiB - 1)
+
+
+async def test_botocores_request_is_sent_as_aiohttp_sends_it(
+    make_pool: Callable[..., Pool],
+) -> None:
+    """Through the pool, botocore's request keeps its headers, with Host as botocore signs
+    it, Accept-Encoding identity, Content-Length 0 for a POST with no body, and no
+    Expect: 100-continue (never signed): its body follows the head at once."""
+    heads: list[bytes] = []
+
+    async def script(reader: Any, writer: Any, n: int) -> None:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            heads.append(head)
+            length = [int(x.split(b":")[1]) for x in head.split(b"\r\n") if b"Length" in x]
+            await reader.readexactly(length[0] if length else 0)
+            writer.write(OK)
+
+    async with (
+        Scripted(script) as server,
+        asyncup.Uploader(endpoint_url=server.url.rsplit("/b/k", 1)[0]) as up,
+    ):
+        session = cast(Any, up.client)._endpoint.http_session
+        for method, body in (("POST", None), ("PUT", io.BytesIO(b"0123456789"))):
+            if body is not None:
+                body.seek(4)  # sent from where it stands
+            headers = {"Expect": "100-continue", "X-Amz-Date": "d", "Authorization": "a"}
+            request = AWSPreparedRequest(
+                method, server.url + "?uploads", headers, body, stream_output=False
+            )
+            answer = await session.send(request)
+            assert answer.status_code == 200
+    assert heads[0].split(b"\r\n") == [
+        b"POST /b/k?uploads HTTP/1.1",
+        f"Host: 127.0.0.1:{server.port}".encode(),
+        b"Accept-Encoding: identity",
+        b"X-Amz-Date: d",
+        b"Authorization: a",
+        b"Content-Length: 0",
+        b"",
+        b"",
+    ]
+    assert b"Content-Length: 6\r\n" in heads[1]
+    assert b"Expect" not in heads[1]
+
+
+def test_host_is_signed_and_sent_without_the_schemes_own_port() -> None:
+    for url, host in (
+        ("https://s3.example:443/b", "s3.example"),
+        ("http://s3.example:80/b", "s3.example"),
+        ("http://s3.example/b", "s3.example"),
+        ("http://s3.example:9000/b", "s3.example:9000"),
+        ("https://[::1]:443/b", "[::1]"),
+        ("https://[::1]:8443/b", "[::1]:8443"),
+    ):
+        assert _host(urlsplit(url)) == host, url
+
+
+async def test_a_post_whose_connection_broke_is_not_resent(
+    make_pool: Callable[..., Pool],
+) -> None:
+    """A POST (Create, Complete) is not idempotent: one whose connection broke before any
+    answer fails at once, as aiohttp does not resend it (asyncup's retry decides)."""
+
+    async def script(reader: Any, writer: Any, n: int) -> None:
+        await read_request(reader)  # and closed, no answer
+
+    async with Scripted(script) as server:
+        key = ("http", "127.0.0.1", server.port)
+        head = request_head("POST", "/b/k?uploads", "127.0.0.1", [("Content-Length", "0")])
+        with pytest.raises(ConnectionClosedError):
+            await make_pool().send(server.url, key, head, memoryview(b""), None, idempotent=False)
+        assert server.connections == 1
 
 
 class Scripted:
@@ -167,7 +297,7 @@ async def make_pool() -> AsyncIterator[Callable[..., Pool]]:
 
 async def put(pool: Pool, server: Scripted, body: bytes) -> _pool.Answer:
     key = ("http", "127.0.0.1", server.port)
-    return await pool.put(server.url, key, head_for(body), memoryview(body), None)
+    return await pool.send(server.url, key, head_for(body), memoryview(body), None)
 
 
 async def test_answers_are_parsed_and_connections_kept(make_pool: Callable[..., Pool]) -> None:

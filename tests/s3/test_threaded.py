@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 import asyncup
+from asyncup._s3 import blocking as _blocking
 from asyncup._s3 import threaded as _threaded
 from tests.conftest import MiB, assert_object, make_client, random_bytes
 
@@ -26,15 +27,15 @@ CONFIG = asyncup.TransferConfig(part_size=5 * MiB, multipart_threshold=5 * MiB, 
 
 
 def record_senders(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """(thread name, body size) of every body ``_s3.threaded`` sends."""
+    """(thread name, body size) of every body ``_s3.threaded`` sends from its threads."""
     senders: list[tuple[str, int]] = []
-    send = _threaded.send_blocking
+    send = _blocking.send_blocking
 
     def recorded(payload: Any, sock: socket.socket) -> None:
         senders.append((threading.current_thread().name, payload.size))
         send(payload, sock)
 
-    monkeypatch.setattr(_threaded, "send_blocking", recorded)
+    monkeypatch.setattr(_blocking, "send_blocking", recorded)
     return senders
 
 
@@ -132,7 +133,7 @@ async def test_a_cancelled_send_stops_its_thread_at_once(
     timeout of 60 s), and the server sees the connection closed."""
     running = threading.Event()
     ended = threading.Event()
-    send = _threaded.send_blocking
+    send = _blocking.send_blocking
 
     def watched(payload: Any, sock: socket.socket) -> None:
         running.set()
@@ -141,7 +142,7 @@ async def test_a_cancelled_send_stops_its_thread_at_once(
         finally:
             ended.set()
 
-    monkeypatch.setattr(_threaded, "send_blocking", watched)
+    monkeypatch.setattr(_blocking, "send_blocking", watched)
     body = bytearray(64 * MiB)  # far more than the socket buffers take
     async with await make_client(black_hole.url, wire="threads", read_timeout=60) as client:
 
@@ -258,7 +259,7 @@ async def test_a_cancel_while_connecting_sends_nothing(
         time.sleep(1.5)
         return connect(*args, **kwargs)
 
-    monkeypatch.setattr(_threaded.socket, "create_connection", slow_connect)
+    monkeypatch.setattr(_blocking.socket, "create_connection", slow_connect)
     senders = record_senders(monkeypatch)
     async with await make_client(black_hole.url, wire="threads") as client:
         started = time.monotonic()
