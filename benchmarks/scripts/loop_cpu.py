@@ -9,6 +9,9 @@ bytes, 10 in flight (``upload_many``), after a warm-up round. Printed per round:
 the event loop thread's CPU per object (``time.thread_time`` in the loop's thread), and the
 whole process's CPU per object (worker threads included). Medians at the end.
 LOOP_PROFILE=FILE: a cProfile of the run, to FILE.
+LOOP_WITHOUT=sign,scope,gc: what one piece costs in place (an ablation, for the profile
+only: the sink checks no signature): ``sign`` puts fixed headers for awscrt's signature,
+``scope`` makes each request's deadline scope a no-op, ``gc`` turns the collector off.
 """
 
 import asyncio
@@ -26,11 +29,37 @@ from asyncup_bench.verify import Verifier
 transport = sys.argv[1] if len(sys.argv) > 1 else "http"
 rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 COUNT, SIZE = 2000, 64 * 1024
+WITHOUT = set(filter(None, os.environ.get("LOOP_WITHOUT", "").split(",")))
+
+
+def ablate() -> None:
+    """Take the pieces named in LOOP_WITHOUT out of the hot path."""
+    import gc
+
+    from asyncup._core import wire
+    from asyncup._s3 import calls
+
+    if "sign" in WITHOUT:
+        fixed = [("X-Amz-Date", "20261207T000000Z"), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+                 ("Authorization", "AWS4-HMAC-SHA256 Credential=bench/20261207/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")]  # fmt: skip
+        wire.sign = lambda request, host, who, now=None: [("Host", host), *request.headers, *fixed]
+    if "scope" in WITHOUT:
+        import contextlib
+        import types
+
+        no_scope = types.SimpleNamespace(cancelled_caught=False)
+        calls.anyio = types.SimpleNamespace(  # only _send's move_on_after is looked up there
+            move_on_after=lambda delay: contextlib.nullcontext(no_scope),
+            CapacityLimiter=calls.anyio.CapacityLimiter, WouldBlock=calls.anyio.WouldBlock,
+            sleep=calls.anyio.sleep, Lock=calls.anyio.Lock)  # fmt: skip
+    if "gc" in WITHOUT:
+        gc.disable()
 
 
 async def measure(endpoint: str) -> list[tuple[float, float, float]]:
     import asyncup
 
+    ablate()
     body = os.urandom(SIZE)
     results = []
     async with asyncup.Uploader(endpoint_url=endpoint) as up:
