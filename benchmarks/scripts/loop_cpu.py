@@ -40,8 +40,12 @@ def ablate() -> None:
     from asyncup._s3 import calls
 
     if "sign" in WITHOUT:
-        fixed = [("X-Amz-Date", "20261207T000000Z"), ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
-                 ("Authorization", "AWS4-HMAC-SHA256 Credential=bench/20261207/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0")]  # fmt: skip
+        scope = "bench/20261207/us-east-1/s3/aws4_request"
+        fixed = [
+            ("X-Amz-Date", "20261207T000000Z"),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+            ("Authorization", f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0"),
+        ]
         wire.sign = lambda request, host, who, now=None: [("Host", host), *request.headers, *fixed]
     if "scope" in WITHOUT:
         import contextlib
