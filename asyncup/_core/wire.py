@@ -152,7 +152,7 @@ def sign(
 _TOKEN = "X-Amz-Security-Token"
 _ADDED = ("X-Amz-Date", "x-amz-content-sha256", _TOKEN, "Authorization")
 # awscrt's signer itself, which its public ``auth.aws_sign_request`` wraps in a Future. Called
-# directly it costs the event loop ~15 us less per request, measured in a long-lived process
+# directly it costs the event loop ~8-15 us less per request, measured in a long-lived process
 # (benchmarks/PROFILE.md); with static credentials it signs before it returns.
 _native: Any = getattr(_awscrt, "sign_request_aws", None)
 
