@@ -86,3 +86,29 @@ def test_bench_without_its_harness_says_where_it_lives(tmp_path: Path) -> None:
     assert run.returncode == 2
     assert "benchmarks/asyncup_bench" in run.stderr
     assert "checkout" in run.stderr
+
+
+FROZEN = """
+import gc, sys
+from asyncup._cli.main import main
+if sys.argv[1] == "as-command":
+    sys.argv = ["asyncup", "cp", "/nonexistent/file", "s3://bucket/key"]
+    rc = main()
+else:
+    rc = main(["cp", "/nonexistent/file", "s3://bucket/key"])
+print(rc, gc.get_freeze_count() > 0)
+"""
+
+
+@pytest.mark.parametrize(("how", "frozen"), [("as-command", "True"), ("with-arguments", "False")])
+def test_the_command_leaves_what_it_loaded_to_the_collector_only_as_the_process(
+    how: str, frozen: str
+) -> None:
+    """As the process's own command, `asyncup` freezes what it has loaded (the collector
+    stops looking at it: each full collection, and the one at exit, costs less); main()
+    called with its arguments, inside someone else's process, leaves their collector be."""
+    run = subprocess.run(
+        [sys.executable, "-c", FROZEN, how], capture_output=True, text=True, timeout=60
+    )
+    assert run.stdout.split() == ["1", frozen], run.stderr
+    assert "No such file or directory" in run.stderr
