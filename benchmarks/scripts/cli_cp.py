@@ -76,7 +76,7 @@ def main() -> None:
             }  # fmt: skip
             if BEFORE:  # the same commands on another checkout's asyncup (python -m asyncup)
                 before = client_env(server, pythonpath=BEFORE)
-                module = [sys.executable, "-m", "asyncup", "cp"]
+                module = [sys.executable, "-P", "-m", "asyncup", "cp"]  # -P: not the cwd's
                 commands["asyncup cp one (before)"] = (
                     [*module, str(one), f"{dst}/g/one", *url, "-q"],
                     before,
