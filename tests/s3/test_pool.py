@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import pytest
+from aiobotocore.config import AioConfig
 from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
@@ -123,6 +124,25 @@ async def test_botocores_own_requests_go_through_the_pool_too(
     assert any(line.startswith(f"GET /{bucket}?") and "uploads" in line for line in lines)
     parts = [line for line in counts["puts"] if "partNumber=" in line]
     assert all("partNumber=10000 " in line for line in parts)  # only the 1-byte probe's
+
+
+async def test_a_request_through_a_proxy_stays_with_aiohttp(
+    endpoint: str, server: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a proxy configured for the endpoint, nothing goes out on the pool's connections:
+    aiohttp takes every request to the proxy (here a port where nothing listens, so the
+    upload fails on it instead of reaching the store directly)."""
+    counts = count_pool(monkeypatch)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    proxied = AioConfig(proxies={"http": f"http://127.0.0.1:{dead}"}, connect_timeout=2)
+    config = asyncup.TransferConfig(max_attempts=1)
+    async with asyncup.Uploader(endpoint_url=endpoint, config=config, client_config=proxied) as up:
+        with pytest.raises(asyncup.UploadError) as caught:
+            await up.upload(b"through the proxy", bucket, "proxied")
+    assert "proxy" in str(caught.value).lower()
+    assert counts["puts"] == []
 
 
 def test_what_stays_with_aiohttp() -> None:
