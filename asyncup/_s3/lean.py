@@ -129,9 +129,7 @@ class Lean:
             and isinstance(session, ThreadedSession)
             and (small := session.small_route(endpoint.scheme, endpoint.host)) is not None
         ):
-            if not any(name == "Content-Length" for name, _ in request.headers):
-                headers.append(("Content-Length", str(body.size)))
-            head = request_head("PUT", request.target, endpoint.host, headers)
+            head = request_head("PUT", request.target, endpoint.host, headers, length=body.size)
             status, head_in, content = await session.send_small(small, url, head, body.view)
         else:
             prepared = AWSPreparedRequest("PUT", url, dict(headers), body, stream_output=False)

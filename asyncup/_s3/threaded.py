@@ -99,24 +99,18 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
 
     async def _send_pooled(self, request: Any, body: memoryview) -> Any:
         """botocore's ``request`` through ``pool``, as aiohttp would send it: the headers
-        botocore signed, Host as it signed it, Accept-Encoding identity, a Content-Length
-        for any body (0 for a PUT or POST without one)."""
+        botocore signed (``request_head`` leaves out Expect), Host as it signed it,
+        Accept-Encoding identity, a Content-Length for any body (0 for a PUT or POST
+        without one)."""
         split = urlsplit(request.url)
         key = self.small_route(split.scheme, split.netloc)
         if key is None:
             return await super().send(request)
-        # Expect: 100-continue is left out (botocore never signs it): the body follows its
-        # headers at once, as the lean path sends it.
-        headers = [
-            (name, _text(value))
-            for name, value in request.headers.items()
-            if name.lower() != "expect"
-        ]
+        headers = [(name, _text(value)) for name, value in request.headers.items()]
         sized = len(body) or request.method in ("PUT", "POST")
-        if sized and "Content-Length" not in request.headers:  # botocore's: any case
-            headers.append(("Content-Length", str(len(body))))
         target = (split.path or "/") + (f"?{split.query}" if split.query else "")
-        head = request_head(request.method, target, _host(split), headers)
+        length = len(body) if sized else None
+        head = request_head(request.method, target, _host(split), headers, length=length)
         try:
             status, headers_in, data = await self.send_small(
                 key, request.url, head, body, idempotent=request.method != "POST"
