@@ -429,6 +429,30 @@ async def test_a_silent_server_times_out(make_pool: Callable[..., Pool]) -> None
         assert server.ended == 1  # the connection was closed, not left to linger
 
 
+@pytest.mark.parametrize("idle", [0.3, 0.8])
+async def test_a_kept_connection_times_out_in_its_own_time(
+    make_pool: Callable[..., Pool], idle: float
+) -> None:
+    """The read timeout counts from each exchange's start, whether the connection's timer
+    is still running from the last exchange (idle 0.3 s) or lapsed meanwhile (0.8 s)."""
+
+    async def script(reader: Any, writer: Any, n: int) -> None:
+        await read_request(reader)
+        writer.write(OK)
+        await read_request(reader)
+        await reader.read()  # the second is never answered
+
+    async with Scripted(script) as server:
+        pool = make_pool(read_timeout=0.5)
+        await put(pool, server, b"answered")
+        await asyncio.sleep(idle)
+        started = time.monotonic()
+        with pytest.raises(ReadTimeoutError):
+            await put(pool, server, b"unanswered")
+        assert 0.45 < time.monotonic() - started < 3
+        assert server.connections == 1
+
+
 async def test_nothing_listening_is_an_endpoint_connection_error(
     make_pool: Callable[..., Pool],
 ) -> None:
