@@ -7,7 +7,6 @@ bounded by a deadline of its own, and tells the adaptive limit (``limits``) how 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -15,6 +14,7 @@ from typing import Any
 
 import anyio
 
+from .._concurrency.deadlines import Deadlines
 from .._core.config import TransferConfig
 from .._core.retry import (
     Failure,
@@ -55,6 +55,7 @@ class S3:
         self.probing = anyio.Lock()
         """Held while the store is probed, so that one upload probes and the others wait."""
         self.requests = requests
+        self._deadlines = Deadlines()
         self.sends_from_files = sends_from_files(client)
         """Whether bodies may be sent as they are given (``client.sends_from_files``)."""
 
@@ -131,12 +132,12 @@ class S3:
         """One attempt, within ``deadline``; its answer tells the adaptive limit."""
         requests = self.requests
         epoch = 0 if requests is None else requests.epoch
-        timer = asyncio.timeout(deadline)  # asyncio's own: a few us less than anyio's scope
+        bound = self._deadlines.within(deadline)
         try:
-            async with timer:
+            with bound:
                 response = await method(**params)
         except Exception as exc:
-            if timer.expired():
+            if bound.expired:
                 raise TimeoutError(
                     f"no whole answer within {deadline:.1f} s (request_timeout)"
                 ) from None

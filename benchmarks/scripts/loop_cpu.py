@@ -8,6 +8,7 @@ One Uploader, as a web backend keeps it; each round uploads 2,000 objects of 64 
 bytes, 10 in flight (``upload_many``), after a warm-up round. Printed per round: objects/s,
 the event loop thread's CPU per object (``time.thread_time`` in the loop's thread), and the
 whole process's CPU per object (worker threads included). Medians at the end.
+LOOP_UVLOOP=1: on uvloop (as uvicorn runs when it is installed), not asyncio's own loop.
 LOOP_PROFILE=FILE: a cProfile of the run, to FILE.
 LOOP_WITHOUT=sign,scope,gc: what one piece costs in place (an ablation, for the profile
 only: the sink checks no signature): ``sign`` puts fixed headers for awscrt's signature,
@@ -37,7 +38,6 @@ def ablate() -> None:
     import gc
 
     from asyncup._core import wire
-    from asyncup._s3 import calls
 
     if "sign" in WITHOUT:
         scope = "bench/20261207/us-east-1/s3/aws4_request"
@@ -49,13 +49,13 @@ def ablate() -> None:
         wire.sign = lambda request, host, who, now=None: [("Host", host), *request.headers, *fixed]
     if "scope" in WITHOUT:
         import contextlib
-        import types
 
-        no_scope = types.SimpleNamespace(cancelled_caught=False)
-        calls.anyio = types.SimpleNamespace(  # only _send's move_on_after is looked up there
-            move_on_after=lambda delay: contextlib.nullcontext(no_scope),
-            CapacityLimiter=calls.anyio.CapacityLimiter, WouldBlock=calls.anyio.WouldBlock,
-            sleep=calls.anyio.sleep, Lock=calls.anyio.Lock)  # fmt: skip
+        from asyncup._concurrency import deadlines
+
+        class NoDeadline(contextlib.nullcontext[None]):
+            expired = False
+
+        deadlines.Deadlines.within = lambda self, seconds: NoDeadline()
     if "gc" in WITHOUT:
         gc.disable()
 
@@ -80,6 +80,11 @@ async def measure(endpoint: str) -> list[tuple[float, float, float]]:
                 results.append(row)
     return results
 
+
+if os.environ.get("LOOP_UVLOOP"):  # the event loop uvicorn and the CLI run on
+    import uvloop
+
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 with start("sink", tls=transport == "https") as server:
     Verifier(server, BUCKET, {}).create_bucket()
