@@ -27,7 +27,7 @@ import asyncup
 from asyncup._core.checksums import CRCS, HASHES, INLINE_DIGEST_MAX, digests_inline
 from asyncup._pipeline import job as job_module
 from asyncup._pipeline import opener as opener_module
-from asyncup._s3.client import _ENDPOINT_SERVICES, _LeanFileLoader
+from asyncup._s3.models import _ENDPOINT_SERVICES, _LeanFileLoader
 from tests.conftest import assert_object, random_bytes
 
 
