@@ -20,6 +20,7 @@ import hashlib
 import json
 import marshal
 import os
+import stat as stat_module
 import sys
 import tempfile
 from typing import Any
@@ -113,11 +114,14 @@ _FORMAT = f"1 {sys.version_info[:2]} {_ENDPOINT_SERVICES}"  # what the entries h
 
 
 def _source(file_path: str) -> tuple[str, os.stat_result] | None:
+    """The file botocore would load for ``file_path``, and its stat."""
     for extension in _EXTENSIONS:
         try:
-            return file_path + extension, os.stat(file_path + extension)
+            found = os.stat(file_path + extension)
         except OSError:
             continue
+        if stat_module.S_ISREG(found.st_mode):  # botocore's own test: os.path.isfile
+            return file_path + extension, found
     return None
 
 

@@ -3,6 +3,7 @@ loader gives, parsed once, and parsed afresh when the file or the entry is not w
 
 from __future__ import annotations
 
+import gzip
 import os
 import shutil
 from pathlib import Path
@@ -93,3 +94,6 @@ def test_without_a_usable_cache_directory_the_files_are_parsed(
 def test_a_missing_file_is_none_as_botocore_says(cache: Path, tmp_path: Path) -> None:
     assert _LeanFileLoader().load_file(str(tmp_path / "nothing")) is None
     assert not cache.exists()
+    (tmp_path / "folder.json").mkdir()  # not a file: botocore looks for the next one
+    (tmp_path / "folder.json.gz").write_bytes(gzip.compress(b'{"found": "gz"}'))
+    assert _LeanFileLoader().load_file(str(tmp_path / "folder")) == {"found": "gz"}
