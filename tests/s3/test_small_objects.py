@@ -397,6 +397,44 @@ async def test_a_file_that_hangs_opening_holds_up_no_other_upload(
         release.set()
 
 
+async def test_hops_run_on_the_openers_own_thread_which_ends_when_idle(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hops of an Opener run on one thread of its own (no executor futures), which ends
+    once idle for ``IDLE`` seconds; the next hop starts another."""
+    monkeypatch.setattr(opener_module, "IDLE", 0.2)
+    threads: list[threading.Thread] = []
+    open_all = opener_module._open_all
+
+    def seen(asked: list[tuple[str, int]], unclaimed: list[int]) -> Any:
+        threads.append(threading.current_thread())
+        return open_all(asked, unclaimed)
+
+    monkeypatch.setattr(opener_module, "_open_all", seen)
+    path = tmp_path / "f"
+    path.write_bytes(b"x")
+    opener = opener_module.Opener()
+    for _ in range(3):
+        assert (await opener.open(str(path), 1024))[2] == bytearray(b"x")
+    assert len(set(threads)) == 1
+    assert threads[0].name == "asyncup-opener"
+    with anyio.fail_after(5):
+        while threads[0].is_alive():  # noqa: ASYNC110 (a thread's doing: no event to wait for)
+            await anyio.sleep(0.05)
+    await opener.open(str(path), 1024)
+    assert threads[-1] is not threads[0]
+    assert threads[-1].name == "asyncup-opener"
+
+
+def test_a_hop_back_to_a_closed_loop_closes_what_it_opened(tmp_path: Any) -> None:
+    path = tmp_path / "kept-open"  # not read whole (read_below 0): its descriptor is kept
+    path.write_bytes(b"x" * 10)
+    loop = asyncio.new_event_loop()
+    loop.close()
+    opener_module._hop(loop, lambda outcomes: None, [(str(path), 0)], [])
+    assert str(path) not in open_files()
+
+
 def open_files() -> list[str]:
     found = []
     for fd in os.listdir("/proc/self/fd"):
