@@ -30,7 +30,7 @@ class Opener:
     closing a 64 KiB file. A hop belongs to no upload: it runs on the Opener's own thread
     (``_Thread``: a queue, and a callback into the loop that hands its answers out; ~30 us
     of CPU less per hop than the loop's executor with its futures, measured:
-    benchmarks/PROFILE.md). An upload cancelled meanwhile (by anyio, or natively, as a web
+    benchmarks/RESULTS.md). An upload cancelled meanwhile (by anyio, or natively, as a web
     server cancels the task of a request whose client left) leaves at once and costs the
     others nothing; the next hop closes what was opened for it. A hop out for ``STALLED``
     seconds no longer holds up the next one, which goes to the event loop's executor while
@@ -153,7 +153,7 @@ def _hop(
     try:
         outcomes = _open_all(asked, unclaimed)
     except BaseException as exc:  # not a file's failure (those are its answer): the hop's
-        outcomes = [RuntimeError(f"files could not be opened: {exc!r}")] * len(asked)
+        outcomes = _failed(exc, len(asked))
     try:
         loop.call_soon_threadsafe(back, outcomes)
     except RuntimeError:  # the loop is closed: nobody will take what was opened
@@ -170,8 +170,13 @@ def _executor_done(
     try:
         outcomes = work.result()
     except BaseException as exc:  # the hop itself failed (its executor was shut down)
-        outcomes = [RuntimeError(f"files could not be opened: {exc!r}")] * count
+        outcomes = _failed(exc, count)
     back(outcomes)
+
+
+def _failed(exc: BaseException, count: int) -> list[Opened | BaseException]:
+    """What each of ``count`` files gets when their hop itself failed."""
+    return [RuntimeError(f"files could not be opened: {exc!r}")] * count
 
 
 @dataclass(eq=False, slots=True)
