@@ -105,8 +105,8 @@ class Opener:
         self._serve(loop)
 
     def _unclaim(self, outcome: Opened | BaseException) -> None:
-        if not isinstance(outcome, BaseException) and outcome[0] >= 0:
-            self._unclaimed.append(outcome[0])
+        if (fd := _kept_open(outcome)) is not None:
+            self._unclaimed.append(fd)
 
 
 IDLE = 1.0
@@ -158,9 +158,9 @@ def _hop(
         loop.call_soon_threadsafe(back, outcomes)
     except RuntimeError:  # the loop is closed: nobody will take what was opened
         for outcome in outcomes:
-            if not isinstance(outcome, BaseException) and outcome[0] >= 0:
+            if (fd := _kept_open(outcome)) is not None:
                 with contextlib.suppress(OSError):
-                    os.close(outcome[0])
+                    os.close(fd)
 
 
 def _executor_done(
@@ -172,6 +172,13 @@ def _executor_done(
     except BaseException as exc:  # the hop itself failed (its executor was shut down)
         outcomes = _failed(exc, count)
     back(outcomes)
+
+
+def _kept_open(outcome: Opened | BaseException) -> int | None:
+    """The descriptor a hop's outcome holds open (a file not read whole), if any."""
+    if isinstance(outcome, BaseException) or outcome[0] < 0:
+        return None
+    return outcome[0]
 
 
 def _failed(exc: BaseException, count: int) -> list[Opened | BaseException]:
