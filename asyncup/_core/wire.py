@@ -102,11 +102,22 @@ def build(operation: str, params: Mapping[str, Any], bucket_path: str) -> Reques
         if text is None:
             return Fallback(f"{name}={value!r}: converted by botocore only")
         headers.append((header, text))
-    target = bucket_path + "/" + quote(params["Key"], safe="/~")
+    return Request("PUT", target(operation, params, bucket_path), headers)
+
+
+def target(operation: str, params: Mapping[str, Any], bucket_path: str) -> str:
+    """The path and query of ``operation`` on the object ``params`` names: the key and the
+    upload's id encoded as botocore encodes them."""
+    path = bucket_path + "/" + quote(params["Key"], safe="/~")
+    if operation == "create_multipart_upload":
+        return path + "?uploads"
     if operation == "upload_part":
         query = {"partNumber": str(params["PartNumber"]), "uploadId": params["UploadId"]}
-        target += "?" + urlencode(query, safe="~", quote_via=quote)
-    return Request("PUT", target, headers)
+    elif operation == "complete_multipart_upload":
+        query = {"uploadId": params["UploadId"]}
+    else:
+        return path
+    return path + "?" + urlencode(query, safe="~", quote_via=quote)
 
 
 def _header_value(name: str, value: object) -> str | None:

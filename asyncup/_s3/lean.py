@@ -1,11 +1,14 @@
-"""The lean path (issue 17): PutObject and UploadPart without botocore's per-request pipeline.
+"""The lean path (issue 17): the writes without botocore's per-request pipeline.
 
 botocore spends ~0.4 ms of the event loop on each request (its ~40 event handlers, endpoint
 rules, serialization, a signer in Python, parsing: benchmarks/PROFILE.md). On asyncup's own
-clients these two requests are instead built from their parameters (``_core.wire``), signed
-by awscrt, and sent through the client's own HTTP session (aiohttp's pool, or a worker
-thread for a large part: ``threaded``), whose failures are botocore's exceptions already;
-the answer's headers are read as S3's model says, and an error answer raises the client's
+clients PutObject and UploadPart are instead built from their parameters (``_core.wire``);
+CreateMultipartUpload and CompleteMultipartUpload (once per upload, where saying exactly what
+botocore says matters more than speed) by botocore's own serializer. Each is signed by awscrt
+and sent through the client's own HTTP session (``pool``, or a worker thread for a large part:
+``threaded``), whose failures are botocore's exceptions already. A PutObject's or UploadPart's
+answer is read by its headers as S3's model says, the others' by the client's own parser; an
+error answer (or S3's error inside a 200, which botocore reads as a 500) raises the client's
 own ``ClientError`` class. What stays with botocore:
 
 - the endpoint: a bucket's first write goes through botocore, and the URL and signing
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import http.client
+import inspect
 import logging
 import mmap
 import os
@@ -32,7 +36,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-from botocore.awsrequest import AWSPreparedRequest
+from botocore.awsrequest import AWSPreparedRequest, HeadersDict
+from botocore.serialize import create_serializer
 
 from .._core import wire
 from .payloads import PartPayload, RangePayload
@@ -43,7 +48,13 @@ from .threaded import THRESHOLD, ThreadedSession
 log = logging.getLogger("asyncup")
 
 Response = dict[str, Any]
-_OPERATIONS = {"put_object": "PutObject", "upload_part": "UploadPart"}
+_OPERATIONS = {
+    "put_object": "PutObject",
+    "upload_part": "UploadPart",
+    "create_multipart_upload": "CreateMultipartUpload",
+    "complete_multipart_upload": "CompleteMultipartUpload",
+}
+_SERIALIZED = frozenset({"create_multipart_upload", "complete_multipart_upload"})
 # Answers after which the endpoint kept may be wrong (another region, the clock): the attempt
 # is made again through botocore, which handles them, and the bucket is learnt again.
 _BOTOCORE_HANDLES = frozenset(
@@ -84,11 +95,17 @@ class Lean:
         self._client = weakref.ref(client)
         self._endpoints: dict[str, Endpoint | None] = {}
         self._said: set[str] = set()
-        operations = client.meta.service_model
-        self._outputs = {
-            name: _members_by_header(operations.operation_model(model_name))
-            for name, model_name in _OPERATIONS.items()
+        service = client.meta.service_model
+        self._models = {
+            name: service.operation_model(model_name) for name, model_name in _OPERATIONS.items()
         }
+        self._outputs = {
+            name: _members_by_header(model)
+            for name, model in self._models.items()
+            if name not in _SERIALIZED
+        }
+        # Parameters asyncup has validated already (``_core.params``).
+        self._serializer = create_serializer("rest-xml", include_validation=False)
         self._agent = client.meta.config.user_agent
 
     async def call(
@@ -105,11 +122,10 @@ class Lean:
         if endpoint is None:
             return await self._botocore(fallback, params, f"s3://{bucket}'s endpoint")
         assert isinstance(endpoint, Endpoint)
-        request = wire.build(operation, params, endpoint.bucket_path)
-        body = _payload(params.get("Body"))
-        if isinstance(request, wire.Fallback) or body is None:
-            why = request.reason if isinstance(request, wire.Fallback) else "the body's type"
-            return await self._botocore(fallback, params, why)
+        built = self._build(operation, params, endpoint.bucket_path)
+        if isinstance(built, wire.Fallback):
+            return await self._botocore(fallback, params, built.reason)
+        request, body = built
         client = self._client()
         signer = getattr(client, "_request_signer", None)
         credentials = getattr(signer, "_credentials", None)
@@ -129,14 +145,22 @@ class Lean:
             and isinstance(session, ThreadedSession)
             and (small := session.small_route(endpoint.scheme, endpoint.host)) is not None
         ):
-            head = request_head("PUT", request.target, endpoint.host, headers, length=body.size)
-            status, head_in, content = await session.send_small(small, url, head, body.view)
+            head = request_head(
+                request.method, request.target, endpoint.host, headers, length=body.size
+            )
+            status, head_in, content = await session.send_small(
+                small, url, head, body.view, idempotent=request.method != "POST"
+            )
         else:
-            prepared = AWSPreparedRequest("PUT", url, dict(headers), body, stream_output=False)
+            prepared = AWSPreparedRequest(
+                request.method, url, dict(headers), body, stream_output=False
+            )
             answer = await session.send(prepared)
             status = answer.status_code
             content = await answer.content
             head_in = {name.lower(): value for name, value in answer.headers.items()}
+        if status == 200 and _error_inside(content):
+            status = 500  # as botocore reads it, to be retried
         metadata = {
             "RequestId": head_in.get("x-amz-request-id", ""),
             "HostId": head_in.get("x-amz-id-2", ""),
@@ -145,7 +169,11 @@ class Lean:
             "RetryAttempts": 0,
         }
         if status < 300:
-            return self._parsed(operation, head_in) | {"ResponseMetadata": metadata}
+            if operation in _SERIALIZED:
+                parsed = await self._parsed_by(client, operation, status, head_in, content)
+            else:
+                parsed = self._parsed(operation, head_in)
+            return parsed | {"ResponseMetadata": metadata}
         error = _error(content, status) | {"ResponseMetadata": metadata}
         code = error["Error"]["Code"]
         if code in _BOTOCORE_HANDLES or status in (301, 307):
@@ -167,6 +195,39 @@ class Lean:
         self._endpoints[bucket] = Endpoint(
             split.scheme, split.netloc, split.path[: -len(suffix)], scope.group(1)
         )
+
+    def _build(
+        self, operation: str, params: Any, bucket_path: str
+    ) -> tuple[wire.Request, PartPayload | RangePayload] | wire.Fallback:
+        """The request to sign, and its body."""
+        if operation not in _SERIALIZED:
+            request = wire.build(operation, params, bucket_path)
+            body = _payload(params.get("Body"))
+            if isinstance(request, wire.Fallback):
+                return request
+            return (request, body) if body is not None else wire.Fallback("the body's type")
+        serialized = self._serializer.serialize_to_request(params, self._models[operation])
+        headers = list(serialized["headers"].items())
+        if not all(value.isascii() for _, value in headers):
+            return wire.Fallback("a header that is not ASCII (botocore refuses it)")
+        body = serialized["body"]
+        if len(body) >= THRESHOLD:  # a Complete of thousands of parts: botocore streams it
+            return wire.Fallback("a body of 1 MiB or more")
+        target = wire.target(operation, params, bucket_path)
+        request = wire.Request(serialized["method"], target, headers)
+        return request, PartPayload(memoryview(body))
+
+    async def _parsed_by(
+        self, client: Any, operation: str, status: int, head: dict[str, str], content: bytes
+    ) -> Response:
+        """The answer as the client's own parser reads it (aiobotocore's may be async)."""
+        answer = {"status_code": status, "headers": HeadersDict(head), "body": content}
+        shape = self._models[operation].output_shape
+        parsed = client._response_parser.parse({**answer, "context": {}}, shape)
+        if inspect.isawaitable(parsed):
+            parsed = await parsed
+        parsed.pop("ResponseMetadata", None)
+        return dict(parsed)
 
     def _parsed(self, operation: str, head: Mapping[str, str]) -> Response:
         parsed: Response = {}
@@ -248,6 +309,16 @@ def _members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
         for name, shape in members.items()
         if shape.serialization.get("location") == "header"
     }
+
+
+def _error_inside(content: bytes) -> bool:
+    """Whether a 200's body is S3's error instead (or cut short), as botocore tells it."""
+    if not content:
+        return False
+    try:
+        return ElementTree.fromstring(content).tag == "Error"
+    except ElementTree.ParseError:
+        return True
 
 
 def _error(content: bytes, status: int) -> Response:

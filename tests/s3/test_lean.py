@@ -1,7 +1,8 @@
 """The lean path on real servers (issue 17): after a bucket's first write, asyncup's own
-client sends PutObject and UploadPart without botocore's pipeline, signed as botocore signs
-(SeaweedFS checks every signature), answered and failing as through botocore; what it cannot
-say goes through botocore, with a DEBUG line saying why."""
+client sends PutObject, UploadPart, CreateMultipartUpload and CompleteMultipartUpload without
+botocore's pipeline, signed as botocore signs (SeaweedFS checks every signature), answered
+and failing as through botocore; what it cannot say goes through botocore, with a DEBUG line
+saying why."""
 
 from __future__ import annotations
 
@@ -56,12 +57,13 @@ async def test_parts_go_lean_after_the_first(
     data = random_bytes(3 * part + 7, seed=4)
     path = tmp_path / "big.bin"
     path.write_bytes(data)
+    operations = ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload")
     async with asyncup.Uploader(endpoint_url=endpoint, config=config) as up:
-        sent = botocore_sends(up.client, "UploadPart")
+        sent = botocore_sends(up.client, *operations)
         from_file = await up.upload(path, bucket, "from-file")
         from_memory = await up.upload(data, bucket, "from-memory")
-    # The probe's part (sent first, on moto) or the first part taught the endpoint.
-    assert len(sent) == 1
+    # The first Create taught the endpoint; the rest of both uploads went lean.
+    assert sent == ["CreateMultipartUpload"]
     assert from_file.parts == from_memory.parts == 4
     await assert_object(s3, bucket, "from-file", data, part)
     await assert_object(s3, bucket, "from-memory", data, part)

@@ -86,17 +86,16 @@ class _Raw:
         yield b""
 
 
-@pytest.fixture(scope="module", params=["path", "virtual"])
-def caught(request: pytest.FixtureRequest) -> Any:
-    """A botocore client as asyncup makes its own, whose requests are caught, not sent."""
-    session = botocore.session.get_session()
+def asyncup_like(addressing_style: str) -> Any:
+    """A botocore client configured as asyncup makes its own (no checksum of botocore's,
+    payload not signed, no retries)."""
     config = Config(
-        s3={"payload_signing_enabled": False, "addressing_style": request.param},
+        s3={"payload_signing_enabled": False, "addressing_style": addressing_style},
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
         retries={"total_max_attempts": 1},
     )
-    client = session.create_client(
+    return botocore.session.get_session().create_client(
         "s3",
         region_name="eu-west-3",
         endpoint_url="https://s3.eu-west-3.amazonaws.com",
@@ -105,6 +104,12 @@ def caught(request: pytest.FixtureRequest) -> Any:
         aws_session_token="TOKEN",
         config=config,
     )
+
+
+@pytest.fixture(scope="module", params=["path", "virtual"])
+def caught(request: pytest.FixtureRequest) -> Any:
+    """A botocore client as asyncup makes its own, whose requests are caught, not sent."""
+    client = asyncup_like(request.param)
     seen: list[Any] = []
 
     def catch(request: Any, **_: Any) -> AWSResponse:
@@ -161,14 +166,22 @@ def test_the_lean_request_is_botocores(
     if operation == "upload_part":
         params |= {"UploadId": "up/load+id=", "PartNumber": 7}
     theirs = botocore_request(caught, operation, params)
-    url = urlsplit(theirs.url)
     bucket_path = "/my-bucket" if caught[2] == "path" else ""
     ours = build(operation, params, bucket_path)
     assert isinstance(ours, Request), ours
+    assert_signed_alike(ours, theirs)
+
+
+def assert_signed_alike(ours: Request, theirs: Any) -> None:
+    """``ours``, signed, says what botocore's request ``theirs`` says: the same method, path,
+    query, signed headers and signature."""
+    url = urlsplit(theirs.url)
     ours_path, _, ours_query = ours.target.partition("?")
     assert ours.method == theirs.method
     assert ours_path == url.path
-    assert sorted(parse_qsl(ours_query)) == sorted(parse_qsl(url.query))
+    assert sorted(parse_qsl(ours_query, keep_blank_values=True)) == sorted(
+        parse_qsl(url.query, keep_blank_values=True)
+    )
     who = Identity("AKID", "SECRET", "TOKEN", "eu-west-3")
     ours_headers = dict(sign(ours, url.netloc, who, NOW))
     authorization = _text(theirs.headers["Authorization"])
