@@ -111,6 +111,12 @@ def connect(
     connection.sock = sock
 
 
+def is_open(connection: http.client.HTTPConnection) -> bool:
+    """Whether asyncup has not closed ``connection`` (nor http.client, after an answer that
+    said ``Connection: close``); no system call."""
+    return connection.sock is not None
+
+
 def usable(connection: http.client.HTTPConnection) -> bool:
     """Whether an idle connection is still open: a keep-alive connection with something to
     read (the server's close, or stray bytes) is not."""
