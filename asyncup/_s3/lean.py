@@ -202,9 +202,9 @@ class Lean:
         """The request to sign, and its body."""
         if operation not in _SERIALIZED:
             request = wire.build(operation, params, bucket_path)
-            body = _payload(params.get("Body"))
             if isinstance(request, wire.Fallback):
                 return request
+            body = _payload(params.get("Body"))
             return (request, body) if body is not None else wire.Fallback("the body's type")
         serialized = self._serializer.serialize_to_request(params, self._models[operation])
         headers = list(serialized["headers"].items())
