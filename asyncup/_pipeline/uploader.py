@@ -14,8 +14,7 @@ from .._core.config import TransferConfig
 from .._core.params import RoutedArgs, Routes, route
 from .._core.results import UploadResult
 from .._s3.calls import S3
-from .._s3.client import open_client
-from .._s3.credentials import Identity, check_identity
+from .._s3.identity import Identity, check_identity
 from .._s3.limits import AdaptiveLimiter
 from . import coordinator, memory, sweeper
 from .budget import ByteBudget, Lease
@@ -112,6 +111,8 @@ class Uploader:
         stack = AsyncExitStack()
         client = self._client
         if client is None:
+            from .._s3.client import open_client  # botocore's imports: when first needed
+
             client = await stack.enter_async_context(
                 open_client(
                     self._endpoint_url,

@@ -26,7 +26,6 @@ from .._core.retry import (
 )
 from .._core.verify import StoreChecks
 from . import lean
-from .client import sends_from_files
 from .errors import describe
 from .limits import AdaptiveLimiter
 
@@ -56,6 +55,8 @@ class S3:
         """Held while the store is probed, so that one upload probes and the others wait."""
         self.requests = requests
         self._deadlines = Deadlines()
+        from .client import sends_from_files  # imported with ``client``'s botocore already
+
         self.sends_from_files = sends_from_files(client)
         """Whether bodies may be sent as they are given (``client.sends_from_files``)."""
 

@@ -24,7 +24,8 @@ from aiobotocore.session import get_session
 
 from .._core.config import TransferConfig
 from . import lean
-from .credentials import Identity, session_for
+from .credentials import session_for
+from .identity import Identity
 from .models import load_less
 from .payloads import PartPayload
 from .threaded import ThreadedSession

@@ -8,8 +8,8 @@ decides on; ``summarize`` is the one line messages show.
 from __future__ import annotations
 
 import socket
+import sys
 
-import aiohttp
 from botocore.exceptions import (
     ClientError,
     ConnectTimeoutError,
@@ -56,9 +56,14 @@ def _sent_before(error: object) -> bool:
     aiohttp raises it for a connection that could not be made (``ClientConnectorError``, a
     name that did not resolve) and for one that broke mid-request (``ClientOSError``); the
     threaded sender only for one that could not be made (an ``OSError`` from connecting)."""
-    if isinstance(error, aiohttp.ClientConnectorError | socket.gaierror):
+    if isinstance(error, socket.gaierror):
         return False
-    return not isinstance(error, OSError) or isinstance(error, aiohttp.ClientError)
+    aiohttp = sys.modules.get("aiohttp")  # not imported: none of its errors can be raised
+    if aiohttp is not None and isinstance(error, aiohttp.ClientConnectorError):
+        return False
+    return not isinstance(error, OSError) or (
+        aiohttp is not None and isinstance(error, aiohttp.ClientError)
+    )
 
 
 def error_code(exc: BaseException) -> str | None:

@@ -32,18 +32,15 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 from xml.etree import ElementTree
 
-from botocore.awsrequest import AWSPreparedRequest, HeadersDict
-from botocore.serialize import create_serializer
-
 from .._core import wire
-from .payloads import PartPayload, RangePayload
+from .payloads import THRESHOLD, PartPayload, RangePayload
 from .pool import request_head
 from .ranges import RangeBody
-from .threaded import THRESHOLD, ThreadedSession
 
 log = logging.getLogger("asyncup")
 
@@ -100,10 +97,16 @@ class Lean:
             name: service.operation_model(model_name) for name, model_name in _OPERATIONS.items()
         }
         self._outputs = {
-            name: _members_by_header(model)
+            name: members_by_header(model)
             for name, model in self._models.items()
             if name not in _SERIALIZED
         }
+        # Imported with the client, whose botocore has loaded them already.
+        from botocore.awsrequest import AWSPreparedRequest, HeadersDict
+        from botocore.serialize import create_serializer
+
+        self._prepared = AWSPreparedRequest
+        self._headers = HeadersDict
         # Parameters asyncup has validated already (``_core.params``).
         self._serializer = create_serializer("rest-xml", include_validation=False)
         self._agent = client.meta.config.user_agent
@@ -142,8 +145,8 @@ class Lean:
             isinstance(body, PartPayload)
             and body.size is not None
             and body.size < THRESHOLD
-            and isinstance(session, ThreadedSession)
-            and (small := session.small_route(endpoint.scheme, endpoint.host)) is not None
+            and (route := getattr(session, "small_route", None)) is not None  # ``threaded``'s
+            and (small := route(endpoint.scheme, endpoint.host)) is not None
         ):
             head = request_head(
                 request.method, request.target, endpoint.host, headers, length=body.size
@@ -152,34 +155,28 @@ class Lean:
                 small, url, head, body.view, idempotent=request.method != "POST"
             )
         else:
-            prepared = AWSPreparedRequest(
-                request.method, url, dict(headers), body, stream_output=False
-            )
+            prepared = self._prepared(request.method, url, dict(headers), body, stream_output=False)
             answer = await session.send(prepared)
             status = answer.status_code
             content = await answer.content
             head_in = {name.lower(): value for name, value in answer.headers.items()}
         if status == 200 and _error_inside(content):
             status = 500  # as botocore reads it, to be retried
-        metadata = {
-            "RequestId": head_in.get("x-amz-request-id", ""),
-            "HostId": head_in.get("x-amz-id-2", ""),
-            "HTTPStatusCode": status,
-            "HTTPHeaders": head_in,
-            "RetryAttempts": 0,
-        }
         if status < 300:
             if operation in _SERIALIZED:
                 parsed = await self._parsed_by(client, operation, status, head_in, content)
             else:
-                parsed = self._parsed(operation, head_in)
-            return parsed | {"ResponseMetadata": metadata}
-        error = _error(content, status) | {"ResponseMetadata": metadata}
-        code = error["Error"]["Code"]
-        if code in _BOTOCORE_HANDLES or status in (301, 307):
+                parsed = read_headers(self._outputs[operation], head_in)
+            return parsed | {"ResponseMetadata": metadata(status, head_in)}
+        error = error_answer(status, head_in, content)
+        if botocore_handles(error, status):
             self._endpoints.pop(bucket, None)
-            return await self._botocore(fallback, params, f"an answer {code} ({status})")
-        raise client.exceptions.from_code(code)(error, _OPERATIONS[operation])
+            return await self._botocore(fallback, params, f"an answer {code_of(error)} ({status})")
+        raise client.exceptions.from_code(code_of(error))(error, _OPERATIONS[operation])
+
+    def known(self) -> dict[str, Endpoint]:
+        """The endpoints learnt so far, by bucket."""
+        return {bucket: found for bucket, found in self._endpoints.items() if found is not None}
 
     def learn(self, request: Any, bucket: str, key: str) -> None:
         """The endpoint of ``bucket`` from the request botocore is about to send for it."""
@@ -221,29 +218,13 @@ class Lean:
         self, client: Any, operation: str, status: int, head: dict[str, str], content: bytes
     ) -> Response:
         """The answer as the client's own parser reads it (aiobotocore's may be async)."""
-        answer = {"status_code": status, "headers": HeadersDict(head), "body": content}
+        answer = {"status_code": status, "headers": self._headers(head), "body": content}
         shape = self._models[operation].output_shape
         parsed = client._response_parser.parse({**answer, "context": {}}, shape)
         if inspect.isawaitable(parsed):
             parsed = await parsed
         parsed.pop("ResponseMetadata", None)
         return dict(parsed)
-
-    def _parsed(self, operation: str, head: Mapping[str, str]) -> Response:
-        parsed: Response = {}
-        outputs = self._outputs[operation]
-        for header, value in head.items():  # the answer's few headers, not the model's many
-            found = outputs.get(header)
-            if found is None:
-                continue
-            member, kind = found
-            if kind == "boolean":
-                parsed[member] = value.lower() == "true"
-            elif kind in ("integer", "long"):
-                parsed[member] = int(value)
-            else:
-                parsed[member] = value
-        return parsed
 
     async def _botocore(
         self, fallback: Callable[..., Awaitable[Response]], params: Any, why: str
@@ -281,6 +262,11 @@ def method(client: Any, operation: str) -> Callable[..., Awaitable[Response]]:
     return call
 
 
+def of(client: Any) -> Lean | None:
+    """``client``'s lean path, if it has one."""
+    return _LEANS.get(client)
+
+
 def _watch(request: Any, **_: Any) -> None:
     learning = _learning.get()
     if learning is not None:
@@ -300,7 +286,54 @@ def _payload(body: object) -> PartPayload | RangePayload | None:
     return None
 
 
-def _members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
+def metadata(status: int, head: Mapping[str, str]) -> Response:
+    """An answer's ``ResponseMetadata`` as botocore gives it."""
+    return {
+        "RequestId": head.get("x-amz-request-id", ""),
+        "HostId": head.get("x-amz-id-2", ""),
+        "HTTPStatusCode": status,
+        "HTTPHeaders": head,
+        "RetryAttempts": 0,
+    }
+
+
+def read_headers(outputs: Mapping[str, tuple[str, str]], head: Mapping[str, str]) -> Response:
+    """An answer's members that S3 sends as headers (``members_by_header``'s), as botocore
+    reads them."""
+    parsed: Response = {}
+    for header, value in head.items():  # the answer's few headers, not the model's many
+        found = outputs.get(header)
+        if found is None:
+            continue
+        member, kind = found
+        if kind == "boolean":
+            parsed[member] = value.lower() == "true"
+        elif kind in ("integer", "long"):
+            parsed[member] = int(value)
+        elif kind == "timestamp":
+            parsed[member] = parsedate_to_datetime(value)
+        else:
+            parsed[member] = value
+    return parsed
+
+
+def error_answer(status: int, head: Mapping[str, str], content: bytes) -> Response:
+    """An error answer as botocore gives it to ``ClientError``."""
+    return _error(content, status) | {"ResponseMetadata": metadata(status, head)}
+
+
+def code_of(error: Response) -> str:
+    code: str = error["Error"]["Code"]
+    return code
+
+
+def botocore_handles(error: Response, status: int) -> bool:
+    """Whether the request is made again through botocore, which knows what to do of this
+    answer (another region, the clock, an expired token), and the bucket learnt again."""
+    return code_of(error) in _BOTOCORE_HANDLES or status in (301, 307)
+
+
+def members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
     """An operation's answer members that S3 sends as headers: header (lower case) ->
     (member, type)."""
     members = operation_model.output_shape.members

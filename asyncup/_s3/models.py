@@ -14,19 +14,17 @@ asks no more of them.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
 import json
-import marshal
 import os
 import stat as stat_module
 import sys
-import tempfile
 from typing import Any
 
 import botocore
 import botocore.loaders
+
+from . import cachedir
 
 # The services whose entries an S3 client's session reads in botocore's endpoints.json: S3
 # itself, and those its credential chain may make clients for (AssumeRole and web identity,
@@ -91,7 +89,7 @@ class _LeanFileLoader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
         if found is None:
             return None
         entry = _entry(*found)
-        data = _read(entry) if entry is not None else None
+        data = cachedir.read(entry) if entry is not None else None
         if data is not None:
             return data
         path = found[0]
@@ -104,7 +102,7 @@ class _LeanFileLoader(botocore.loaders.JSONFileLoader):  # type: ignore[misc]
             ]
             data = {**data, "partitions": partitions}
         if entry is not None:
-            _write(entry, marshal.dumps(data))
+            cachedir.write(entry, data)
         return data
 
 
@@ -127,38 +125,8 @@ def _source(file_path: str) -> tuple[str, os.stat_result] | None:
 
 def _entry(path: str, stat: os.stat_result) -> str | None:
     """Where ``path``'s parsed data is cached; None when there is no cache directory."""
-    root = os.environ.get("XDG_CACHE_HOME", "")
-    if not os.path.isabs(root):  # unset, or relative: ignored, as XDG says
-        root = os.path.join(os.path.expanduser("~"), ".cache")
-    if not os.path.isabs(root):  # no home directory either
-        return None
     about = f"{_FORMAT}\0{botocore.__version__}\0{path}\0{stat.st_size}\0{stat.st_mtime_ns}"
-    name = hashlib.sha256(about.encode("utf-8", "surrogateescape")).hexdigest()[:32]
-    return os.path.join(root, "asyncup", "botocore-data", f"{name}.marshal")
-
-
-def _read(entry: str) -> Any:
-    try:
-        with open(entry, "rb") as cached:
-            data = marshal.load(cached)
-    except (OSError, EOFError, ValueError, TypeError):
-        return None  # none yet, or not readable as marshal's: parsed again and rewritten
-    return data if isinstance(data, dict) else None
-
-
-def _write(entry: str, frozen: bytes) -> None:
-    """Atomically (another process may be reading or writing it); failures ignored."""
-    folder = os.path.dirname(entry)
-    with contextlib.suppress(OSError):
-        os.makedirs(folder, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
-        try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(frozen)
-            os.replace(temporary, entry)
-        except OSError:
-            os.unlink(temporary)
-            raise
+    return cachedir.entry("botocore-data", about, ".marshal")
 
 
 def _some(services: dict[str, Any]) -> dict[str, Any]:

@@ -38,11 +38,11 @@ from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.httpsession import AIOHTTPSession
 
 from .._concurrency.shield import shielded
-from . import blocking
-from .payloads import PartPayload, RangePayload
+from . import aio_bodies, blocking
+from .payloads import THRESHOLD, PartPayload, RangePayload
 from .pool import Answer, Idle, Pool, request_head
 
-THRESHOLD = 1024 * 1024  # smaller bodies: a trip to a thread costs more than it saves
+assert aio_bodies  # imported for aiohttp to know how to write asyncup's bodies
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
 
 _Key = tuple[str, str, int]
