@@ -1,5 +1,6 @@
 """The lean path's requests (issue 17): PutObject and UploadPart as S3's REST API has them,
-built from the parameters asyncup passes botocore, without botocore; no I/O.
+built from the parameters asyncup passes botocore, without botocore; no I/O. A fast start
+(``_s3.start``) builds CreateMultipartUpload and AbortMultipartUpload here too.
 
 ``build`` gives the method, the target (path and query) and the headers, each parameter
 where botocore's serializer puts it (``tests/s3/test_wire.py`` compares the two, parameter
@@ -60,7 +61,28 @@ HEADERS: dict[str, str] = {
     "Tagging": "x-amz-tagging",
     "WebsiteRedirectLocation": "x-amz-website-redirect-location",
 }
-OPERATIONS = frozenset({"put_object", "upload_part"})
+_METHODS = {
+    "put_object": "PUT",
+    "upload_part": "PUT",
+    "create_multipart_upload": "POST",
+    "abort_multipart_upload": "DELETE",
+}
+OPERATIONS = frozenset(_METHODS)
+# Where an operation's model says otherwise than HEADERS: another header, or a parameter it
+# does not take (botocore would refuse it; asyncup's routing never gives it).
+_ELSEWHERE: dict[str, dict[str, str | None]] = {
+    "create_multipart_upload": {
+        "ChecksumAlgorithm": "x-amz-checksum-algorithm",
+        "ChecksumType": "x-amz-checksum-type",
+        **dict.fromkeys(
+            ("ContentLength", "ContentMD5", "IfNoneMatch", "ChecksumCRC32", "ChecksumCRC32C",
+             "ChecksumCRC64NVME", "ChecksumSHA1", "ChecksumSHA256"),
+        ),
+    },
+}  # fmt: skip
+_ONLY: dict[str, frozenset[str]] = {
+    "abort_multipart_upload": frozenset({"ExpectedBucketOwner", "RequestPayer"}),
+}
 _IN_TARGET = frozenset({"Bucket", "Key", "Body", "UploadId", "PartNumber"})
 _TIMESTAMPS = frozenset({"Expires", "ObjectLockRetainUntilDate"})
 
@@ -83,26 +105,31 @@ class Request:
 def build(operation: str, params: Mapping[str, Any], bucket_path: str) -> Request | Fallback:
     """``operation``'s request for ``params``; ``bucket_path`` is the bucket's path on its
     endpoint ("" for a virtual-hosted bucket, "/bucket" for path style)."""
-    if operation not in OPERATIONS:
+    method = _METHODS.get(operation)
+    if method is None:
         return Fallback(f"{operation} is not on the lean path")
+    elsewhere = _ELSEWHERE.get(operation, {})
+    only = _ONLY.get(operation)
     headers: list[tuple[str, str]] = []
     for name, value in params.items():
         if name in _IN_TARGET:
             continue
+        if only is not None and name not in only:
+            return Fallback(f"the parameter {name}")
         if name == "Metadata":
             for key, text in value.items():
                 if not (key.isascii() and text.isascii()):
                     return Fallback("Metadata that is not ASCII (botocore refuses it)")
                 headers.append((f"x-amz-meta-{key}", text))
             continue
-        header = HEADERS.get(name)
+        header = elsewhere[name] if name in elsewhere else HEADERS.get(name)
         if header is None:
             return Fallback(f"the parameter {name}")
         text = _header_value(name, value)
         if text is None:
             return Fallback(f"{name}={value!r}: converted by botocore only")
         headers.append((header, text))
-    return Request("PUT", target(operation, params, bucket_path), headers)
+    return Request(method, target(operation, params, bucket_path), headers)
 
 
 def target(operation: str, params: Mapping[str, Any], bucket_path: str) -> str:
@@ -113,7 +140,7 @@ def target(operation: str, params: Mapping[str, Any], bucket_path: str) -> str:
         return path + "?uploads"
     if operation == "upload_part":
         query = {"partNumber": str(params["PartNumber"]), "uploadId": params["UploadId"]}
-    elif operation == "complete_multipart_upload":
+    elif operation in ("complete_multipart_upload", "abort_multipart_upload"):
         query = {"uploadId": params["UploadId"]}
     else:
         return path

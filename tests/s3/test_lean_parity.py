@@ -17,7 +17,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from asyncup._core.params import route
-from asyncup._core.wire import Fallback
+from asyncup._core.wire import Fallback, Request, build
 from asyncup._s3.lean import Lean
 from tests.s3.test_wire import (
     EXTRA_ARGS,
@@ -173,3 +173,39 @@ def test_a_complete_of_thousands_of_parts_goes_through_botocore(caught: Any) -> 
     assert "1 MiB or more" in built.reason
     few = {**params, "MultipartUpload": {"Parts": parts[:1000]}}
     assert isinstance(Lean(caught[0])._build("complete_multipart_upload", few, ""), tuple)
+
+
+@pytest.mark.parametrize(("extra", "checksum"), CASES)
+@pytest.mark.parametrize("operation", ["create_multipart_upload", "abort_multipart_upload"])
+def test_a_fast_starts_request_is_botocores(
+    caught: Any, operation: str, extra: str, checksum: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a client is made (``_s3.start``), Create and Abort are built by ``wire``: the same
+    signed request as botocore's, for each parameter asyncup sends."""
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
+    params = _params("create_multipart_upload", extra, CHECKSUMS[checksum])
+    if operation == "abort_multipart_upload":
+        algorithm = (CHECKSUMS[checksum] or "").split("-")[0] or None
+        params = {"Bucket": "my-bucket", "Key": KEY, "UploadId": "up/load+id="}
+        params |= route(EXTRA_ARGS[extra], algorithm).control
+    theirs = botocore_request(caught, operation, params)
+    bucket_path = "/my-bucket" if caught[2] == "path" else ""
+    ours = build(operation, params, bucket_path)
+    assert isinstance(ours, Request), ours
+    assert not theirs.body
+    assert_signed_alike(ours, theirs)
+
+
+@pytest.mark.parametrize(
+    ("operation", "params"),
+    [
+        ("create_multipart_upload", {"ContentMD5": "x"}),
+        ("create_multipart_upload", {"ChecksumCRC32": "AAAAAA=="}),
+        ("abort_multipart_upload", {"ContentType": "text/plain"}),
+        ("complete_multipart_upload", {}),
+    ],
+)
+def test_what_a_fast_start_cannot_say_is_not_built(operation: str, params: dict[str, Any]) -> None:
+    """A parameter the operation does not take, or an operation ``wire`` does not build."""
+    base = {"Bucket": "b", "Key": "k", "UploadId": "u"}
+    assert isinstance(build(operation, base | params, ""), Fallback)
