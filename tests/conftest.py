@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -32,6 +33,9 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_SESSION_TOKEN", None)
+# asyncup's cache (botocore's data parsed, fast starts' records): the session's own, not the
+# user's, for this process and the commands it runs.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="asyncup-tests-cache-")
 
 MiB = 1024 * 1024
 _bucket_numbers = itertools.count()

@@ -227,9 +227,10 @@ class FaultProxy:
                 text=f"<html><body>{fault} gateway</body></html>",
                 content_type="text/html",
             )
-        if fault in ("503", "500", "400", "403", "404", "200err"):
+        if fault in ("503", "500", "400", "403", "404", "301", "200err"):
             status = 200 if fault == "200err" else int(fault)
             codes = {
+                "301": "PermanentRedirect",
                 "503": "SlowDown",
                 "400": "InvalidArgument",
                 "403": "AccessDenied",

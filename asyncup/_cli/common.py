@@ -88,17 +88,23 @@ def connection_from(args: argparse.Namespace) -> Connection:
 
 
 @asynccontextmanager
-async def open_uploader(connection: Connection, config: TransferConfig) -> AsyncIterator[Uploader]:
-    """The one Uploader of a command, on asyncup's own client (for --profile too)."""
+async def open_uploader(
+    connection: Connection, config: TransferConfig, *, fast_start: bool = False
+) -> AsyncIterator[Uploader]:
+    """The one Uploader of a command, on asyncup's own client (for --profile too);
+    ``fast_start``: the client waits for a request that needs it (``_s3.start``), for a
+    command that does not use it directly."""
     if connection.verify is False:
         print("asyncup: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
-    async with Uploader(
+    uploader = Uploader(
         endpoint_url=connection.endpoint_url,
         region_name=connection.region,
         config=config,
         verify=connection.verify,
         profile=connection.profile,
-    ) as uploader:
+    )
+    uploader._fast_start = fast_start
+    async with uploader:
         yield uploader
 
 

@@ -319,7 +319,7 @@ async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
     async with AsyncExitStack() as stack:
         try:
             uploader = await stack.enter_async_context(
-                open_uploader(settings.connection, settings.config)
+                open_uploader(settings.connection, settings.config, fast_start=True)
             )
         except Exception as exc:  # no credentials, no such profile...: nothing can go
             reporter.warn(f"cannot connect: {exc}")

@@ -18,7 +18,6 @@ import anyio.to_thread
 
 from .._core.plan import plan_known_size, use_multipart
 from .._core.results import UploadResult
-from .._s3.ranges import stream_ranges
 from . import multipart, single
 from .failures import failure, root_cause
 from .job import Job
@@ -98,8 +97,8 @@ async def _upload(job: Job, source: Source) -> UploadResult:
         if _one_request(job, size):
             return await single.put_object(job, source, size)
         if isinstance(source, PathSource) and source.regular and own:
-            # Parts are sent from the file itself, none held in memory (sendfile over HTTP).
-            stream_ranges(job.s3.client)
+            # Parts are sent from the file itself, none held in memory (sendfile over HTTP):
+            # asyncup's own clients know how (``_s3.ranges.stream_ranges``).
             job.in_place = source
         if job.resume_path is not None:
             assert isinstance(source, PathSource)

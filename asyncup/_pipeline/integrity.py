@@ -64,7 +64,7 @@ def _nothing_to_learn(job: Job) -> bool:
         return True
     if job.config.integrity == "off":
         return True
-    if known_to_verify(getattr(job.s3.client.meta, "endpoint_url", None)):
+    if known_to_verify(job.s3.endpoint_url):
         store.verifies = True
         return True
     return False
@@ -81,7 +81,7 @@ async def learn(job: Job) -> None:
             return  # another upload found out meanwhile
         s3.store.probed = True
         s3.store.verifies = await _probe(job, job.upload_id)
-    log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
+    log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
 
 
 async def learn_for_small(job: Job) -> None:
@@ -110,7 +110,7 @@ async def learn_alone(job: Job) -> None:
             return
         s3.store.probed = True
         await _probe_alone(job)
-    log.debug("%s verifies checksums: %s", s3.client.meta.endpoint_url, s3.store.verifies)
+    log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
 
 
 async def _probe_alone(job: Job) -> None:

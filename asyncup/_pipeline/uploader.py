@@ -16,6 +16,7 @@ from .._core.results import UploadResult
 from .._s3.calls import S3
 from .._s3.identity import Identity, check_identity
 from .._s3.limits import AdaptiveLimiter
+from .._s3.start import Fast, Start
 from . import coordinator, memory, sweeper
 from .budget import ByteBudget, Lease
 from .events import UploadEvent, UploadEvents
@@ -104,16 +105,42 @@ class Uploader:
         bandwidth = self.config.max_bandwidth
         self._pacer = None if bandwidth is None else Pacer(bandwidth)
         self._opener = Opener()
+        self._fast_start = False
+        """Set by the CLI: its client waits for a request that needs it (``_s3.start``)."""
 
     async def __aenter__(self) -> Self:
         if self._stack is not None:
             raise RuntimeError("this Uploader is already open")
         stack = AsyncExitStack()
-        client = self._client
+        client, fast = self._client, None
         if client is None:
-            from .._s3.client import open_client  # botocore's imports: when first needed
+            try:
+                client, fast = await self._own_client(stack)
+            except BaseException:
+                await stack.aclose()
+                raise
+        self._stack = stack
+        self._s3 = S3(client, self.config, requests=self._requests, fast=fast)
+        if (
+            client is not None
+            and self.config.checksum_algorithm is None
+            and _adds_checksums(client)
+        ):
+            log.warning(
+                "checksum_algorithm=None, but this client's botocore adds CRC32 checksum headers"
+                " itself: create it with request_checksum_calculation='when_required' for stores"
+                " that refuse them"
+            )
+        return self
 
-            client = await stack.enter_async_context(
+    async def _own_client(self, stack: AsyncExitStack) -> tuple[Any, Fast | None]:
+        """The Uploader's own client, opened; or, on a fast start, none yet and the path
+        that opens it when first needed (``_s3.start``)."""
+
+        def opening() -> Any:
+            from .._s3.client import open_client  # botocore's client side: when needed
+
+            return stack.enter_async_context(
                 open_client(
                     self._endpoint_url,
                     self.config,
@@ -123,15 +150,28 @@ class Uploader:
                     identity=self._identity,
                 )
             )
-        self._stack = stack
-        self._s3 = S3(client, self.config, requests=self._requests)
-        if self.config.checksum_algorithm is None and _adds_checksums(client):
-            log.warning(
-                "checksum_algorithm=None, but this client's botocore adds CRC32 checksum headers"
-                " itself: create it with request_checksum_calculation='when_required' for stores"
-                " that refuse them"
+
+        start = None
+        if (
+            self._fast_start
+            and self._identity is None
+            and self._client_config is None
+            and os.environ.get("ASYNCUP_LEAN", "1") != "0"
+        ):
+            start = await Start.look(
+                self._endpoint_url, self._region_name, self._verify, self.config.concurrency
             )
-        return self
+        fast = start.fast(opening) if start is not None else None
+        client = await opening() if fast is None else None
+        if start is not None:
+
+            async def remember() -> None:  # what the client learnt, for the next process
+                await start.remember(client if fast is None else fast.client)
+
+            stack.push_async_callback(remember)
+        if fast is not None:
+            stack.callback(fast.close)
+        return client, fast
 
     async def __aexit__(
         self,

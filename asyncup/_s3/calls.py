@@ -28,6 +28,7 @@ from .._core.verify import StoreChecks
 from . import lean
 from .errors import describe
 from .limits import AdaptiveLimiter
+from .start import Fast
 
 log = logging.getLogger("asyncup")
 
@@ -44,9 +45,16 @@ class S3:
     """
 
     def __init__(
-        self, client: Any, config: TransferConfig, *, requests: AdaptiveLimiter | None = None
+        self,
+        client: Any,
+        config: TransferConfig,
+        *,
+        requests: AdaptiveLimiter | None = None,
+        fast: Fast | None = None,
     ) -> None:
-        self.client = client
+        self._client = client
+        self._fast = fast
+        """A fast start's path (``start``): the client, None until then, is opened on need."""
         self.config = config
         self.retry_quota = RetryQuota()
         self.store = StoreChecks()
@@ -55,10 +63,29 @@ class S3:
         """Held while the store is probed, so that one upload probes and the others wait."""
         self.requests = requests
         self._deadlines = Deadlines()
-        from .client import sends_from_files  # imported with ``client``'s botocore already
+        if fast is not None:
+            self.sends_from_files = True  # the client will be one asyncup makes
+        else:
+            from .client import sends_from_files  # with ``client``'s botocore, loaded already
 
-        self.sends_from_files = sends_from_files(client)
+            self.sends_from_files = sends_from_files(client)
         """Whether bodies may be sent as they are given (``client.sends_from_files``)."""
+
+    @property
+    def client(self) -> Any:
+        """The aiobotocore client (a RuntimeError before a fast start has opened it)."""
+        client = self._client if self._fast is None else self._fast.client
+        if client is None:
+            raise RuntimeError("no client yet: a fast start opens it when first needed")
+        return client
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The client's endpoint URL (botocore's, as it resolved it)."""
+        if self._fast is not None and self._fast.client is None:
+            return self._fast.endpoint_url
+        url: str | None = getattr(self.client.meta, "endpoint_url", None)
+        return url
 
     async def call(
         self,
@@ -82,7 +109,11 @@ class S3:
         and lightens the load, and ``max_attempts`` still bounds it. ``attempts`` overrides
         ``max_attempts`` for this call.
         """
-        method = lean.method(self.client, operation)
+        fast = self._fast
+        if fast is not None and fast.client is None:
+            method = fast.method(operation)
+        else:
+            method = lean.method(self.client, operation)
         deadline = self._deadline(params)
         spent = 0
         for attempt in itertools.count(1):

@@ -28,6 +28,7 @@ from .credentials import session_for
 from .identity import Identity
 from .models import load_less
 from .payloads import PartPayload
+from .ranges import stream_ranges
 from .threaded import ThreadedSession
 
 log = logging.getLogger("asyncup")
@@ -66,6 +67,7 @@ async def open_client(
         _streamline(client)
         _OWN_CLIENTS.add(client)
         if sends_from_files(client):  # configured as the lean path signs and sends
+            stream_ranges(client)  # a path's parts sent from the file (``coordinator``)
             lean.attach(client)
         else:
             log.debug("lean path off: this client signs payloads or adds checksums itself")

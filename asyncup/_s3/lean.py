@@ -160,7 +160,7 @@ class Lean:
             status = answer.status_code
             content = await answer.content
             head_in = {name.lower(): value for name, value in answer.headers.items()}
-        if status == 200 and _error_inside(content):
+        if status == 200 and error_inside(content):
             status = 500  # as botocore reads it, to be retried
         if status < 300:
             if operation in _SERIALIZED:
@@ -201,7 +201,7 @@ class Lean:
             request = wire.build(operation, params, bucket_path)
             if isinstance(request, wire.Fallback):
                 return request
-            body = _payload(params.get("Body"))
+            body = payload(params.get("Body"))
             return (request, body) if body is not None else wire.Fallback("the body's type")
         serialized = self._serializer.serialize_to_request(params, self._models[operation])
         headers = list(serialized["headers"].items())
@@ -274,7 +274,7 @@ def _watch(request: Any, **_: Any) -> None:
         lean.learn(request, bucket, key)
 
 
-def _payload(body: object) -> PartPayload | RangePayload | None:
+def payload(body: object) -> PartPayload | RangePayload | None:
     """The body as the client's HTTP session sends asyncup's parts (as the before-call and
     before-send hooks of ``client`` and ``ranges`` make it), or None for another kind."""
     if isinstance(body, bytes | bytearray | memoryview | mmap.mmap):
@@ -344,7 +344,7 @@ def members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
     }
 
 
-def _error_inside(content: bytes) -> bool:
+def error_inside(content: bytes) -> bool:
     """Whether a 200's body is S3's error instead (or cut short), as botocore tells it."""
     if not content:
         return False

@@ -243,6 +243,35 @@ async def test_many_files_share_one_budget_of_requests(
     assert await keys(s3, bucket) == sorted(files)
 
 
+FAST_START_PROBE = """
+import sys
+from asyncup._cli.main import main
+code = main(sys.argv[1:])
+print(sorted({name.split(".")[0] for name in sys.modules} & {"aiobotocore", "aiohttp"}))
+sys.exit(code)
+"""
+
+
+@ON_MOTO
+async def test_a_second_cp_to_a_bucket_makes_no_client(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Path
+) -> None:
+    """The first command's client is recorded (``_s3.start``); the second writes to the same
+    bucket without making one: neither aiobotocore nor aiohttp is even imported."""
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    (tmp_path / "a.txt").write_bytes(b"first")
+    (tmp_path / "b.txt").write_bytes(b"second")
+    args = ["--endpoint-url", endpoint, "--content-type", "text/x-b", "-q"]
+    first = await cp(str(tmp_path / "a.txt"), f"s3://{bucket}/a", *args, env=env)
+    assert first.returncode == 0, first.stderr
+    command = [sys.executable, "-c", FAST_START_PROBE, "cp", str(tmp_path / "b.txt")]
+    second = await anyio.run_process([*command, f"s3://{bucket}/b", *args], env=env)
+    assert second.stdout.decode().strip() == "[]"
+    assert await read_object(s3, bucket, "b") == b"second"
+    head = await s3.head_object(Bucket=bucket, Key="b")
+    assert head["ContentType"] == "text/x-b"
+
+
 @ON_MOTO
 async def test_a_missing_bucket_fails_with_exit_1(endpoint: str, tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_bytes(b"a")

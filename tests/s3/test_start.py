@@ -1,0 +1,279 @@
+"""A fast start (issue 17, ``_s3.start``): a command's writes before botocore's client is made.
+
+An Uploader set for a fast start (as ``asyncup cp`` sets its own) finds the record an earlier
+Uploader's client left in the cache directory, and writes to the buckets it knows without
+making a client; everything else opens the client then. Against moto, through the fault
+proxy, which sees every request.
+"""
+
+from __future__ import annotations
+
+import marshal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from asyncup import TransferConfig, Uploader, UploadError, UploadEvent
+from asyncup._pipeline.integrity import SMALL_WRITES_BEFORE_PROBE
+from asyncup._s3 import start
+from tests.conftest import MiB, random_bytes, read_object
+from tests.faultproxy import FaultProxy
+
+ON_MOTO = pytest.mark.parametrize("server", ["moto"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def fast_uploader(endpoint: str, **options: Any) -> Uploader:
+    uploader = Uploader(endpoint_url=endpoint, **options)
+    uploader._fast_start = True
+    return uploader
+
+
+@pytest.fixture
+async def warm(proxy: FaultProxy, bucket: str) -> None:
+    """An earlier Uploader has written to ``bucket`` (through the proxy): it is recorded."""
+    async with fast_uploader(proxy.url) as uploader:
+        assert fast_or_none(uploader) is None  # nothing recorded yet
+        await uploader.upload(b"first", bucket, "first")
+    proxy.counts.clear()
+    proxy.requests.clear()
+
+
+def fast_or_none(uploader: Uploader) -> start.Fast | None:
+    assert uploader._s3 is not None
+    return uploader._s3._fast
+
+
+def fast_of(uploader: Uploader) -> start.Fast:
+    fast = fast_or_none(uploader)
+    assert fast is not None
+    return fast
+
+
+@ON_MOTO
+async def test_a_recorded_bucket_is_written_without_a_client(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None
+) -> None:
+    data = random_bytes(100_000)
+    async with fast_uploader(proxy.url) as uploader:
+        result = await uploader.upload(
+            data,
+            bucket,
+            "k e/y+",
+            extra_args={"ContentType": "text/x-thing", "Metadata": {"who": "me"}},
+        )
+        assert fast_of(uploader).client is None
+    assert await read_object(s3, bucket, "k e/y+") == data
+    head = await s3.head_object(Bucket=bucket, Key="k e/y+")
+    assert (head["ContentType"], head["Metadata"]) == ("text/x-thing", {"who": "me"})
+    assert result.etag == head["ETag"]
+    assert proxy.counts["PutObject"] == 1
+    headers = proxy.requests[-1][1]
+    assert headers["user-agent"].startswith("asyncup/")
+    assert "x-amz-checksum-crc32" in headers
+
+
+@ON_MOTO
+async def test_a_bucket_not_recorded_opens_the_client_and_is_recorded_after(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None
+) -> None:
+    other = f"{bucket}-other"
+    await s3.create_bucket(Bucket=other)
+    try:
+        async with fast_uploader(proxy.url) as uploader:
+            await uploader.upload(b"x", other, "k")
+            assert fast_of(uploader).client is not None
+        async with fast_uploader(proxy.url) as uploader:
+            await uploader.upload(b"y", other, "k2")
+            await uploader.upload(b"z", bucket, "k3")
+            assert fast_of(uploader).client is None
+        assert await read_object(s3, other, "k2") == b"y"
+    finally:
+        for key in ("k", "k2"):
+            await s3.delete_object(Bucket=other, Key=key)
+        await s3.delete_bucket(Bucket=other)
+
+
+@ON_MOTO
+async def test_a_body_sent_from_a_thread_opens_the_client(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None
+) -> None:
+    data = random_bytes(2 * MiB)  # one PutObject, from a worker thread
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(data, bucket, "big")
+        assert fast_of(uploader).client is not None
+    assert await read_object(s3, bucket, "big") == data
+
+
+@ON_MOTO
+async def test_a_multipart_upload_starts_fast_and_ends_through_the_client(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None
+) -> None:
+    data = random_bytes(11 * MiB)
+    config = TransferConfig(multipart_threshold=5 * MiB, part_size=5 * MiB)
+    async with fast_uploader(proxy.url, config=config) as uploader:
+        await uploader.upload(data, bucket, "multi")
+        assert fast_of(uploader).client is not None
+    assert await read_object(s3, bucket, "multi") == data
+    assert proxy.counts["CompleteMultipartUpload"] == 1
+    listing = await s3.list_multipart_uploads(Bucket=bucket)
+    assert listing.get("Uploads", []) == []
+
+
+@ON_MOTO
+async def test_the_stores_probe_is_made_without_a_client(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None
+) -> None:
+    """After a few small writes the store is probed in a multipart upload of its own: its
+    Create, its one-byte part and its Abort are built by ``wire`` too."""
+    async with fast_uploader(proxy.url) as uploader:
+        for n in range(SMALL_WRITES_BEFORE_PROBE + 1):
+            await uploader.upload(b"%d" % n, bucket, f"small/{n}")
+        assert fast_of(uploader).client is None
+        assert uploader._s3 is not None
+        assert uploader._s3.store.probed
+    counts = proxy.counts
+    assert (counts["CreateMultipartUpload"], counts["ProbePart"]) == (1, 1)
+    assert counts["AbortMultipartUpload"] == 1
+    listing = await s3.list_multipart_uploads(Bucket=bucket)
+    assert listing.get("Uploads", []) == []
+
+
+@ON_MOTO
+async def test_an_error_is_the_clients_own_exception(
+    proxy: FaultProxy, bucket: str, warm: None
+) -> None:
+    proxy.fail("PutObject", "403")
+    async with fast_uploader(proxy.url) as uploader:
+        with pytest.raises(UploadError) as raised:
+            await uploader.upload(b"x", bucket, "denied")
+        cause = raised.value.__cause__
+        assert isinstance(cause, ClientError)
+        assert isinstance(cause, uploader.client.exceptions.ClientError)
+        assert cause.response["Error"]["Code"] == "AccessDenied"
+        assert cause.operation_name == "PutObject"
+    assert proxy.counts["PutObject"] == 1  # not retried, as through botocore
+
+
+@pytest.mark.parametrize(("fault", "code"), [("503", "SlowDown"), ("200err", "InternalError")])
+@ON_MOTO
+async def test_a_throttled_write_is_retried(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None, fault: str, code: str
+) -> None:
+    """A 503, and S3's error inside a 200 (read as a 500, as botocore reads it)."""
+    proxy.fail("PutObject", fault)
+    events: list[UploadEvent] = []
+    async with fast_uploader(proxy.url, config=TransferConfig(retry_base_delay=0.01)) as uploader:
+        await uploader.upload(b"again", bucket, "slow", on_event=events.append)
+    assert proxy.counts["PutObject"] == 2
+    assert [event.error for event in events if event.kind == "retry"] == [code]
+    assert await read_object(s3, bucket, "slow") == b"again"
+
+
+@ON_MOTO
+async def test_a_redirect_is_sent_again_through_botocore(
+    proxy: FaultProxy, s3: Any, bucket: str, warm: None
+) -> None:
+    proxy.fail("PutObject", "301")
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(b"moved", bucket, "moved")
+        assert fast_of(uploader).client is not None
+    assert proxy.counts["PutObject"] == 2
+    assert await read_object(s3, bucket, "moved") == b"moved"
+
+
+@ON_MOTO
+async def test_keys_that_expire_make_no_fast_start(
+    proxy: FaultProxy, bucket: str, warm: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore refreshes them (its EnvProvider): the client is made at once."""
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", "2999-01-01T00:00:00Z")
+    async with fast_uploader(proxy.url) as uploader:
+        assert fast_or_none(uploader) is None
+        await uploader.upload(b"x", bucket, "k")
+
+
+def test_the_environments_keys_are_read_as_botocores_first_provider_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKID")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SECRET")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "session")
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    assert start.environment_keys() == ("AKID", "SECRET", "session")
+    monkeypatch.setenv("AWS_SECURITY_TOKEN", "security")  # botocore looks at it first
+    assert start.environment_keys() == ("AKID", "SECRET", "security")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
+    assert start.environment_keys() is None
+
+
+def test_the_record_is_named_for_what_botocore_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "config"
+    config.write_text("[default]\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+
+    def path(**changes: Any) -> str | None:
+        settings = {"endpoint_url": "http://e", "region_name": None, "verify": None}
+        settings |= changes
+        return start.record_path(concurrency=10, **settings)
+
+    base = path()
+    assert base is not None
+    assert path(endpoint_url="http://f") != base
+    assert path(region_name="eu-west-1") != base
+    assert path(verify=False) != base
+    assert start.record_path("http://e", None, None, 11) != base
+    monkeypatch.setenv("AWS_S3_ADDRESSING_STYLE", "virtual")
+    assert path() != base
+    monkeypatch.delenv("AWS_S3_ADDRESSING_STYLE")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
+    assert path() != base
+    monkeypatch.delenv("HTTPS_PROXY")
+    assert path() == base
+    config.write_text("[default]\nregion = eu-west-3\n")
+    assert path() != base
+    changed = path()
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another")  # the keys are read, not recorded
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "another")
+    assert path() == changed
+
+
+@ON_MOTO
+async def test_no_secret_is_recorded(
+    cache: Path, proxy: FaultProxy, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = {"AWS_ACCESS_KEY_ID": "AKIDNOTRECORDED", "AWS_SECRET_ACCESS_KEY": "SECRETNOTRECORDED"}
+    for name, value in keys.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "TOKENNOTRECORDED")
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(b"x", bucket, "k")
+    (record,) = (cache / "asyncup" / "start").iterdir()
+    assert oct(record.stat().st_mode & 0o777) == "0o600"
+    assert oct(record.parent.stat().st_mode & 0o777) == "0o700"
+    raw = record.read_bytes()
+    assert b"NOTRECORDED" not in raw
+    assert set(marshal.loads(raw)["endpoints"]) == {bucket}
+
+
+@ON_MOTO
+async def test_a_damaged_record_is_made_again(
+    cache: Path, proxy: FaultProxy, bucket: str, warm: None
+) -> None:
+    (record,) = (cache / "asyncup" / "start").iterdir()
+    record.write_bytes(b"\x00garbage")
+    async with fast_uploader(proxy.url) as uploader:
+        assert fast_or_none(uploader) is None
+        await uploader.upload(b"x", bucket, "k")
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(b"y", bucket, "k")
+        assert fast_of(uploader).client is None
