@@ -14,9 +14,10 @@ from .._core.config import TransferConfig
 from .._core.params import RoutedArgs, Routes, route
 from .._core.results import UploadResult
 from .._s3.calls import S3
+from .._s3.fast import Fast
 from .._s3.identity import Identity, check_identity
 from .._s3.limits import AdaptiveLimiter
-from .._s3.start import Fast, Start
+from .._s3.start import Start
 from . import coordinator, memory, sweeper
 from .budget import ByteBudget, Lease
 from .events import UploadEvent, UploadEvents

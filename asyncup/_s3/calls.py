@@ -27,8 +27,8 @@ from .._core.retry import (
 from .._core.verify import StoreChecks
 from . import lean
 from .errors import describe
+from .fast import Fast
 from .limits import AdaptiveLimiter
-from .start import Fast
 
 log = logging.getLogger("asyncup")
 

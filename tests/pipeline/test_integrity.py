@@ -292,9 +292,8 @@ async def test_small_objects_to_s3_itself_are_vouched_for_without_a_probe() -> N
     """An amazonaws.com endpoint verifies every checksum (documented): known before the
     first small object, without a request and without MD5s."""
     store = StoreChecks()
-    meta = SimpleNamespace(endpoint_url="https://s3.eu-west-3.amazonaws.com")
     job: Any = SimpleNamespace(
-        s3=SimpleNamespace(store=store, client=SimpleNamespace(meta=meta)),
+        s3=SimpleNamespace(store=store, endpoint_url="https://s3.eu-west-3.amazonaws.com"),
         args=route(None, "CRC32"),
         config=CONFIG,
     )

@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from asyncup import TransferConfig, Uploader, UploadError, UploadEvent
 from asyncup._pipeline.integrity import SMALL_WRITES_BEFORE_PROBE
 from asyncup._s3 import start
+from asyncup._s3.fast import Fast
 from tests.conftest import MiB, random_bytes, read_object
 from tests.faultproxy import FaultProxy
 
@@ -46,12 +47,12 @@ async def warm(proxy: FaultProxy, bucket: str) -> None:
     proxy.requests.clear()
 
 
-def fast_or_none(uploader: Uploader) -> start.Fast | None:
+def fast_or_none(uploader: Uploader) -> Fast | None:
     assert uploader._s3 is not None
     return uploader._s3._fast
 
 
-def fast_of(uploader: Uploader) -> start.Fast:
+def fast_of(uploader: Uploader) -> Fast:
     fast = fast_or_none(uploader)
     assert fast is not None
     return fast

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import shutil
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,9 @@ from asyncup_bench.tlscert import make_certificates
 from botocore.exceptions import SSLError
 
 import asyncup
+from asyncup._s3.fast import tls_context
 from asyncup._s3.pool import Pool, request_head
+from asyncup._s3.threaded import ThreadedSession
 from tests.cli.test_cp import cp
 from tests.conftest import MiB, assert_object, client_config, random_bytes
 from tests.servers import moto_process
@@ -240,3 +244,65 @@ async def test_cp_verifies_unless_told_otherwise(
     run = await cp(src, f"s3://{ca_bucket}/b.txt", "--no-verify-ssl", "--ca-bundle", ca)
     assert run.returncode == 2
     assert "not allowed with" in run.stderr
+
+
+def fast_uploader(endpoint: str, verify: bool | str | None) -> asyncup.Uploader:
+    uploader = asyncup.Uploader(endpoint_url=endpoint, config=CONFIG, verify=verify)
+    uploader._fast_start = True  # as `asyncup cp` opens its own (``_s3.start``)
+    return uploader
+
+
+async def test_a_fast_start_verifies_as_its_client_would(
+    private_ca: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over TLS a fast start's connections trust what the client's would (here the CA bundle
+    of AWS_CA_BUNDLE, read again by each process): not a certificate it does not vouch for."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    endpoint, ca = private_ca
+    bundle = tmp_path / "bundle.pem"
+    shutil.copyfile(ca, bundle)
+    monkeypatch.setenv("AWS_CA_BUNDLE", str(bundle))
+    bucket = await new_bucket(endpoint, verify=ca)
+    async with fast_uploader(endpoint, None) as up:
+        await up.upload(SMALL, bucket, "first")  # through the client: recorded
+    async with fast_uploader(endpoint, None) as up:
+        await up.upload(SMALL, bucket, "fast")
+        assert up._s3 is not None
+        assert up._s3._fast is not None
+        assert up._s3._fast.client is None
+    other = make_certificates(str(tmp_path))  # ca.pem, server.pem: not the bundle
+    shutil.copyfile(other.ca, bundle)  # another CA: the server's is not trusted
+    async with fast_uploader(endpoint, None) as up:
+        with pytest.raises(asyncup.UploadError) as caught:
+            await up.upload(SMALL, bucket, "refused")
+    assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
+    assert isinstance(caught.value.__cause__, SSLError)
+    async with client(endpoint, verify=ca) as s3:
+        await assert_object(s3, bucket, "fast", SMALL, None)
+        listing = await s3.list_objects_v2(Bucket=bucket, Prefix="refused")
+        assert listing.get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("verify", [True, False, "CA"])
+def test_a_fast_starts_tls_context_is_the_clients(
+    verify: bool | str, private_ca: tuple[str, str]
+) -> None:
+    verify = private_ca[1] if verify == "CA" else verify
+    ours = tls_context(verify)
+    theirs = ThreadedSession(verify=verify)._build_ssl_contexts(None)[0]
+
+    def said(context: ssl.SSLContext) -> tuple[Any, ...]:
+        return (
+            context.verify_mode,
+            context.check_hostname,
+            context.options,
+            context.minimum_version,
+            context.maximum_version,
+            context.verify_flags,
+            context.protocol,
+            context.get_ca_certs(),
+            [cipher["name"] for cipher in context.get_ciphers()],
+            context.post_handshake_auth,
+        )
+
+    assert said(ours) == said(theirs)

@@ -1,0 +1,270 @@
+"""A fast start's requests (``start``): the lean path before there is a client.
+
+Each write to a bucket the record knows is built by ``wire``, signed by awscrt with the
+environment's keys, and sent on connections of its own (``pool``; over TLS with the context
+the client's session would make: ``tls_context``); its answer is read as the lean path reads
+it. Anything else opens the client (``start``'s module docstring says when) and goes through
+it, with every request after it. A ``Record`` is what a client said that this needs
+(``start`` keeps it between processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+import anyio.to_thread
+
+from .._core import wire
+from . import lean
+from .lean import Endpoint, Response
+from .payloads import THRESHOLD, PartPayload
+from .pool import Pool, request_head
+
+log = logging.getLogger("asyncup")
+
+OPERATIONS = {
+    "put_object": "PutObject",
+    "upload_part": "UploadPart",
+    "create_multipart_upload": "CreateMultipartUpload",
+    "abort_multipart_upload": "AbortMultipartUpload",
+}
+FORMAT = 2
+"""What a record holds, and how (``start`` names its records for it)."""
+
+
+@dataclass(slots=True)
+class Record:
+    """What a client said that a fast start needs (``of`` reads it off an open client)."""
+
+    agent: str
+    endpoint_url: str | None
+    connect_timeout: float | None
+    read_timeout: float | None
+    keep: int
+    idle_for: float
+    verify: bool | str
+    """TLS verification as the client's HTTP session was given it (botocore's ``verify``)."""
+    outputs: dict[str, dict[str, tuple[str, str]]]
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
+
+    def frozen(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "agent": self.agent,
+            "endpoint_url": self.endpoint_url,
+            "timeouts": (self.connect_timeout, self.read_timeout),
+            "keep": self.keep,
+            "idle_for": self.idle_for,
+            "verify": self.verify,
+            "outputs": self.outputs,
+            "endpoints": {
+                bucket: (at.scheme, at.host, at.bucket_path, at.region)
+                for bucket, at in self.endpoints.items()
+            },
+        }
+
+    @classmethod
+    def thawed(cls, data: Mapping[str, Any]) -> Record | None:
+        """The record ``frozen`` kept, or None for anything else."""
+        try:
+            if data["format"] != FORMAT:
+                return None
+            connect, read = data["timeouts"]
+            return cls(
+                agent=str(data["agent"]),
+                endpoint_url=data["endpoint_url"],
+                connect_timeout=connect,
+                read_timeout=read,
+                keep=int(data["keep"]),
+                idle_for=float(data["idle_for"]),
+                verify=_verify(data["verify"]),
+                outputs={
+                    name: {header: (member, kind) for header, (member, kind) in members.items()}
+                    for name, members in data["outputs"].items()
+                },
+                endpoints={
+                    bucket: Endpoint(*map(str, fields))
+                    for bucket, fields in data["endpoints"].items()
+                },
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):  # another format
+            return None
+
+    @classmethod
+    def of(cls, client: Any) -> Record | None:
+        """What ``client`` (one asyncup made, lean) says; None when it says what a fast
+        start cannot repeat (no fixed User-Agent, no lean path, another HTTP session)."""
+        path = lean.of(client)
+        agent = client.meta.config.user_agent
+        session = client._endpoint.http_session
+        route = getattr(session, "small_route", None)  # ``threaded``'s
+        if path is None or not agent or route is None or session._cert_file is not None:
+            return None  # (a client certificate comes with a client_config: no fast start)
+        model = client.meta.service_model
+        endpoints = {
+            bucket: at
+            for bucket, at in path.known().items()
+            if route(at.scheme, at.host) is not None  # no proxy, nothing of aiohttp's
+        }
+        return cls(
+            agent=agent,
+            endpoint_url=client.meta.endpoint_url,
+            connect_timeout=session._timeout.sock_connect,
+            read_timeout=session._timeout.sock_read,
+            keep=session._max_pool_connections,
+            idle_for=session._idle_for,
+            verify=_verify(session._verify),
+            outputs={
+                name: lean.members_by_header(model.operation_model(model_name))
+                for name, model_name in OPERATIONS.items()
+            },
+            endpoints=endpoints,
+        )
+
+
+class Fast:
+    """The lean path before there is a client (see the module's docstring)."""
+
+    def __init__(
+        self,
+        record: Record,
+        keys: tuple[str, str, str | None],
+        opening: Callable[[], Awaitable[Any]],
+    ) -> None:
+        self.client: Any = None
+        self.endpoint_url = record.endpoint_url
+        self._record = record
+        self._keys = keys
+        self._opening = opening
+        self._opened = anyio.Lock()
+        self._pool = Pool(
+            connect_timeout=record.connect_timeout,
+            read_timeout=record.read_timeout,
+            keep=record.keep,
+            idle_for=record.idle_for,
+        )
+        self._tls: ssl.SSLContext | None = None
+        self._said: set[str] = set()
+
+    def method(self, operation: str) -> Callable[..., Awaitable[Response]]:
+        async def call(**params: Any) -> Response:
+            return await self.call(operation, params)
+
+        return call
+
+    async def call(self, operation: str, params: Mapping[str, Any]) -> Response:
+        if self.client is not None:
+            return await self._through_client(operation, params, None)
+        bucket = params.get("Bucket", "")
+        endpoint = self._record.endpoints.get(bucket)
+        if operation not in OPERATIONS:
+            return await self._through_client(operation, params, f"{operation}")
+        if endpoint is None:
+            why = f"s3://{bucket} is not in the record"
+            return await self._through_client(operation, params, why)
+        request = wire.build(operation, params, endpoint.bucket_path)
+        if isinstance(request, wire.Fallback):
+            return await self._through_client(operation, params, request.reason)
+        body = (
+            lean.payload(params.get("Body")) if "Body" in params else PartPayload(memoryview(b""))
+        )
+        if not isinstance(body, PartPayload) or (body.size or 0) >= THRESHOLD:
+            return await self._through_client(operation, params, "a body sent from a thread")
+        who = wire.Identity(*self._keys, endpoint.region)
+        headers = wire.sign(request, endpoint.host, who)
+        headers.append(("User-Agent", self._record.agent))
+        sized = body.size or request.method in ("PUT", "POST")  # as ``threaded`` sends it
+        head = request_head(
+            request.method,
+            request.target,
+            endpoint.host,
+            headers,
+            length=body.size if sized else None,
+        )
+        split = urlsplit(endpoint.url("/"))
+        https = endpoint.scheme == "https"
+        key = (endpoint.scheme, split.hostname or "", split.port or (443 if https else 80))
+        if https and self._tls is None:
+            self._tls = await anyio.to_thread.run_sync(tls_context, self._record.verify)
+        status, head_in, content = await self._pool.send(
+            endpoint.url(request.target),
+            key,
+            head,
+            body.view,
+            self._tls if https else None,
+            idempotent=request.method != "POST",
+        )
+        if status == 200 and lean.error_inside(content):
+            status = 500  # as botocore reads it, to be retried
+        if status < 300:
+            parsed = lean.read_headers(self._record.outputs[operation], head_in)
+            if operation == "create_multipart_upload":
+                parsed |= _created(content)
+            return parsed | {"ResponseMetadata": lean.metadata(status, head_in)}
+        error = lean.error_answer(status, head_in, content)
+        if lean.botocore_handles(error, status):
+            why = f"an answer {lean.code_of(error)} ({status})"
+            return await self._through_client(operation, params, why)
+        client = await self._open()
+        raise client.exceptions.from_code(lean.code_of(error))(error, OPERATIONS[operation])
+
+    def close(self) -> None:
+        self._pool.close()
+
+    async def _through_client(
+        self, operation: str, params: Mapping[str, Any], why: str | None
+    ) -> Response:
+        if why is not None and why not in self._said:
+            self._said.add(why)
+            log.debug("fast start: %s opens the client (%s)", params.get("Key"), why)
+        client = await self._open()
+        return await lean.method(client, operation)(**params)
+
+    async def _open(self) -> Any:
+        async with self._opened:
+            if self.client is None:
+                self.client = await self._opening()
+                self.close()  # the client's own connections from now on
+        return self.client
+
+
+def tls_context(verify: bool | str) -> ssl.SSLContext:
+    """The TLS context the client's HTTP session would make (aiobotocore's, in a thread):
+    urllib3's defaults as botocore vendors them, the CA bundle ``verify`` names (botocore's
+    own for True), and the host name checked; or nothing verified for False."""
+    from botocore.httpsession import create_urllib3_context, get_cert_path
+
+    context: ssl.SSLContext = create_urllib3_context()
+    if verify:
+        context.check_hostname = True
+        authorities = get_cert_path(verify)
+        if authorities:
+            context.load_verify_locations(authorities, None, None)
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _created(content: bytes) -> Response:
+    """CreateMultipartUpload's members in its body (Bucket, Key, UploadId)."""
+    found: Response = {}
+    from xml.etree import ElementTree  # (Create only: not loaded for a PutObject)
+
+    for child in ElementTree.fromstring(content):
+        member = child.tag.rpartition("}")[2]  # in S3's namespace, or none
+        if member in ("Bucket", "Key", "UploadId"):
+            found[member] = child.text or ""
+    return found
+
+
+def _verify(value: object) -> bool | str:
+    if isinstance(value, bool | str):
+        return value
+    raise TypeError(f"verify: {value!r}")
