@@ -56,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         " same data with asyncup and each peer, each in its own process; prints MB/s, CPU"
         " per GiB, peak RSS and each peer's ratio to asyncup.",
     )
-    harness = _bench_harness()
+    words = sys.argv[1:] if argv is None else list(argv)
+    # The harness (~7 ms of imports) only for the command that runs it.
+    harness = _bench_harness() if words[:1] == ["bench"] else None
     if harness is not None:
         harness.add_arguments(bench, parse_size)
     cp = commands.add_parser(

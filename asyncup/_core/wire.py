@@ -16,7 +16,6 @@ import datetime
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -154,6 +153,8 @@ def _header_value(name: str, value: object) -> str | None:
         utc = value.astimezone(datetime.UTC).replace(microsecond=0)  # as botocore sends it
         if name == "ObjectLockRetainUntilDate":  # timestampFormat iso8601 in S3's model
             return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        from email.utils import format_datetime  # (rare: not loaded for every command)
+
         return format_datetime(utc, usegmt=True)  # headers' default: rfc822
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -23,7 +23,6 @@ own ``ClientError`` class. What stays with botocore:
 from __future__ import annotations
 
 import contextvars
-import http.client
 import inspect
 import logging
 import mmap
@@ -32,10 +31,9 @@ import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlsplit
-from xml.etree import ElementTree
 
 from .._core import wire
 from .payloads import THRESHOLD, PartPayload, RangePayload
@@ -310,7 +308,9 @@ def read_headers(outputs: Mapping[str, tuple[str, str]], head: Mapping[str, str]
             parsed[member] = value.lower() == "true"
         elif kind in ("integer", "long"):
             parsed[member] = int(value)
-        elif kind == "timestamp":
+        elif kind == "timestamp":  # (rare: a Create's AbortDate)
+            from email.utils import parsedate_to_datetime
+
             parsed[member] = parsedate_to_datetime(value)
         else:
             parsed[member] = value
@@ -344,10 +344,15 @@ def members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
     }
 
 
+_REASONS = {status.value: status.phrase for status in HTTPStatus}  # http.client's responses
+
+
 def error_inside(content: bytes) -> bool:
     """Whether a 200's body is S3's error instead (or cut short), as botocore tells it."""
     if not content:
         return False
+    from xml.etree import ElementTree  # (answers with a body only: not loaded for most)
+
     try:
         return ElementTree.fromstring(content).tag == "Error"
     except ElementTree.ParseError:
@@ -357,8 +362,10 @@ def error_inside(content: bytes) -> bool:
 def _error(content: bytes, status: int) -> Response:
     """An S3 error answer as botocore parses it: its Code and Message (and the status's
     reason when the body says nothing)."""
-    code, message = str(status), http.client.responses.get(status, "")
+    code, message = str(status), _REASONS.get(status, "")
     if content:
+        from xml.etree import ElementTree
+
         try:
             root = ElementTree.fromstring(content)
         except ElementTree.ParseError:
