@@ -5,8 +5,10 @@ Usage (from the checkout, venv active, the peers' environments made: asyncup ben
     python benchmarks/scripts/cli_cp.py [ROUNDS] [http|https]
 Cases: one 64 KiB file, and a directory of 1,000 files of 64 KiB; each command as a user
 runs it (a fresh process, credentials from the environment), asyncup also with
-ASYNCUP_LEAN=0 (everything through botocore); plus `python -c "import asyncup"` and a bare
-`python -c pass`. Rounds interleaved (the order rotated each round), after a warm-up round;
+ASYNCUP_LEAN=0 (everything through botocore) and, for one file, with no fast start's record
+(a first cp: the records' folder removed before each run); plus `python -c "import asyncup"`
+and a bare `python -c pass`. asyncup's cache is the run's own (XDG_CACHE_HOME). Rounds
+interleaved (the order rotated each round), after a warm-up round;
 prints the median wall and CPU (user + system, the process and its children) of each.
 CLI_CP_BEFORE=/tmp/asyncup-vN adds both asyncup cases run from that checkout.
 """
@@ -57,8 +59,12 @@ def main() -> None:
             Path(tree, f"{n:04d}").write_bytes(os.urandom(64 * 1024))
         with start("sink", tls=TRANSPORT == "https") as server:
             Verifier(server, BUCKET, {}).create_bucket()
-            env = client_env(server)
+            # asyncup's cache (botocore's data, fast starts' records) in the run's own folder.
+            cache = Path(work, "cache")
+            env = client_env(server) | {"XDG_CACHE_HOME": str(cache)}
             lean_off = {**env, "ASYNCUP_LEAN": "0"}
+            records = str(cache / "asyncup" / "start")
+            forget = ["sh", "-c", 'rm -rf "$0" && exec "$@"', records]  # no record: a first cp
             url = ["--endpoint-url", server.endpoint]
             s5 = [S5CMD, "--log", "error", *url]  # over HTTPS, SSL_CERT_FILE trusts the CA
             dst = f"s3://{BUCKET}"
@@ -68,6 +74,8 @@ def main() -> None:
                 "asyncup cp one": ([ASYNCUP, "cp", str(one), f"{dst}/a/one", *url, "-q"], env),
                 "asyncup cp one (ASYNCUP_LEAN=0)": (
                     [ASYNCUP, "cp", str(one), f"{dst}/b/one", *url, "-q"], lean_off),
+                "asyncup cp one (no record)": (
+                    [*forget, ASYNCUP, "cp", str(one), f"{dst}/i/one", *url, "-q"], env),
                 "s5cmd cp one": ([*s5, "cp", str(one), f"{dst}/c/one"], env),
                 "asyncup cp dir": ([ASYNCUP, "cp", str(tree), f"{dst}/d/", *url, "-q"], env),
                 "asyncup cp dir (ASYNCUP_LEAN=0)": (
@@ -75,7 +83,7 @@ def main() -> None:
                 "s5cmd cp dir": ([*s5, "cp", f"{tree}/*", f"{dst}/f/"], env),
             }  # fmt: skip
             if BEFORE:  # the same commands on another checkout's asyncup (python -m asyncup)
-                before = client_env(server, pythonpath=BEFORE)
+                before = client_env(server, pythonpath=BEFORE) | {"XDG_CACHE_HOME": str(cache)}
                 module = [sys.executable, "-P", "-m", "asyncup", "cp"]  # -P: not the cwd's
                 commands["asyncup cp one (before)"] = (
                     [*module, str(one), f"{dst}/g/one", *url, "-q"],
