@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
+from botocore.exceptions import ClientError
 
 from .._core import wire
 from . import lean
@@ -34,7 +35,7 @@ OPERATIONS = {
     "create_multipart_upload": "CreateMultipartUpload",
     "abort_multipart_upload": "AbortMultipartUpload",
 }
-FORMAT = 2
+FORMAT = 3
 """What a record holds, and how (``start`` names its records for it)."""
 
 
@@ -51,6 +52,8 @@ class Record:
     verify: bool | str
     """TLS verification as the client's HTTP session was given it (botocore's ``verify``)."""
     outputs: dict[str, dict[str, tuple[str, str]]]
+    modeled: frozenset[str]
+    """The error codes the client raises as classes of their own (the rest: ClientError)."""
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
 
     def frozen(self) -> dict[str, Any]:
@@ -63,6 +66,7 @@ class Record:
             "idle_for": self.idle_for,
             "verify": self.verify,
             "outputs": self.outputs,
+            "modeled": sorted(self.modeled),
             "endpoints": {
                 bucket: (at.scheme, at.host, at.bucket_path, at.region)
                 for bucket, at in self.endpoints.items()
@@ -84,6 +88,7 @@ class Record:
                 keep=int(data["keep"]),
                 idle_for=float(data["idle_for"]),
                 verify=_verify(data["verify"]),
+                modeled=frozenset(map(str, data["modeled"])),
                 outputs={
                     name: {header: (member, kind) for header, (member, kind) in members.items()}
                     for name, members in data["outputs"].items()
@@ -120,6 +125,7 @@ class Record:
             keep=session._max_pool_connections,
             idle_for=session._idle_for,
             verify=_verify(session._verify),
+            modeled=frozenset(client.exceptions._code_to_exception),
             outputs={
                 name: lean.members_by_header(model.operation_model(model_name))
                 for name, model_name in OPERATIONS.items()
@@ -211,8 +217,11 @@ class Fast:
         if lean.botocore_handles(error, status):
             why = f"an answer {lean.code_of(error)} ({status})"
             return await self._through_client(operation, params, why)
-        client = await self._open()
-        raise client.exceptions.from_code(lean.code_of(error))(error, OPERATIONS[operation])
+        code = lean.code_of(error)
+        if code not in self._record.modeled:  # the client's from_code gives ClientError
+            raise ClientError(error, OPERATIONS[operation])
+        client = await self._open()  # for its class of this error
+        raise client.exceptions.from_code(code)(error, OPERATIONS[operation])
 
     def close(self) -> None:
         self._pool.close()

@@ -18,9 +18,10 @@ A write to a bucket the record knows goes out as the lean path sends it, without
 (``fast``). Anything else opens the client then, and that request and all after it go
 through it as without a fast start: a bucket the record does not know, a body sent from a
 thread (``THRESHOLD`` or more), a CompleteMultipartUpload, a request ``wire`` cannot say, an
-answer botocore must handle (another region, the clock, an expired token), and an error
-(raised as the client's own exception class). When the Uploader closes, what its client
-learnt is recorded for the next.
+answer botocore must handle (another region, the clock, an expired token), and an error whose
+code the client raises as a class of its own (NoSuchUpload...; any other is botocore's
+ClientError, as the client raises it). When the Uploader closes, what its client learnt is
+recorded for the next.
 """
 
 from __future__ import annotations

@@ -148,19 +148,34 @@ async def test_the_stores_probe_is_made_without_a_client(
 
 
 @ON_MOTO
-async def test_an_error_is_the_clients_own_exception(
+async def test_an_error_is_botocores_clienterror_without_a_client(
     proxy: FaultProxy, bucket: str, warm: None
 ) -> None:
-    proxy.fail("PutObject", "403")
+    """A code the client has no class of its own for is raised as the ClientError the client
+    would raise (the store's probe meets one on every store that verifies)."""
+    proxy.fail("PutObject", "400")  # InvalidArgument
     async with fast_uploader(proxy.url) as uploader:
         with pytest.raises(UploadError) as raised:
-            await uploader.upload(b"x", bucket, "denied")
-        cause = raised.value.__cause__
-        assert isinstance(cause, ClientError)
-        assert isinstance(cause, uploader.client.exceptions.ClientError)
-        assert cause.response["Error"]["Code"] == "AccessDenied"
-        assert cause.operation_name == "PutObject"
+            await uploader.upload(b"x", bucket, "refused")
+        assert fast_of(uploader).client is None
+    cause = raised.value.__cause__
+    assert type(cause) is ClientError
+    assert cause.response["Error"]["Code"] == "InvalidArgument"
+    assert cause.operation_name == "PutObject"
     assert proxy.counts["PutObject"] == 1  # not retried, as through botocore
+
+
+@ON_MOTO
+async def test_an_error_the_client_has_a_class_for_is_raised_as_that_class(
+    proxy: FaultProxy, bucket: str, warm: None
+) -> None:
+    proxy.fail("PutObject", "404")  # NoSuchUpload
+    async with fast_uploader(proxy.url) as uploader:
+        with pytest.raises(UploadError) as raised:
+            await uploader.upload(b"x", bucket, "gone")
+        cause = raised.value.__cause__
+        assert isinstance(cause, uploader.client.exceptions.NoSuchUpload)
+    assert cause.response["Error"]["Code"] == "NoSuchUpload"
 
 
 @pytest.mark.parametrize(("fault", "code"), [("503", "SlowDown"), ("200err", "InternalError")])
