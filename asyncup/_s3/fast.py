@@ -2,7 +2,7 @@
 
 Each write to a bucket the record knows is built by ``wire``, signed by awscrt with the
 environment's keys, and sent on connections of its own (``pool``; over TLS with the context
-the client's session would make: ``tls_context``); its answer is read as the lean path reads
+the client's session made, made again: ``tls_settings``); its answer is read as the lean path reads
 it. Anything else opens the client (``start``'s module docstring says when) and goes through
 it, with every request after it. A ``Record`` is what a client said that this needs
 (``start`` keeps it between processes).
@@ -35,7 +35,7 @@ OPERATIONS = {
     "create_multipart_upload": "CreateMultipartUpload",
     "abort_multipart_upload": "AbortMultipartUpload",
 }
-FORMAT = 3
+FORMAT = 4
 """What a record holds, and how (``start`` names its records for it)."""
 
 
@@ -49,8 +49,8 @@ class Record:
     read_timeout: float | None
     keep: int
     idle_for: float
-    verify: bool | str
-    """TLS verification as the client's HTTP session was given it (botocore's ``verify``)."""
+    tls: dict[str, Any] | None
+    """What makes the client's TLS context again (``tls_settings``); None: it cannot be."""
     outputs: dict[str, dict[str, tuple[str, str]]]
     modeled: frozenset[str]
     """The error codes the client raises as classes of their own (the rest: ClientError)."""
@@ -64,7 +64,7 @@ class Record:
             "timeouts": (self.connect_timeout, self.read_timeout),
             "keep": self.keep,
             "idle_for": self.idle_for,
-            "verify": self.verify,
+            "tls": self.tls,
             "outputs": self.outputs,
             "modeled": sorted(self.modeled),
             "endpoints": {
@@ -87,7 +87,7 @@ class Record:
                 read_timeout=read,
                 keep=int(data["keep"]),
                 idle_for=float(data["idle_for"]),
-                verify=_verify(data["verify"]),
+                tls=data["tls"] if isinstance(data["tls"], dict) else None,
                 modeled=frozenset(map(str, data["modeled"])),
                 outputs={
                     name: {header: (member, kind) for header, (member, kind) in members.items()}
@@ -124,7 +124,7 @@ class Record:
             read_timeout=session._timeout.sock_read,
             keep=session._max_pool_connections,
             idle_for=session._idle_for,
-            verify=_verify(session._verify),
+            tls=_client_tls(session),
             modeled=frozenset(client.exceptions._code_to_exception),
             outputs={
                 name: lean.members_by_header(model.operation_model(model_name))
@@ -197,7 +197,9 @@ class Fast:
         https = endpoint.scheme == "https"
         key = (endpoint.scheme, split.hostname or "", split.port or (443 if https else 80))
         if https and self._tls is None:
-            self._tls = await anyio.to_thread.run_sync(tls_context, self._record.verify)
+            if self._record.tls is None:
+                return await self._through_client(operation, params, "a TLS context of its own")
+            self._tls = await anyio.to_thread.run_sync(tls_context, self._record.tls)
         status, head_in, content = await self._pool.send(
             endpoint.url(request.target),
             key,
@@ -243,22 +245,59 @@ class Fast:
         return self.client
 
 
-def tls_context(verify: bool | str) -> ssl.SSLContext:
-    """The TLS context the client's HTTP session would make (aiobotocore's, in a thread):
-    urllib3's defaults as botocore vendors them, the CA bundle ``verify`` names (botocore's
-    own for True), and the host name checked; or nothing verified for False."""
-    from botocore.httpsession import create_urllib3_context, get_cert_path
+_TLS = (
+    "options",
+    "verify_flags",
+    "minimum_version",
+    "maximum_version",
+    "post_handshake_auth",
+    "check_hostname",
+    "verify_mode",
+    "keylog_filename",
+)
 
-    context: ssl.SSLContext = create_urllib3_context()
-    if verify:
-        context.check_hostname = True
-        authorities = get_cert_path(verify)
-        if authorities:
-            context.load_verify_locations(authorities, None, None)
-    else:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+
+def tls_settings(context: ssl.SSLContext, authorities: str | None) -> dict[str, Any] | None:
+    """What makes ``context`` (whose trusted CAs were loaded from ``authorities``) again with
+    ``tls_context``, without botocore's HTTP session (~50 ms of imports); None for a context
+    with ciphers or a certificate of its own."""
+    plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if context.protocol != plain.protocol or context.get_ciphers() != plain.get_ciphers():
+        return None
+    settings = {name: getattr(context, name) for name in _TLS}
+    settings["authorities"] = authorities
+    return {name: value if isinstance(value, bool | str | None) else int(value)
+            for name, value in settings.items()}  # fmt: skip
+
+
+def tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
+    """The TLS context ``tls_settings`` describes (in a thread: the CAs are read)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.options = ssl.Options(settings["options"])
+    context.verify_flags = ssl.VerifyFlags(settings["verify_flags"])
+    context.minimum_version = ssl.TLSVersion(settings["minimum_version"])
+    context.maximum_version = ssl.TLSVersion(settings["maximum_version"])
+    context.post_handshake_auth = settings["post_handshake_auth"]
+    if settings["authorities"]:
+        context.load_verify_locations(settings["authorities"])
+    if not settings["check_hostname"]:
+        context.check_hostname = False  # before CERT_NONE may be set
+    context.verify_mode = ssl.VerifyMode(settings["verify_mode"])
+    context.check_hostname = settings["check_hostname"]
+    if settings["keylog_filename"]:
+        context.keylog_filename = settings["keylog_filename"]
     return context
+
+
+def _client_tls(session: Any) -> dict[str, Any] | None:
+    """``tls_settings`` of the TLS context of the client's HTTP session (``threaded``), as
+    aiobotocore makes it: of its ``verify`` (False, or botocore's CA bundle for True, or a
+    bundle's path)."""
+    from botocore.httpsession import get_cert_path  # the client's: loaded already
+
+    context = session._tls or session._build_ssl_contexts(None)[0]
+    authorities = get_cert_path(session._verify) if session._verify else None
+    return tls_settings(context, authorities)
 
 
 def _created(content: bytes) -> Response:
@@ -271,9 +310,3 @@ def _created(content: bytes) -> Response:
         if member in ("Bucket", "Key", "UploadId"):
             found[member] = child.text or ""
     return found
-
-
-def _verify(value: object) -> bool | str:
-    if isinstance(value, bool | str):
-        return value
-    raise TypeError(f"verify: {value!r}")

@@ -41,10 +41,11 @@ _BUCKETS = 256  # endpoints a record keeps (the latest learnt)
 _SECRETS = frozenset(
     {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
 )
-# Read besides by the client's HTTP session: its proxies, and (botocore's ``verify``) its CAs.
+# Read besides by the client's HTTP session: its proxies, its CAs (botocore's ``verify``), the
+# TLS key log (urllib3's).
 _OTHERS = frozenset(
     {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
-     "SSL_CERT_DIR"}
+     "SSL_CERT_DIR", "SSLKEYLOGFILE"}
 )  # fmt: skip
 
 
@@ -138,9 +139,12 @@ class Start:
         return Fast(self._record, keys, opening)
 
     async def remember(self, client: Any) -> None:
-        """Record what ``client`` learnt (if anything new), for the next process."""
-        if client is None:
-            return
+        """Record what ``client`` learnt (if anything new), for the next process: in a thread
+        (its TLS context may be made, CAs read, to be described)."""
+        if client is not None:
+            await anyio.to_thread.run_sync(self._remember, client)
+
+    def _remember(self, client: Any) -> None:
         record = Record.of(client)
         if record is None:
             return
@@ -152,7 +156,7 @@ class Start:
         while len(record.endpoints) > _BUCKETS:
             del record.endpoints[next(iter(record.endpoints))]  # the oldest learnt
         self._record = record
-        await anyio.to_thread.run_sync(cachedir.write, self._path, record.frozen())
+        cachedir.write(self._path, record.frozen())
 
 
 def _but_endpoints(record: Record) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import shutil
 import ssl
 from collections.abc import Iterator
@@ -19,9 +20,10 @@ import pytest
 from aiobotocore.session import get_session
 from asyncup_bench.tlscert import make_certificates
 from botocore.exceptions import SSLError
+from botocore.httpsession import get_cert_path
 
 import asyncup
-from asyncup._s3.fast import tls_context
+from asyncup._s3.fast import tls_context, tls_settings
 from asyncup._s3.pool import Pool, request_head
 from asyncup._s3.threaded import ThreadedSession
 from tests.cli.test_cp import cp
@@ -285,11 +287,16 @@ async def test_a_fast_start_verifies_as_its_client_would(
 
 @pytest.mark.parametrize("verify", [True, False, "CA"])
 def test_a_fast_starts_tls_context_is_the_clients(
-    verify: bool | str, private_ca: tuple[str, str]
+    verify: bool | str, private_ca: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The client's context, described (``tls_settings``) and made again (``tls_context``)
+    without botocore's HTTP session: the same in every respect, trusted CAs included."""
+    monkeypatch.setenv("SSLKEYLOGFILE", os.devnull)  # urllib3's context logs keys there
     verify = private_ca[1] if verify == "CA" else verify
-    ours = tls_context(verify)
     theirs = ThreadedSession(verify=verify)._build_ssl_contexts(None)[0]
+    settings = tls_settings(theirs, get_cert_path(verify) if verify else None)
+    assert settings is not None
+    ours = tls_context(settings)
 
     def said(context: ssl.SSLContext) -> tuple[Any, ...]:
         return (
@@ -301,8 +308,16 @@ def test_a_fast_starts_tls_context_is_the_clients(
             context.verify_flags,
             context.protocol,
             context.get_ca_certs(),
-            [cipher["name"] for cipher in context.get_ciphers()],
+            context.get_ciphers(),
             context.post_handshake_auth,
+            context.keylog_filename,
         )
 
     assert said(ours) == said(theirs)
+    assert theirs.keylog_filename == os.devnull
+
+
+def test_a_context_with_ciphers_of_its_own_is_not_described() -> None:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.set_ciphers("ECDHE+AESGCM")
+    assert tls_settings(context, None) is None
