@@ -157,6 +157,7 @@ class Fast:
         )
         self._tls: ssl.SSLContext | None = None
         self._said: set[str] = set()
+        self._routes: dict[Endpoint, tuple[tuple[str, str, int], wire.Identity]] = {}
 
     def method(self, operation: str) -> Callable[..., Awaitable[Response]]:
         async def call(**params: Any) -> Response:
@@ -182,7 +183,13 @@ class Fast:
         )
         if not isinstance(body, PartPayload) or (body.size or 0) >= THRESHOLD:
             return await self._through_client(operation, params, "a body sent from a thread")
-        who = wire.Identity(*self._keys, endpoint.region)
+        route = self._routes.get(endpoint)
+        if route is None:  # once per endpoint: its (scheme, host, port) and who signs there
+            split = urlsplit(endpoint.url("/"))
+            port = split.port or (443 if endpoint.scheme == "https" else 80)
+            who = wire.Identity(*self._keys, endpoint.region)
+            route = self._routes[endpoint] = ((endpoint.scheme, split.hostname or "", port), who)
+        key, who = route
         headers = wire.sign(request, endpoint.host, who)
         headers.append(("User-Agent", self._record.agent))
         sized = body.size or request.method in ("PUT", "POST")  # as ``threaded`` sends it
@@ -193,9 +200,7 @@ class Fast:
             headers,
             length=body.size if sized else None,
         )
-        split = urlsplit(endpoint.url("/"))
         https = endpoint.scheme == "https"
-        key = (endpoint.scheme, split.hostname or "", split.port or (443 if https else 80))
         if https and self._tls is None:
             if self._record.tls is None:
                 return await self._through_client(operation, params, "a TLS context of its own")
