@@ -16,9 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .._core.config import MiB, TransferConfig
-from .common import parse_size, run_loop
-
 
 def _bench_harness() -> Any:
     """The harness of ``asyncup bench``, or None. It is not in the wheel: it lies beside the
@@ -36,6 +33,14 @@ def _bench_harness() -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        # The process's own command: no collection while its modules load (~56,000 objects,
+        # which live until the process ends: frozen below). Each would walk them all: ~10 ms
+        # of a one-file `asyncup cp` (benchmarks/RESULTS.md).
+        gc.disable()
+    from .._core.config import MiB, TransferConfig
+    from .common import parse_size, run_loop
+
     parser = argparse.ArgumentParser(
         prog="asyncup", description="Fast, fault-safe concurrent uploads to S3."
     )
@@ -90,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # one file (benchmarks/RESULTS.md). Called with its arguments, from a process of
         # someone else's, main() leaves that process's collector as it is.
         gc.freeze()
+        gc.enable()
     if args.command == "cp":
         from .cp import run as run_cp
 
