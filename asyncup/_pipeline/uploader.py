@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import datetime
 import logging
+import mimetypes
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, Self
+
+import anyio
+import anyio.to_thread
 
 from .._core.config import TransferConfig
 from .._core.params import RoutedArgs, Routes, route
@@ -228,6 +232,10 @@ class Uploader:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
         check_destination(bucket, key)
         adapted = adapt(source)
+        if adapted.path is not None and not mimetypes.inited:
+            # A path's ContentType is guessed (``_core.params``): mimetypes reads the system's
+            # type files the first time, in a thread rather than on the event loop.
+            await anyio.to_thread.run_sync(mimetypes.init)
         if routes is None:  # a path may guess its ContentType
             args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
         else:

@@ -7,7 +7,9 @@ import base64
 import datetime
 import hashlib
 import logging
+import mimetypes
 import pathlib
+import threading
 from typing import Any
 
 import pytest
@@ -314,6 +316,29 @@ async def test_content_type_is_guessed_from_the_file_name(
     assert (await s3.head_object(Bucket=bucket, Key="guessed"))["ContentType"] == "application/json"
     await asyncup.upload(path, bucket, "given", client=s3, extra_args={"ContentType": "text/plain"})
     assert (await s3.head_object(Bucket=bucket, Key="given"))["ContentType"] == "text/plain"
+
+
+@pytest.mark.parametrize("server", ["moto"], indirect=True)
+async def test_the_system_types_are_read_off_the_event_loop(
+    s3: Any, bucket: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """mimetypes reads the system's type files on its first guess: the first path uploaded
+    has them read in a worker thread, never on the event loop."""
+    readers: list[str] = []
+    init = mimetypes.init
+
+    def reading(files: Any = None) -> None:
+        readers.append(threading.current_thread().name)
+        init(files)
+
+    monkeypatch.setattr(mimetypes, "inited", False)
+    monkeypatch.setattr(mimetypes, "init", reading)
+    path = tmp_path / "report.json"
+    path.write_bytes(b"{}")
+    await asyncup.upload(path, bucket, "typed", client=s3)
+    assert readers
+    assert threading.main_thread().name not in readers
+    assert (await s3.head_object(Bucket=bucket, Key="typed"))["ContentType"] == "application/json"
 
 
 def test_upload_many_routes_each_guessed_type_once() -> None:
