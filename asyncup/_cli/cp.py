@@ -24,9 +24,9 @@ from typing import Any
 
 from .._core.config import CHECKSUM_ALGORITHMS, INTEGRITY_MODES, TransferConfig
 from .._core.errors import UploadError
-from .._core.params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
+from .._core.params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, Routes, route
 from .._pipeline.many import for_each
-from .._pipeline.uploader import Uploader
+from .._pipeline.uploader import Uploader, upload_routed
 from .common import (
     Connection,
     add_connection_arguments,
@@ -327,8 +327,10 @@ async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
         stack.enter_context(reporter)
         reporter.begin(listing.items)
 
+        routes = Routes(settings.extra_args, settings.config.checksum_algorithm)  # once for all
+
         async def upload_one(item: Item) -> None:
-            outcome = await upload_item(uploader, item, settings, reporter)
+            outcome = await upload_item(uploader, routes, item, settings, reporter)
             outcomes.append(outcome)
             reporter.finish(outcome)
             if not outcome.ok and settings.fail_fast:
@@ -355,7 +357,7 @@ class _FailFast(Exception):
 
 
 async def upload_item(
-    uploader: Uploader, item: Item, settings: Settings, reporter: Reporter
+    uploader: Uploader, routes: Routes, item: Item, settings: Settings, reporter: Reporter
 ) -> Outcome:
     """Upload one item; any failure (but cancellation) becomes the Outcome's error."""
     if item.problem is not None:
@@ -369,11 +371,12 @@ async def upload_item(
     elif settings.resume_dir is not None:
         resume = journal_path(settings.resume_dir, item)
     try:
-        result = await uploader.upload(
+        result = await upload_routed(
+            uploader,
+            routes,
             source,
             item.bucket,
             item.key,
-            extra_args=settings.extra_args,
             resume=resume,
             on_progress=lambda amount: reporter.advance(item, amount),
             on_event=reporter.event,

@@ -352,6 +352,23 @@ def _adds_checksums(client: Any) -> bool:
     return getattr(config, "request_checksum_calculation", None) == "when_supported"
 
 
+async def upload_routed(
+    uploader: Uploader,
+    routes: Routes,
+    source: object,
+    bucket: str,
+    key: str,
+    *,
+    on_progress: ProgressCallback | None = None,
+    on_event: Callable[[UploadEvent], object] | None = None,
+    resume: str | os.PathLike[str] | None = None,
+) -> UploadResult:
+    """``uploader.upload`` of one of many objects whose ``extra_args`` ``routes`` has routed
+    once for all, and once per ContentType guessed (as ``upload_many`` routes them): the
+    files of ``asyncup cp``, which would otherwise be routed one by one."""
+    return await uploader._upload(source, bucket, key, None, routes, on_progress, on_event, resume)
+
+
 def _check_resume(resume: object, source_path: str | None) -> str | None:
     if resume is None:
         return None

@@ -138,6 +138,9 @@ async def test_a_directory_goes_to_a_prefix_through_the_filters(
     ]  # fmt: skip
     assert await read_object(s3, bucket, "all/sub/d.bin") == b"sub/d.bin"
     assert "2 files uploaded" in run.stdout
+    types = {key: (await s3.head_object(Bucket=bucket, Key=key))["ContentType"]
+             for key in ("all/a.txt", "all/sub/d.bin")}  # fmt: skip
+    assert types == {"all/a.txt": "text/plain", "all/sub/d.bin": "application/octet-stream"}
 
 
 @ON_MOTO
