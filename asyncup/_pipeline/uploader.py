@@ -21,7 +21,7 @@ from .._s3.calls import S3
 from .._s3.fast import Fast
 from .._s3.identity import Identity, check_identity
 from .._s3.limits import AdaptiveLimiter
-from .._s3.start import Start
+from .._s3.start import opened
 from . import coordinator, memory, sweeper
 from .budget import ByteBudget, Lease
 from .events import UploadEvent, UploadEvents
@@ -156,27 +156,9 @@ class Uploader:
                 )
             )
 
-        start = None
-        if (
-            self._fast_start
-            and self._identity is None
-            and self._client_config is None
-            and os.environ.get("ASYNCUP_LEAN", "1") != "0"
-        ):
-            start = await Start.look(
-                self._endpoint_url, self._region_name, self._verify, self.config.concurrency
-            )
-        fast = start.fast(opening) if start is not None else None
-        client = await opening() if fast is None else None
-        if start is not None:
-
-            async def remember() -> None:  # what the client learnt, for the next process
-                await start.remember(client if fast is None else fast.client)
-
-            stack.push_async_callback(remember)
-        if fast is not None:
-            stack.callback(fast.close)
-        return client, fast
+        fast_start = self._fast_start and self._identity is None and self._client_config is None
+        where = (self._endpoint_url, self._region_name, self._verify, self.config.concurrency)
+        return await opened(stack, opening, where if fast_start else None)
 
     async def __aexit__(
         self,

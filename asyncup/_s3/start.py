@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import anyio
@@ -161,3 +162,28 @@ class Start:
 
 def _but_endpoints(record: Record) -> dict[str, Any]:
     return record.frozen() | {"endpoints": None}
+
+
+async def opened(
+    stack: AsyncExitStack,
+    opening: Callable[[], Awaitable[Any]],
+    where: tuple[str | None, str | None, object, int] | None,
+) -> tuple[Any, Fast | None]:
+    """An Uploader's own client, opened by ``opening`` (into ``stack``); or, on a fast start
+    (``where``: the endpoint, region, TLS setting and concurrency, whose record is looked
+    up), none yet and the path that opens it when first needed. Either way, what the client
+    learnt is recorded when ``stack`` closes."""
+    start = None
+    if where is not None and os.environ.get("ASYNCUP_LEAN", "1") != "0":
+        start = await Start.look(*where)
+    fast = start.fast(opening) if start is not None else None
+    client = await opening() if fast is None else None
+    if start is not None:
+
+        async def remember() -> None:  # what the client learnt, for the next process
+            await start.remember(client if fast is None else fast.client)
+
+        stack.push_async_callback(remember)
+    if fast is not None:
+        stack.callback(fast.close)
+    return client, fast
