@@ -2,8 +2,7 @@
 
     arguments -> TransferConfig + extra_args (checked: usage errors exit 2, before any request)
     SRC, DST  -> items (``cp_sources.plan``: directory walk, filters, keys checked)
-    items     -> ``many.for_each``, ``--jobs`` at a time -> Uploader.upload (one client, one
-                 budget)
+    items     -> ``many.for_each``, ``--jobs`` at a time -> upload_routed (one client, one budget)
               -> an Outcome per item -> Reporter (bars, lines or JSON lines) -> summary
 
 A failed object is reported and the others go on (unless --fail-fast). Ctrl-C cancels the
@@ -18,8 +17,8 @@ import hashlib
 import os
 import sys
 import time
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from .._core.config import CHECKSUM_ALGORITHMS, INTEGRITY_MODES, TransferConfig
@@ -316,7 +315,7 @@ async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
     """Upload every item through one Uploader, ``settings.jobs`` at a time."""
     outcomes: list[Outcome] = []
     started = time.monotonic()
-    async with AsyncExitStack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         try:
             uploader = await stack.enter_async_context(
                 open_uploader(settings.connection, settings.config, fast_start=True)
@@ -326,7 +325,6 @@ async def copy(listing: Listing, settings: Settings, reporter: Reporter) -> int:
             return EXIT_FAILED
         stack.enter_context(reporter)
         reporter.begin(listing.items)
-
         routes = Routes(settings.extra_args, settings.config.checksum_algorithm)  # once for all
 
         async def upload_one(item: Item) -> None:
@@ -378,8 +376,8 @@ async def upload_item(
             item.bucket,
             item.key,
             resume=resume,
-            on_progress=lambda amount: reporter.advance(item, amount),
-            on_event=reporter.event,
+            on_progress=partial(reporter.advance, item) if reporter.follows else None,
+            on_event=reporter.event if reporter.follows else None,
         )
     except Exception as exc:
         return Outcome(item, time.monotonic() - started, error=_describe(exc))

@@ -106,6 +106,9 @@ def _route(item: Item) -> str:
 class Reporter:
     """Plain or JSON lines, no progress bars (stdout is not a terminal, or --json/--quiet)."""
 
+    follows = False
+    """Whether it shows each upload's progress and events (else they are not even made)."""
+
     def __init__(
         self,
         *,
@@ -185,6 +188,8 @@ class Reporter:
 
 class RichReporter(Reporter):
     """Progress bars on a terminal: the total and each file in flight."""
+
+    follows = True
 
     def __init__(self, console: Any = None) -> None:
         super().__init__()

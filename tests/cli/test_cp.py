@@ -15,6 +15,7 @@ import anyio
 import pytest
 from botocore.exceptions import ClientError
 
+import asyncup
 from asyncup import UploadResult
 from asyncup._cli.cp_sources import Item
 from asyncup._cli.render import Outcome, RichReporter
@@ -496,7 +497,41 @@ def test_the_total_bar_shows_parts_in_flight_and_retries() -> None:
         reporter.event(event("retry", 2, attempt=2, error="SlowDown"))
         reporter.event(event("part_done", 1))
         assert reporter.description() == "total (1 file), 2 parts in flight, 1 retry"
-    # Uploads through the real command feed the same events (see upload_item).
+
+
+@pytest.mark.parametrize("follows", [True, False])
+@ON_MOTO
+async def test_only_a_reporter_that_follows_is_fed_each_uploads_progress_and_events(
+    bucket: str, endpoint: str, tmp_path: Path, follows: bool
+) -> None:
+    """The command's uploads feed bars what they show; for lines, no event is even made."""
+    import argparse
+
+    from asyncup._cli.cp import add_arguments, settings_from, upload_item
+    from asyncup._cli.render import Reporter
+    from asyncup._core.params import Routes
+
+    seen: list[Any] = []
+
+    class Following(Reporter):
+        def advance(self, item: Item, amount: int) -> None:
+            seen.append(amount)
+
+        def event(self, event: Any) -> None:
+            seen.append(event.kind)
+
+    Following.follows = follows
+    (tmp_path / "a.bin").write_bytes(b"x" * 1000)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([str(tmp_path / "a.bin"), f"s3://{bucket}/a.bin"])
+    settings = settings_from(args)
+    item = Item(str(tmp_path / "a.bin"), bucket, "a.bin", 1000)
+    routes = Routes(settings.extra_args, settings.config.checksum_algorithm)
+    async with asyncup.Uploader(endpoint_url=endpoint, config=settings.config) as uploader:
+        outcome = await upload_item(uploader, routes, item, settings, Following(quiet=True))
+    assert outcome.ok, outcome.error
+    assert seen == (["part_started", "part_done", 1000, "done"] if follows else [])
 
 
 def test_every_transfer_config_field_has_a_flag() -> None:
