@@ -33,6 +33,7 @@ from .sources import adapt
 from .sweeper import PendingUpload
 
 log = logging.getLogger("asyncup")
+_types = {"read": False}  # the system's type files read by mimetypes (``Uploader._read_types``)
 
 
 class Uploader:
@@ -110,6 +111,7 @@ class Uploader:
         bandwidth = self.config.max_bandwidth
         self._pacer = None if bandwidth is None else Pacer(bandwidth)
         self._opener = Opener()
+        self._types_lock = anyio.Lock()
         self._fast_start = False
         """Set by the CLI: its client waits for a request that needs it (``_s3.start``)."""
 
@@ -137,6 +139,15 @@ class Uploader:
                 " that refuse them"
             )
         return self
+
+    async def _read_types(self) -> None:
+        """A path's ContentType is guessed (``_core.params``) by mimetypes, which reads the
+        system's type files first: once per process, in a thread, not on the event loop; the
+        uploads that come meanwhile wait for it."""
+        async with self._types_lock:
+            if not _types["read"]:
+                await anyio.to_thread.run_sync(mimetypes.init)
+                _types["read"] = True
 
     async def _own_client(self, stack: AsyncExitStack) -> tuple[Any, Fast | None]:
         """The Uploader's own client, opened; or, on a fast start, none yet and the path
@@ -214,10 +225,8 @@ class Uploader:
             raise RuntimeError("use the Uploader in 'async with' before calling upload()")
         check_destination(bucket, key)
         adapted = adapt(source)
-        if adapted.path is not None and not mimetypes.inited:
-            # A path's ContentType is guessed (``_core.params``): mimetypes reads the system's
-            # type files the first time, in a thread rather than on the event loop.
-            await anyio.to_thread.run_sync(mimetypes.init)
+        if adapted.path is not None and not _types["read"]:
+            await self._read_types()
         if routes is None:  # a path may guess its ContentType
             args = route(extra_args, self.config.checksum_algorithm, path=adapted.path)
         else:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import asyncup
+import asyncup._pipeline.uploader as uploader_module
 from asyncup._core.params import Routes, route
 from tests.conftest import MiB, assert_nothing_left, make_client, random_bytes, read_object
 from tests.faultproxy import FaultProxy
@@ -319,11 +320,11 @@ async def test_content_type_is_guessed_from_the_file_name(
 
 
 @pytest.mark.parametrize("server", ["moto"], indirect=True)
-async def test_the_system_types_are_read_off_the_event_loop(
+async def test_the_system_types_are_read_once_off_the_event_loop(
     s3: Any, bucket: str, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """mimetypes reads the system's type files on its first guess: the first path uploaded
-    has them read in a worker thread, never on the event loop."""
+    """mimetypes reads the system's type files before its first guess: for the first paths
+    uploaded, once (the others wait), in a worker thread, never on the event loop."""
     readers: list[str] = []
     init = mimetypes.init
 
@@ -331,14 +332,19 @@ async def test_the_system_types_are_read_off_the_event_loop(
         readers.append(threading.current_thread().name)
         init(files)
 
-    monkeypatch.setattr(mimetypes, "inited", False)
+    monkeypatch.setattr(uploader_module, "_types", {"read": False})
     monkeypatch.setattr(mimetypes, "init", reading)
-    path = tmp_path / "report.json"
-    path.write_bytes(b"{}")
-    await asyncup.upload(path, bucket, "typed", client=s3)
-    assert readers
+    paths = [tmp_path / f"report{n}.json" for n in range(6)]
+    for path in paths:
+        path.write_bytes(b"{}")
+    async with asyncup.Uploader(client=s3) as up:
+        summary = await up.upload_many(((path, path.name) for path in paths), bucket)
+        await up.upload(paths[0], bucket, "again")
+    assert len(summary.results) == 6
+    assert len(readers) == 1
     assert threading.main_thread().name not in readers
-    assert (await s3.head_object(Bucket=bucket, Key="typed"))["ContentType"] == "application/json"
+    head = await s3.head_object(Bucket=bucket, Key="report0.json")
+    assert head["ContentType"] == "application/json"
 
 
 def test_upload_many_routes_each_guessed_type_once() -> None:
