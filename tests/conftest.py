@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import itertools
 import logging
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -36,6 +38,7 @@ os.environ.pop("AWS_SESSION_TOKEN", None)
 # asyncup's cache (botocore's data parsed, fast starts' records): the session's own, not the
 # user's, for this process and the commands it runs.
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="asyncup-tests-cache-")
+atexit.register(shutil.rmtree, os.environ["XDG_CACHE_HOME"], ignore_errors=True)
 
 MiB = 1024 * 1024
 _bucket_numbers = itertools.count()
