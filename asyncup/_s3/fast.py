@@ -168,10 +168,10 @@ class Fast:
     async def call(self, operation: str, params: Mapping[str, Any]) -> Response:
         if self.client is not None:
             return await self._through_client(operation, params, None)
+        if operation not in OPERATIONS:
+            return await self._through_client(operation, params, operation)
         bucket = params.get("Bucket", "")
         endpoint = self._record.endpoints.get(bucket)
-        if operation not in OPERATIONS:
-            return await self._through_client(operation, params, f"{operation}")
         if endpoint is None:
             why = f"s3://{bucket} is not in the record"
             return await self._through_client(operation, params, why)
@@ -213,16 +213,14 @@ class Fast:
             self._tls if https else None,
             idempotent=request.method != "POST",
         )
-        if status == 200 and lean.error_inside(content):
-            status = 500  # as botocore reads it, to be retried
-        if status < 300:
+        error = lean.error_of(status, head_in, content)
+        if error is None:
             parsed = lean.read_headers(self._record.outputs[operation], head_in)
             if operation == "create_multipart_upload":
                 parsed |= _created(content)
             return parsed | {"ResponseMetadata": lean.metadata(status, head_in)}
-        error = lean.error_answer(status, head_in, content)
-        if lean.botocore_handles(error, status):
-            why = f"an answer {lean.code_of(error)} ({status})"
+        if lean.botocore_handles(error):
+            why = f"an answer {lean.describe(error)}"
             return await self._through_client(operation, params, why)
         code = lean.code_of(error)
         if code not in self._record.modeled:  # the client's from_code gives ClientError

@@ -158,18 +158,16 @@ class Lean:
             status = answer.status_code
             content = await answer.content
             head_in = {name.lower(): value for name, value in answer.headers.items()}
-        if status == 200 and error_inside(content):
-            status = 500  # as botocore reads it, to be retried
-        if status < 300:
+        error = error_of(status, head_in, content)
+        if error is None:
             if operation in _SERIALIZED:
                 parsed = await self._parsed_by(client, operation, status, head_in, content)
             else:
                 parsed = read_headers(self._outputs[operation], head_in)
             return parsed | {"ResponseMetadata": metadata(status, head_in)}
-        error = error_answer(status, head_in, content)
-        if botocore_handles(error, status):
+        if botocore_handles(error):
             self._endpoints.pop(bucket, None)
-            return await self._botocore(fallback, params, f"an answer {code_of(error)} ({status})")
+            return await self._botocore(fallback, params, f"an answer {describe(error)}")
         raise client.exceptions.from_code(code_of(error))(error, _OPERATIONS[operation])
 
     def known(self) -> dict[str, Endpoint]:
@@ -317,8 +315,13 @@ def read_headers(outputs: Mapping[str, tuple[str, str]], head: Mapping[str, str]
     return parsed
 
 
-def error_answer(status: int, head: Mapping[str, str], content: bytes) -> Response:
-    """An error answer as botocore gives it to ``ClientError``."""
+def error_of(status: int, head: Mapping[str, str], content: bytes) -> Response | None:
+    """An answer's error as botocore gives it to ``ClientError`` (S3's error inside a 200 is
+    read as a 500, to be retried, as botocore reads it); None for a success."""
+    if status == 200 and _error_inside(content):
+        status = 500
+    if status < 300:
+        return None
     return _error(content, status) | {"ResponseMetadata": metadata(status, head)}
 
 
@@ -327,9 +330,15 @@ def code_of(error: Response) -> str:
     return code
 
 
-def botocore_handles(error: Response, status: int) -> bool:
+def describe(error: Response) -> str:
+    """An error answer in a few words (for a DEBUG line): its code and status."""
+    return f"{code_of(error)} ({error['ResponseMetadata']['HTTPStatusCode']})"
+
+
+def botocore_handles(error: Response) -> bool:
     """Whether the request is made again through botocore, which knows what to do of this
     answer (another region, the clock, an expired token), and the bucket learnt again."""
+    status = error["ResponseMetadata"]["HTTPStatusCode"]
     return code_of(error) in _BOTOCORE_HANDLES or status in (301, 307)
 
 
@@ -347,7 +356,7 @@ def members_by_header(operation_model: Any) -> dict[str, tuple[str, str]]:
 _REASONS = {status.value: status.phrase for status in HTTPStatus}  # http.client's responses
 
 
-def error_inside(content: bytes) -> bool:
+def _error_inside(content: bytes) -> bool:
     """Whether a 200's body is S3's error instead (or cut short), as botocore tells it."""
     if not content:
         return False

@@ -38,11 +38,13 @@ from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.httpsession import AIOHTTPSession
 
 from .._concurrency.shield import shielded
-from . import aio_bodies, blocking
+from . import (
+    aio_bodies,  # noqa: F401  (how aiohttp writes asyncup's bodies, registered)
+    blocking,
+)
 from .payloads import THRESHOLD, PartPayload, RangePayload
 from .pool import Answer, Idle, Pool, request_head
 
-assert aio_bodies  # imported for aiohttp to know how to write asyncup's bodies
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
 
 _Key = tuple[str, str, int]
