@@ -1,10 +1,20 @@
 """Parts sent from threads: the ceiling of a bare sender, and asyncup in one warm process.
 
 Usage (from the checkout, venv active; a 1 GiB file is made once at /tmp/asyncup-threads-1g):
-    python benchmarks/scripts/threads.py ceiling sendall|sendfile http|https 5
-        10 threads, each: pread an 8 MiB part, CRC32 it (zlib), PUT it with http.client
-        (``sendall`` of the buffer, or ``sendfile`` from the page cache after a CRC pass in
-        1 MiB reads) to the sink; no botocore, no event loop: what the machine allows.
+    python benchmarks/scripts/threads.py ceiling MODE http|https 5
+        10 threads, each PUTs 8 MiB parts of the file with http.client to the sink; no
+        botocore, no event loop: what the machine allows. MODE says how each part is read,
+        checksummed and sent:
+          sendall   pread the whole part, CRC32 it (zlib), ``sendall`` the buffer
+          sendfile  a CRC32 pass (zlib) in 1 MiB preads, then ``sendfile`` (HTTP only)
+          isal      the same with ISA-L's CRC32 (asyncup to a remote store, HTTP)
+          mapped    the ISA-L pass, then ``sendall`` from the part's pages mapped 4 MiB at a
+                    time (asyncup to a store on this host, HTTP, since 41d19ff)
+          nocrc     ``sendfile`` and no checksum at all (what obstore-unsigned and
+                    awscrt-bare send; a reference)
+          onepass   1 MiB preads, each CRC32'd (ISA-L) and sent from the same buffer: the one
+                    pass a trailing checksum would allow (its CRC32 sent nowhere here; a
+                    reference)
     python benchmarks/scripts/threads.py warm http|https 4 [CRC32|CRC32C|none]
         asyncup.Uploader.upload of the file, 4 times in one process (after the first, no
         connection, thread or import is new), 8 MiB parts, concurrency 10.
@@ -13,11 +23,10 @@ Each prints MB/s and the process's CPU seconds (user+sys) per upload.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import base64
 import http.client
 import json
+import mmap
 import os
 import queue
 import resource
@@ -28,12 +37,14 @@ import sys
 import threading
 import time
 import zlib
+from pathlib import Path
 from urllib.parse import urlsplit
+
+from isal.isal_zlib import crc32 as isal_crc32
 
 # The harness lies beside these scripts, not in the asyncup package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from asyncup_bench.servers import harness_env, sink_command  # noqa: E402
-
+from asyncup_bench.servers import harness_env, sink_command
 
 PATH = "/tmp/asyncup-threads-1g"
 SIZE, PART, CONCURRENCY = 1 << 30, 8 << 20, 10
@@ -87,22 +98,40 @@ def ceiling(mode: str, endpoint: str, tls: bool) -> None:
             except queue.Empty:
                 break
             offset = (number - 1) * PART
-            if mode == "sendfile":
-                crc = done = 0
+            crc = done = 0
+            if mode in ("sendfile", "isal", "mapped"):
+                digest = zlib.crc32 if mode == "sendfile" else isal_crc32
                 while done < PART:
                     n = os.preadv(fd, [small], offset + done)
-                    crc, done = zlib.crc32(memoryview(small)[:n], crc), done + n
-            else:
+                    crc, done = digest(memoryview(small)[:n], crc), done + n
+            elif mode == "sendall":
                 os.preadv(fd, [buffer], offset)
                 crc = zlib.crc32(buffer)
             conn.putrequest("PUT", f"/bench/k?partNumber={number}&uploadId={upload_id}")
             conn.putheader("Content-Length", str(PART))
-            conn.putheader("x-amz-checksum-crc32", base64.b64encode(crc.to_bytes(4, "big")))
+            if mode not in ("nocrc", "onepass"):
+                conn.putheader("x-amz-checksum-crc32", base64.b64encode(crc.to_bytes(4, "big")))
             conn.endheaders()
-            if mode == "sendfile":
+            if mode in ("sendfile", "isal", "nocrc"):
                 sent = 0
                 while sent < PART:
                     sent += os.sendfile(conn.sock.fileno(), fd, offset + sent, PART - sent)
+            elif mode == "mapped":
+                for start in range(0, PART, 4 << 20):
+                    flags = mmap.MAP_SHARED | mmap.MAP_POPULATE
+                    with (
+                        mmap.mmap(fd, 4 << 20, flags, mmap.PROT_READ, offset=offset + start) as m,
+                        memoryview(m) as view,
+                    ):
+                        for at in range(0, 4 << 20, 1 << 20):
+                            conn.sock.sendall(view[at : at + (1 << 20)])
+            elif mode == "onepass":
+                done = 0
+                while done < PART:
+                    n = os.preadv(fd, [small], offset + done)
+                    crc = isal_crc32(memoryview(small)[:n], crc)
+                    conn.sock.sendall(memoryview(small)[:n])
+                    done += n
             else:
                 conn.sock.sendall(buffer)
             response = conn.getresponse()
