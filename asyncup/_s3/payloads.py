@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import errno
 import io
-import ipaddress
 import mmap
 import os
 import socket
@@ -86,7 +85,7 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
         if isinstance(sock, ssl.SSLSocket):  # read and encrypted slice by slice
             sent = _send_read(sock, fd, offset, length)
         else:
-            mapped = _send_mapped(sock, fd, offset, length) if _on_this_host(sock) else None
+            mapped = _send_mapped(sock, fd, offset, length)
             sent = mapped if mapped is not None else sock.sendfile(_FileAt(fd), offset, length)
         if sent != length:
             sent = max(0, min(os.fstat(fd).st_size - offset, sent))
@@ -111,17 +110,6 @@ def _send_read(sock: socket.socket, fd: int, offset: int, length: int) -> int:
     return sent
 
 
-def _on_this_host(sock: socket.socket) -> bool:
-    """Whether ``sock`` is connected to a loopback address: a receiver that shares this
-    host's CPU caches (and, likely, its cores)."""
-    try:
-        address = ipaddress.ip_address(sock.getpeername()[0].partition("%")[0])
-    except (OSError, ValueError, IndexError, AttributeError):
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return bool(address.is_loopback or (mapped is not None and mapped.is_loopback))
-
-
 MAP_WINDOW = 4 * 1024 * 1024
 """Bytes of a file mapped at once to be sent (a part of 5 GiB goes window by window)."""
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: every page in place inside mmap()
@@ -132,12 +120,10 @@ def _send_mapped(sock: socket.socket, fd: int, offset: int, length: int) -> int 
     than ``length`` where the file ends first); None, before any byte, where the file cannot
     be mapped.
 
-    For a receiver on this host (a local store, a proxy): the kernel copies the mapped pages
-    into the socket, so the receiver reads bytes still in the CPU's caches, where with
-    ``sendfile`` it would copy them itself from the page cache, cold. A remote receiver gains
-    nothing from that copy, which ``sendfile`` spares this host: it gets ``sendfile``. Only
-    the kernel touches the mapping: a file cut short meanwhile fails the copy with EFAULT,
-    never a SIGBUS."""
+    The kernel copies the mapped pages into the socket, so a receiver on this host (a local
+    store, a proxy) reads bytes still in the CPU's caches; with ``sendfile`` it would copy
+    them from the page cache itself, cold, in its own time. Only the kernel touches the
+    mapping: a file cut short meanwhile fails the copy with EFAULT, never a SIGBUS."""
     end = min(offset + length, os.fstat(fd).st_size)
     position = offset
     while position < end:

@@ -7,8 +7,6 @@ these check what only the threads do: who sends, and that a cancelled send stops
 from __future__ import annotations
 
 import asyncio
-import mmap
-import os
 import socket
 import threading
 import time
@@ -21,7 +19,6 @@ import pytest
 import asyncup
 from asyncup._s3 import blocking as _blocking
 from asyncup._s3 import threaded as _threaded
-from asyncup._s3.payloads import RangePayload, _on_this_host, send_blocking
 from tests.conftest import MiB, assert_object, make_client, random_bytes
 
 pytestmark = pytest.mark.timeout(60)
@@ -302,75 +299,3 @@ async def test_callers_connector_args_keep_every_request_with_aiohttp(
         await asyncup.upload(data, bucket, "own-connector", client=client, config=CONFIG)
     await assert_object(s3, bucket, "own-connector", data, 5 * MiB)
     assert senders == []
-
-
-def sent_through(
-    sender: socket.socket, receiver: socket.socket, path: str, length: int
-) -> tuple[bytes, dict[str, int]]:
-    """What ``send_blocking`` writes through ``sender`` of ``length`` bytes of ``path`` from
-    byte 5, as ``receiver`` reads it, and how many file mappings and sendfile calls it took."""
-    calls = {"mmap": 0, "sendfile": 0}
-    real_sendfile = os.sendfile
-
-    class Spied(mmap.mmap):
-        def __new__(cls, fileno: int, size: int, *args: Any, **kwargs: Any) -> Spied:
-            calls["mmap"] += fileno != -1
-            return super().__new__(cls, fileno, size, *args, **kwargs)
-
-    def spied_sendfile(*args: Any) -> int:
-        calls["sendfile"] += 1
-        return real_sendfile(*args)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(mmap, "mmap", Spied)
-        patch.setattr(os, "sendfile", spied_sendfile)
-        payload = RangePayload(path, 5, length)
-        thread = threading.Thread(target=send_blocking, args=(payload, sender))
-        thread.start()
-        received = bytearray()
-        while len(received) < length and (chunk := receiver.recv(1 << 20)):
-            received += chunk
-        thread.join(10)
-    return bytes(received), calls
-
-
-@pytest.mark.parametrize("peer", ["loopback", "not loopback"])
-def test_a_file_range_is_mapped_for_a_receiver_on_this_host_and_sendfile_for_others(
-    peer: str, tmp_path: Any
-) -> None:
-    """A receiver on a loopback address gets the range from its pages mapped into memory
-    (the kernel's copy leaves the bytes in the caches it shares); any other gets sendfile,
-    which copies nothing on this host (here the other end of a Unix socket pair stands for
-    a remote one: its address is no loopback address)."""
-    data = random_bytes(9 * MiB, seed=31)
-    path = tmp_path / "data.bin"
-    path.write_bytes(data)
-    length = len(data) - 5
-    if peer == "loopback":
-        with socket.create_server(("127.0.0.1", 0)) as listener:
-            sender = socket.create_connection(listener.getsockname())
-            receiver, _ = listener.accept()
-    else:
-        sender, receiver = socket.socketpair()
-    with sender, receiver:
-        received, calls = sent_through(sender, receiver, str(path), length)
-    assert received == data[5:]
-    if peer == "loopback":  # 9 MiB - 5 bytes from byte 5: windows of 4, 4 and 1 MiB - 5 bytes
-        assert calls == {"mmap": 3, "sendfile": 0}
-    else:
-        assert calls["mmap"] == 0
-        assert calls["sendfile"] >= 1
-
-
-@pytest.mark.parametrize(
-    ("address", "here"),
-    [("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("::ffff:127.0.0.1", True),
-     ("203.0.113.7", False), ("2001:db8::7", False), ("fe80::1%eth0", False)],
-)  # fmt: skip
-def test_which_receivers_are_on_this_host(address: str, here: bool) -> None:
-    class Connected(socket.socket):
-        def getpeername(self) -> Any:
-            return (address, 443)
-
-    with Connected() as sock:
-        assert _on_this_host(sock) is here
