@@ -97,7 +97,7 @@ async def _upload(job: Job, source: Source) -> UploadResult:
         if _one_request(job, size):
             return await single.put_object(job, source, size)
         if isinstance(source, PathSource) and source.regular and own:
-            # Parts are sent from the file itself, none held in memory (its pages mapped):
+            # Parts are sent from the file itself, none held in memory (sendfile over HTTP):
             # asyncup's own clients know how (``_s3.ranges.stream_ranges``).
             job.in_place = source
         if job.resume_path is not None:

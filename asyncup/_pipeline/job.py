@@ -45,8 +45,8 @@ class FilledPart:
 @dataclass(frozen=True, slots=True)
 class FilePart:
     """A part left where it lies in the file being uploaded (``Job.in_place``): read once to
-    digest it, and again as it is sent (from its pages mapped into memory over plain HTTP);
-    never held whole in memory, so it takes nothing from the memory budget."""
+    digest it, and again as it is sent (with ``sendfile`` over plain HTTP); never held whole
+    in memory, so it takes nothing from the memory budget."""
 
     number: int
     offset: int

@@ -8,9 +8,7 @@ imports an HTTP library: the lean path's own connections (``pool``) need none.
 
 from __future__ import annotations
 
-import errno
 import io
-import mmap
 import os
 import socket
 import ssl
@@ -82,13 +80,17 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
     # may be closed (and its number reused) by then.
     fd = os.open(payload.path, os.O_RDONLY) if payload.fd is None else os.dup(payload.fd)
     try:
-        if isinstance(sock, ssl.SSLSocket):  # read and encrypted slice by slice
-            sent = _send_read(sock, fd, offset, length)
-        else:
-            mapped = _send_mapped(sock, fd, offset, length)
-            sent = mapped if mapped is not None else sock.sendfile(_FileAt(fd), offset, length)
-        if sent != length:
-            sent = max(0, min(os.fstat(fd).st_size - offset, sent))
+        if isinstance(sock, ssl.SSLSocket):  # no sendfile through TLS: read and send
+            buffer = slice_buffer()
+            sent = 0
+            while sent < length:
+                n = os.preadv(fd, [buffer[: length - sent]], offset + sent)
+                if not n:
+                    break
+                sock.sendall(buffer[:n])
+                sent += n
+        else:  # straight from the page cache to the socket
+            sent = sock.sendfile(_FileAt(fd), offset, length)
     finally:
         os.close(fd)
     if sent != length:
@@ -96,60 +98,6 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
             f"{payload.path} ended {offset + sent} bytes in, inside the part being sent"
             " (did it change?)"
         )
-
-
-def _send_read(sock: socket.socket, fd: int, offset: int, length: int) -> int:
-    buffer = slice_buffer()
-    sent = 0
-    while sent < length:
-        n = os.preadv(fd, [buffer[: length - sent]], offset + sent)
-        if not n:
-            break
-        sock.sendall(buffer[:n])
-        sent += n
-    return sent
-
-
-MAP_WINDOW = 4 * 1024 * 1024
-"""Bytes of a file mapped at once to be sent (a part of 5 GiB goes window by window)."""
-_POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # Linux: every page in place inside mmap()
-
-
-def _send_mapped(sock: socket.socket, fd: int, offset: int, length: int) -> int | None:
-    """Send the range from its pages mapped into memory, and return the bytes sent (fewer
-    than ``length`` where the file ends first); None, before any byte, where the file cannot
-    be mapped.
-
-    The kernel copies the mapped pages into the socket, so a receiver on this host (a local
-    store, a proxy) reads bytes still in the CPU's caches; with ``sendfile`` it would copy
-    them from the page cache itself, cold, in its own time. Only the kernel touches the
-    mapping: a file cut short meanwhile fails the copy with EFAULT, never a SIGBUS."""
-    end = min(offset + length, os.fstat(fd).st_size)
-    position = offset
-    while position < end:
-        aligned = position - position % mmap.ALLOCATIONGRANULARITY
-        size = min(MAP_WINDOW, end - position)
-        try:
-            window = mmap.mmap(
-                fd,
-                position - aligned + size,
-                flags=mmap.MAP_SHARED | _POPULATE,
-                prot=mmap.PROT_READ,
-                offset=aligned,
-            )
-        except (OSError, ValueError):
-            if position == offset:
-                return None  # a file system without mmap: sendfile
-            raise
-        with window, memoryview(window) as view, view[position - aligned :] as pages:
-            try:
-                _send_sliced(sock, pages)
-            except OSError as exc:
-                if exc.errno != errno.EFAULT:
-                    raise
-                return position - offset  # the file was cut short under the mapping
-        position += size
-    return position - offset
 
 
 class _FileAt:

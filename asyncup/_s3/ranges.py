@@ -3,8 +3,7 @@ not sign payloads), and those of uploads fed by many hosts (``asyncup.parallel``
 
 A part of a multi-terabyte object can be 5 GiB: it is never held in memory. Its checksum is
 computed by reading the range in slices in a worker thread (``digest_range``), then the
-range is sent from a worker thread: its pages mapped into memory window by window, or read
-slice by slice through TLS (``payloads.RangePayload``, ``payloads.send_blocking``).
+range is read again, slice by slice in threads, while it is sent (``payloads.RangePayload``).
 
 botocore validates a part's body before any hook runs and accepts only bytes or file-like
 objects, so the body handed to it is a ``RangeBody`` (a file-like view of the range). Once the

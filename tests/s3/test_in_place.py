@@ -2,15 +2,13 @@
 read to digest each part, read again as it is sent, never held whole in memory.
 
 Each test runs on both wires: asyncup's client with aiobotocore's plain aiohttp session
-(``RangePayload`` written by aiohttp, as through a proxy) and as asyncup makes it (from a
-worker thread, the file's pages mapped into memory). A caller's own client keeps buffered
-parts.
+(``RangePayload`` written by aiohttp, as through a proxy) and as asyncup makes it
+(``sendfile`` from a worker thread). A caller's own client keeps buffered parts.
 """
 
 from __future__ import annotations
 
 import errno
-import mmap
 import os
 import pathlib
 from collections.abc import AsyncIterator
@@ -152,85 +150,25 @@ async def test_a_file_that_grows_while_its_parts_are_sent_is_source_changed(
 
 
 @pytest.mark.parametrize("wire", ["threads"])
-@pytest.mark.parametrize("refused", ["nothing", "mmap", "mmap and sendfile"])
-async def test_each_part_is_sent_from_its_own_offset_however_the_kernel_copies_it(
+async def test_without_sendfile_each_part_is_still_read_at_its_own_offset(
     wire: str,
-    refused: str,
     unsigned: Any,
     s3: Any,
     bucket: str,
     path: pathlib.Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Parts whose offsets are not multiples of a page are sent from the file's pages mapped
-    into memory, window by window (the kernel copies them into the socket: no sendfile).
-    Where mmap is refused, sendfile sends them; where sendfile is refused too, Python's
-    socket.sendfile reads the file object: reading through a descriptor that shares the
-    source's file offset, parts in flight at once would read each other's bytes."""
-    odd = PART + 1
-    calls = {"mmap": 0, "sendfile": 0}
-    real_sendfile = os.sendfile
+    """Where the kernel refuses sendfile, Python's socket.sendfile falls back to reading the
+    file object: reading through a descriptor that shares the source's file offset, parts
+    in flight at once would read each other's bytes."""
 
-    class SpiedMap(mmap.mmap):  # a class still: others ask isinstance(body, mmap.mmap)
-        def __new__(cls, fileno: int, length: int, *args: Any, **kwargs: Any) -> SpiedMap:
-            if fileno != -1:  # a file's pages, not a part buffer
-                calls["mmap"] += 1
-                if "mmap" in refused:
-                    raise OSError(errno.ENODEV, "mmap refused (as by some file systems)")
-            return super().__new__(cls, fileno, length, *args, **kwargs)
+    def no_sendfile(*args: object) -> int:
+        raise OSError(errno.EINVAL, "sendfile refused (as by some file systems)")
 
-    def spied_sendfile(*args: Any) -> int:
-        calls["sendfile"] += 1
-        if "sendfile" in refused:
-            raise OSError(errno.EINVAL, "sendfile refused (as by some file systems)")
-        return real_sendfile(*args)
-
-    monkeypatch.setattr(mmap, "mmap", SpiedMap)
-    monkeypatch.setattr(os, "sendfile", spied_sendfile)
-    config = asyncup.TransferConfig(part_size=odd, multipart_threshold=odd, concurrency=3)
-    result = await asyncup.upload(path, bucket, "obj", client=unsigned, config=config)
+    monkeypatch.setattr(os, "sendfile", no_sendfile)
+    result = await asyncup.upload(path, bucket, "obj", client=unsigned, config=CONFIG)
     assert result.parts == 4
-    await assert_object(s3, bucket, "obj", DATA, odd)
-    # Three parts of two windows each; the last (997 bytes) is written on the event loop.
-    if refused == "nothing":
-        assert calls == {"mmap": 6, "sendfile": 0}
-    elif refused == "mmap":  # each part's first window refused, then sendfile (in a loop)
-        assert calls["mmap"] == 3
-        assert calls["sendfile"] >= 3
-    else:  # sendfile refused at once for each part: socket.sendfile reads the file instead
-        assert calls == {"mmap": 3, "sendfile": 3}
-
-
-@pytest.mark.parametrize("wire", ["threads"])
-async def test_a_file_cut_short_under_its_mapped_pages_is_source_changed(
-    wire: str,
-    proxy: FaultProxy,
-    unsigned: Any,
-    s3: Any,
-    bucket: str,
-    path: pathlib.Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The file is cut short once part 2's first window is mapped: the kernel's copy of the
-    missing pages fails (EFAULT; had the process read them itself, SIGBUS would have killed
-    it), and the upload fails at once as one whose file changed: part 2 is not sent again."""
-    events: list[asyncup.UploadEvent] = []
-
-    class CutAfterMapping(mmap.mmap):
-        def __new__(cls, fileno: int, length: int, *args: Any, **kwargs: Any) -> CutAfterMapping:
-            window = super().__new__(cls, fileno, length, *args, **kwargs)
-            if fileno != -1 and kwargs.get("offset", 0) >= PART:
-                os.truncate(path, PART + PART // 2)
-            return window
-
-    monkeypatch.setattr(mmap, "mmap", CutAfterMapping)
-    error = await refused_as_changed(
-        unsigned, s3, bucket, path, config=ONE_AT_A_TIME, on_event=events.append
-    )
-    assert error.part_number == 2
-    assert "ended inside part 2" in str(error)
-    assert [event for event in events if event.kind == "retry"] == []
-    assert proxy.counts["UploadPart"] == 2
+    await assert_object(s3, bucket, "obj", DATA, PART)
 
 
 async def test_a_file_that_shrinks_before_a_part_is_read_is_source_changed(
