@@ -7,9 +7,9 @@ Usage (from the checkout, venv active; a 1 GiB file is made once at /tmp/asyncup
         checksummed and sent:
           sendall   pread the whole part, CRC32 it (zlib), ``sendall`` the buffer
           sendfile  a CRC32 pass (zlib) in 1 MiB preads, then ``sendfile`` (HTTP only)
-          isal      the same with ISA-L's CRC32 (asyncup to a remote store, HTTP)
+          isal      the same with ISA-L's CRC32 (what asyncup does over HTTP)
           mapped    the ISA-L pass, then ``sendall`` from the part's pages mapped 4 MiB at a
-                    time (asyncup to a store on this host, HTTP, since 41d19ff)
+                    time (tried in asyncup as 41d19ff, reverted: RESULTS.md)
           nocrc     ``sendfile`` and no checksum at all (what obstore-unsigned and
                     awscrt-bare send; a reference)
           onepass   1 MiB preads, each CRC32'd (ISA-L) and sent from the same buffer: the one
