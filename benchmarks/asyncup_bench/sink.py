@@ -22,7 +22,8 @@ which in ``x-sink-etag`` (computed, claimed, none) and lists the part sizes in
 ``x-sink-parts`` (``8388608*127,4194304``) so that a runner can recompute the ETag.
 ``GET /_sink/stats`` answers JSON counters and the sink's own CPU seconds.
 
-Checksums: as S3 does, a body sent with an ``x-amz-checksum-*`` header (not a trailer) is
+Checksums: as S3 does, a body sent with an ``x-amz-checksum-*`` header, or an aws-chunked
+body with one in its trailer (``x-amz-trailer``, as boto3 sends over HTTPS and the CRT), is
 checked as it arrives (CRC32 with ISA-L, CRC32C and CRC64NVME with awscrt, SHA1 and SHA256
 with hashlib), and a mismatch is refused as 400 BadDigest. A client that probes whether the
 store verifies (asyncup does) finds that it does, as on S3. CompleteMultipartUpload takes
@@ -120,6 +121,69 @@ class Checksum:
         return base64.b64encode(raw).decode() == self.expected
 
 
+class Trailing:
+    """The checksum an aws-chunked body names in ``x-amz-trailer``, kept up over its payload
+    as the framed body arrives (chunk-size lines, with or without a chunk signature, each
+    chunk's data, the last empty chunk, then the trailer's lines), and compared with the value
+    its trailer gives."""
+
+    _LONGEST_LINE = 4096
+
+    def __init__(self, algorithm: str) -> None:
+        self.algorithm = algorithm
+        self.trailer: dict[str, str] = {}
+        self._payload = Checksum(algorithm, "")
+        self._line = bytearray()  # a size or trailer line, until its end arrives
+        self._left = 0  # bytes of the current chunk's data still to come
+        self._crlf = 0  # bytes of the CRLF after a chunk's data still to come
+        self._in_trailer = False
+        self._malformed = False
+
+    def update(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view and not self._malformed:
+            if self._left:
+                taken = view[: self._left]
+                self._payload.update(taken)  # type: ignore[arg-type]
+                self._left -= len(taken)
+                self._crlf = 0 if self._left else 2
+                view = view[len(taken) :]
+            elif self._crlf:
+                skipped = min(self._crlf, len(view))
+                self._crlf -= skipped
+                view = view[skipped:]
+            else:
+                head = bytes(view[: self._LONGEST_LINE])
+                end = head.find(b"\n")
+                self._line += head if end < 0 else head[: end + 1]
+                view = view[len(head) if end < 0 else end + 1 :]
+                if len(self._line) > self._LONGEST_LINE:
+                    self._malformed = True
+                elif end >= 0:
+                    self._read_line(bytes(self._line).strip())
+                    self._line.clear()
+
+    def _read_line(self, line: bytes) -> None:
+        if self._in_trailer:
+            name, colon, value = line.partition(b":")
+            if colon:
+                self.trailer[name.strip().lower().decode()] = value.strip().decode()
+            return
+        try:
+            self._left = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            self._malformed = True
+            return
+        self._in_trailer = self._left == 0
+
+    def matches(self) -> bool:
+        expected = self.trailer.get(f"x-amz-checksum-{self.algorithm.lower()}")
+        if self._malformed or expected is None:
+            return False
+        self._payload.expected = expected
+        return self._payload.matches()
+
+
 def multipart_etag(parts: Sequence[Part]) -> tuple[str, str]:
     """S3's ETag for these parts, and how much it can be trusted."""
     if any(part.md5 is None for part in parts):
@@ -183,7 +247,12 @@ class Store:
             or (request.method == "POST" and "uploadId" in request.query)
         ):
             request.chunks = []
-        if write and not request.aws_chunked:
+        if write and request.aws_chunked:
+            trailer = request.headers.get("x-amz-trailer", "").strip().lower()
+            algorithm = trailer.removeprefix("x-amz-checksum-").upper()
+            if trailer.startswith("x-amz-checksum-") and algorithm in RUNNING:
+                request.running = Trailing(algorithm)
+        elif write:
             for name, value in request.headers.items():
                 algorithm = name.removeprefix("x-amz-checksum-").upper()
                 if name.startswith("x-amz-checksum-") and algorithm in RUNNING:
@@ -192,9 +261,9 @@ class Store:
 
     @staticmethod
     def _refused(request: Request) -> Response | None:
-        """BadDigest for a body whose checksum is not the one its header says."""
+        """BadDigest for a body whose checksum is not the one its header (or trailer) says."""
         running = request.running
-        if isinstance(running, Checksum) and not running.matches():
+        if isinstance(running, Checksum | Trailing) and not running.matches():
             name = running.algorithm
             return error(
                 400, "BadDigest", f"The {name} you specified did not match the calculated checksum."

@@ -3,15 +3,20 @@ and the whole harness runs end to end (asyncup alone: no peer environment needed
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
 import http.server
 import json
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import threading
+import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +26,7 @@ import pytest
 from aiobotocore.session import get_session
 from asyncup_bench import measure, servers
 from asyncup_bench.peers import CLIENTS
-from asyncup_bench.sink import Part, decode_aws_chunked, multipart_etag, run_lengths
+from asyncup_bench.sink import Part, Trailing, decode_aws_chunked, multipart_etag, run_lengths
 from asyncup_bench.verify import equal_parts, etag_for, parse_run_lengths
 from botocore.exceptions import ClientError
 
@@ -120,6 +125,76 @@ async def test_an_unknown_ca_is_refused(sink: servers.Server) -> None:
 def test_aws_chunked_bodies_decode_to_their_payload() -> None:
     body = b"5;chunk-signature=ab\r\nhello\r\n3\r\n wo\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n"
     assert decode_aws_chunked(body) == b"hello wo"
+
+
+def aws_chunked(data: bytes, trailer: str, *, size: int = 5, signed: bool = False) -> bytes:
+    """``data`` framed as aws-chunked in chunks of ``size`` bytes, ``trailer`` after the last."""
+    extension = ";chunk-signature=" + "0" * 64 if signed else ""
+    framed = b"".join(
+        f"{len(data[at : at + size]):x}{extension}\r\n".encode() + data[at : at + size] + b"\r\n"
+        for at in range(0, len(data), size)
+    )
+    return framed + f"0{extension}\r\n{trailer}\r\n\r\n".encode()
+
+
+def crc32_value(data: bytes, flip: int = 0) -> str:
+    return base64.b64encode(((zlib.crc32(data) ^ flip) & 0xFFFFFFFF).to_bytes(4, "big")).decode()
+
+
+@pytest.mark.parametrize("signed", [False, True])
+@pytest.mark.parametrize("piece", [1, 7, 1 << 20])
+def test_a_trailing_checksum_is_checked_however_the_body_arrives(signed: bool, piece: int) -> None:
+    """The checksum an aws-chunked body carries after its last chunk is kept up over the
+    payload alone (sizes, chunk signatures and framing left out), whatever the pieces the
+    body arrives in; a wrong value, a missing one or another algorithm's does not match."""
+    data = random_bytes(1000, seed=41)
+    cases = {
+        f"x-amz-checksum-crc32:{crc32_value(data)}": True,
+        f"x-amz-checksum-crc32:{crc32_value(data, flip=1)}": False,
+        f"x-amz-checksum-crc32c:{crc32_value(data)}": False,
+        "": False,
+    }
+    for trailer, matches in cases.items():
+        body = aws_chunked(data, trailer, size=333, signed=signed)
+        running = Trailing("CRC32")
+        for at in range(0, len(body), piece):
+            running.update(body[at : at + piece])
+        assert running.matches() is matches, trailer
+
+
+@pytest.mark.parametrize("right", [True, False])
+def test_sink_refuses_a_body_whose_trailer_does_not_match_it(
+    sink: servers.Server, right: bool
+) -> None:
+    """As S3: a PUT whose aws-chunked body says in its trailer a CRC32 it does not have is
+    refused as BadDigest; with the right one it is taken."""
+    data = random_bytes(100_000, seed=42)
+    body = aws_chunked(data, f"x-amz-checksum-crc32:{crc32_value(data, flip=0 if right else 4)}")
+    url = urllib.parse.urlsplit(sink.endpoint)
+    context = ssl.create_default_context(cafile=sink.ca_bundle) if sink.ca_bundle else None
+    connection = (
+        http.client.HTTPSConnection(url.netloc, context=context, timeout=10)
+        if context
+        else http.client.HTTPConnection(url.netloc, timeout=10)
+    )
+    headers = {
+        "Content-Encoding": "aws-chunked",
+        "Content-Length": str(len(body)),
+        "x-amz-content-sha256": "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+        "x-amz-decoded-content-length": str(len(data)),
+        "x-amz-trailer": "x-amz-checksum-crc32",
+    }
+    try:
+        connection.request("PUT", f"/b/trailer-{right}", body=body, headers=headers)
+        answer = connection.getresponse()
+        text = answer.read().decode()
+    finally:
+        connection.close()
+    if right:
+        assert answer.status == 200, text
+    else:
+        assert answer.status == 400
+        assert "<Code>BadDigest</Code>" in text
 
 
 def test_part_sizes_round_trip_and_etags_match_s3s(tmp_path: Path) -> None:
