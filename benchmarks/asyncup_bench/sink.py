@@ -123,11 +123,13 @@ class Checksum:
 
 class Trailing:
     """The checksum an aws-chunked body names in ``x-amz-trailer``, kept up over its payload
-    as the framed body arrives (chunk-size lines, with or without a chunk signature, each
-    chunk's data, the last empty chunk, then the trailer's lines), and compared with the value
-    its trailer gives."""
+    as the framed body arrives (chunk-size lines in hex, with or without a chunk signature,
+    each chunk's data and its CRLF, the last empty chunk, the trailer's lines, a blank line),
+    and compared with the value its trailer gives. Anything else in the framing (a size that
+    is not hex, a missing CRLF, bytes after the end) makes it match nothing."""
 
     _LONGEST_LINE = 4096
+    _HEX = frozenset(b"0123456789abcdefABCDEF")
 
     def __init__(self, algorithm: str) -> None:
         self.algorithm = algorithm
@@ -135,50 +137,63 @@ class Trailing:
         self._payload = Checksum(algorithm, "")
         self._line = bytearray()  # a size or trailer line, until its end arrives
         self._left = 0  # bytes of the current chunk's data still to come
-        self._crlf = 0  # bytes of the CRLF after a chunk's data still to come
-        self._in_trailer = False
-        self._malformed = False
+        self._crlf = b""  # what is left of the CRLF after a chunk's data
+        self._in_trailer = self._ended = self._malformed = False
 
     def update(self, data: bytes) -> None:
         view = memoryview(data)
         while view and not self._malformed:
-            if self._left:
+            if self._ended:
+                self._malformed = True  # bytes after the blank line that ends the body
+            elif self._left:
                 taken = view[: self._left]
                 self._payload.update(taken)  # type: ignore[arg-type]
                 self._left -= len(taken)
-                self._crlf = 0 if self._left else 2
+                self._crlf = b"" if self._left else b"\r\n"
                 view = view[len(taken) :]
             elif self._crlf:
-                skipped = min(self._crlf, len(view))
-                self._crlf -= skipped
-                view = view[skipped:]
+                seen = bytes(view[: len(self._crlf)])
+                self._malformed = not self._crlf.startswith(seen)
+                self._crlf = self._crlf[len(seen) :]
+                view = view[len(seen) :]
             else:
                 head = bytes(view[: self._LONGEST_LINE])
-                end = head.find(b"\n")
-                self._line += head if end < 0 else head[: end + 1]
-                view = view[len(head) if end < 0 else end + 1 :]
+                if self._line.endswith(b"\r") and head.startswith(b"\n"):
+                    piece = head[:1]  # the CR ended the previous piece
+                else:
+                    end = head.find(b"\r\n")
+                    piece = head if end < 0 else head[: end + 2]
+                self._line += piece
+                view = view[len(piece) :]
                 if len(self._line) > self._LONGEST_LINE:
                     self._malformed = True
-                elif end >= 0:
-                    self._read_line(bytes(self._line).strip())
+                elif self._line.endswith(b"\r\n"):
+                    self._read_line(bytes(self._line[:-2]))
                     self._line.clear()
 
     def _read_line(self, line: bytes) -> None:
         if self._in_trailer:
+            if not line:
+                self._ended = True
+                return
             name, colon, value = line.partition(b":")
-            if colon:
-                self.trailer[name.strip().lower().decode()] = value.strip().decode()
+            try:
+                key = name.strip().lower().decode("ascii")
+                self._malformed |= not colon or key in self.trailer
+                self.trailer[key] = value.strip().decode("ascii")
+            except UnicodeDecodeError:
+                self._malformed = True
             return
-        try:
-            self._left = int(line.split(b";", 1)[0], 16)
-        except ValueError:
+        size = line.split(b";", 1)[0]
+        if not size or not set(size) <= self._HEX:
             self._malformed = True
             return
+        self._left = int(size, 16)
         self._in_trailer = self._left == 0
 
     def matches(self) -> bool:
         expected = self.trailer.get(f"x-amz-checksum-{self.algorithm.lower()}")
-        if self._malformed or expected is None:
+        if self._malformed or not self._ended or expected is None:
             return False
         self._payload.expected = expected
         return self._payload.matches()

@@ -10,6 +10,8 @@ Usage (from the checkout, venv active; a 1 GiB file is made once at /tmp/asyncup
           isal      the same with ISA-L's CRC32 (what asyncup does over HTTP)
           mapped    the ISA-L pass, then ``sendall`` from the part's pages mapped 4 MiB at a
                     time (tried in asyncup as 41d19ff, reverted: RESULTS.md)
+          read      the ISA-L pass, then 1 MiB preads each sent (what asyncup does over TLS)
+          buffer    the whole part in one pread, CRC32'd (ISA-L) and sent from the buffer
           nocrc     ``sendfile`` and no checksum at all (what obstore-unsigned and
                     awscrt-bare send; a reference)
           onepass   1 MiB preads, each CRC32'd (ISA-L) and sent from the same buffer: the one
@@ -99,14 +101,14 @@ def ceiling(mode: str, endpoint: str, tls: bool) -> None:
                 break
             offset = (number - 1) * PART
             crc = done = 0
-            if mode in ("sendfile", "isal", "mapped"):
+            if mode in ("sendfile", "isal", "mapped", "read"):
                 digest = zlib.crc32 if mode == "sendfile" else isal_crc32
                 while done < PART:
                     n = os.preadv(fd, [small], offset + done)
                     crc, done = digest(memoryview(small)[:n], crc), done + n
-            elif mode == "sendall":
+            elif mode in ("sendall", "buffer"):
                 os.preadv(fd, [buffer], offset)
-                crc = zlib.crc32(buffer)
+                crc = zlib.crc32(buffer) if mode == "sendall" else isal_crc32(buffer)
             conn.putrequest("PUT", f"/bench/k?partNumber={number}&uploadId={upload_id}")
             conn.putheader("Content-Length", str(PART))
             if mode not in ("nocrc", "onepass"):
@@ -125,6 +127,12 @@ def ceiling(mode: str, endpoint: str, tls: bool) -> None:
                     ):
                         for at in range(0, 4 << 20, 1 << 20):
                             conn.sock.sendall(view[at : at + (1 << 20)])
+            elif mode == "read":
+                done = 0
+                while done < PART:
+                    n = os.preadv(fd, [small], offset + done)
+                    conn.sock.sendall(memoryview(small)[:n])
+                    done += n
             elif mode == "onepass":
                 done = 0
                 while done < PART:

@@ -162,6 +162,38 @@ def test_a_trailing_checksum_is_checked_however_the_body_arrives(signed: bool, p
         assert running.matches() is matches, trailer
 
 
+GOOD = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:" + crc32_value(b"hello").encode() + b"\r\n\r\n"
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize(
+    "body",
+    [
+        GOOD.replace(b"5\r\n", b"-1\r\n"),  # a negative size
+        GOOD.replace(b"5\r\n", b"0x5\r\n"),  # not hex digits alone
+        GOOD.replace(b"5\r\n", b" 5\r\n"),
+        GOOD.replace(b"hello\r\n", b"helloXX"),  # no CRLF after the data
+        GOOD.replace(b"\r\n", b"\n"),  # bare LFs
+        GOOD[:-2],  # no blank line at the end
+        GOOD + b"x-amz-checksum-crc32:AAAAAA==\r\n\r\n",  # more after the end
+        GOOD.replace(b"0\r\n", b"0\r\nx-amz-checksum-crc32:AAAAAA==\r\n"),  # said twice
+        GOOD.replace(b"0\r\n", b"0\r\nx-amz-meta-\xff:1\r\n"),  # not ASCII
+    ],
+    ids=["negative", "0x", "space", "no-crlf", "lf", "unended", "more", "twice", "not-ascii"],
+)
+def test_a_malformed_aws_chunked_body_matches_nothing(body: bytes) -> None:
+    """The framing is checked as S3 reads it: each malformed body fails, fed whole or byte
+    by byte (a negative size once made the decoder spin for ever)."""
+    for piece in (1, len(body)):
+        running = Trailing("CRC32")
+        for at in range(0, len(body), piece):
+            running.update(body[at : at + piece])
+        assert running.matches() is False
+    whole = Trailing("CRC32")
+    whole.update(GOOD)
+    assert whole.matches() is True
+
+
 @pytest.mark.parametrize("right", [True, False])
 def test_sink_refuses_a_body_whose_trailer_does_not_match_it(
     sink: servers.Server, right: bool
