@@ -27,20 +27,39 @@ def entry(kind: str, about: str, suffix: str) -> str | None:
 
 
 def read(path: str) -> Any:
-    """The dict kept at ``path``, or None (none yet, or not readable as marshal's)."""
+    """The dict kept at ``path``, or None (none yet, not readable as marshal's, or in a
+    place someone else could have written: see ``_private``)."""
     try:
-        with open(path, "rb") as cached:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as cached:
+            folder = os.stat(os.path.dirname(path))
+            if not (_private(os.fstat(cached.fileno())) and _private(folder)):
+                return None
             data = marshal.load(cached)
     except (OSError, EOFError, ValueError, TypeError):
         return None
     return data if isinstance(data, dict) else None
 
 
+def _private(stat: os.stat_result) -> bool:
+    """Whether a file or folder is the user's own, and no one else may write it: what an
+    entry says (a store's endpoint, whether to check its certificate, botocore's models) is
+    trusted as the user's own settings would be."""
+    owner = os.getuid() if hasattr(os, "getuid") else stat.st_uid
+    return stat.st_uid == owner and not stat.st_mode & 0o022
+
+
 def write(path: str, data: Any) -> None:
-    """Atomically (another process may be reading or writing it); failures ignored."""
+    """Atomically (another process may be reading or writing it); failures ignored, and
+    nothing written in a folder that is not private (``_private``)."""
     folder = os.path.dirname(path)
     with contextlib.suppress(OSError):
         os.makedirs(folder, mode=0o700, exist_ok=True)
+        if not _private(os.stat(folder)):
+            return
         handle, temporary = tempfile.mkstemp(dir=folder, suffix=".tmp")
         try:
             with os.fdopen(handle, "wb") as out:

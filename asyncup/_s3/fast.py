@@ -124,7 +124,11 @@ class Record:
             read_timeout=session._timeout.sock_read,
             keep=session._max_pool_connections,
             idle_for=session._idle_for,
-            tls=_client_tls(session),
+            # Described only where it is used: reading the CAs may fail (a bundle gone) for a
+            # client that never needed them.
+            tls=_client_tls(session)
+            if any(at.scheme == "https" for at in endpoints.values())
+            else None,
             modeled=frozenset(client.exceptions._code_to_exception),
             outputs={
                 name: lean.members_by_header(model.operation_model(model_name))
@@ -204,7 +208,11 @@ class Fast:
         if https and self._tls is None:
             if self._record.tls is None:
                 return await self._through_client(operation, params, "a TLS context of its own")
-            self._tls = await anyio.to_thread.run_sync(tls_context, self._record.tls)
+            try:
+                self._tls = await anyio.to_thread.run_sync(tls_context, self._record.tls)
+            except Exception as exc:  # (a CA bundle gone: the client says so in its words)
+                reason = f"a TLS context that cannot be made again ({type(exc).__name__})"
+                return await self._through_client(operation, params, reason)
         status, head_in, content = await self._pool.send(
             endpoint.url(request.target),
             key,

@@ -12,7 +12,9 @@ and signing region, the User-Agent, the timeouts and the answers' header members
   directory), under a name that stands for everything botocore reads to say it: asyncup's
   and botocore's versions, Python's and the system's, the Uploader's endpoint, region, TLS
   setting and concurrency, every ``AWS_`` environment variable but the secrets, the proxy and
-  CA bundle variables, and the AWS config file's size and time. No secret is written.
+  CA bundle variables, the system's proxies (macOS, Windows), and the AWS config and
+  credentials files' sizes and times. No secret is written; a record is read only from a
+  folder that is the user's own and that no one else may write (``cachedir``).
 
 A write to a bucket the record knows goes out as the lean path sends it, without the client
 (``fast``). Anything else opens the client then, and that request and all after it go
@@ -26,6 +28,7 @@ recorded for the next.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -37,6 +40,8 @@ import anyio.to_thread
 
 from . import cachedir
 from .fast import FORMAT, Fast, Record
+
+log = logging.getLogger("asyncup")
 
 _BUCKETS = 256  # endpoints a record keeps (the latest learnt)
 _SECRETS = frozenset(
@@ -67,12 +72,11 @@ def record_path(
     kept; None when there is no cache directory."""
     import botocore  # the package alone: its version
 
-    config = os.path.expanduser(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config")
-    try:
-        stat = os.stat(config)
-        config_file = f"{config} {stat.st_size} {stat.st_mtime_ns} {stat.st_ino}"
-    except OSError:
-        config_file = f"{config} none"
+    # botocore reads settings (region, endpoint_url, ca_bundle, s3 = ...) from both files.
+    files = [
+        _stamp(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"),
+        _stamp(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"),
+    ]
     environment = sorted(
         (name, value)
         for name, value in os.environ.items()
@@ -86,17 +90,38 @@ def record_path(
                 _installed(),
                 botocore.__version__,
                 sys.version,
-                os.uname().release,
+                os.uname().release if hasattr(os, "uname") else sys.platform,
                 endpoint_url,
                 region_name,
                 verify,
                 concurrency,
-                config_file,
+                files,
                 environment,
+                _system_proxies(),
             ),
         )
     )
     return cachedir.entry("start", about, ".marshal")
+
+
+def _stamp(path: str) -> str:
+    """``path`` as botocore finds it (variables, then ``~``), and its size and time."""
+    path = os.path.expanduser(os.path.expandvars(path))
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return f"{path} none"
+    return f"{path} {stat.st_size} {stat.st_mtime_ns} {stat.st_ino}"
+
+
+def _system_proxies() -> object:
+    """The proxies the system's settings give (macOS, Windows), which botocore's session
+    reads besides the environment's (``_OTHERS``, the only ones elsewhere)."""
+    if sys.platform not in ("darwin", "win32"):
+        return None
+    import urllib.request
+
+    return sorted(urllib.request.getproxies().items())
 
 
 def _installed() -> str:
@@ -141,9 +166,13 @@ class Start:
 
     async def remember(self, client: Any) -> None:
         """Record what ``client`` learnt (if anything new), for the next process: in a thread
-        (its TLS context may be made, CAs read, to be described)."""
+        (its TLS context may be made, CAs read, to be described). A record is only a head
+        start: failing to make one never fails the command."""
         if client is not None:
-            await anyio.to_thread.run_sync(self._remember, client)
+            try:
+                await anyio.to_thread.run_sync(self._remember, client)
+            except Exception as exc:  # (cancellation is not an Exception: it goes on)
+                log.debug("no fast start recorded: %s: %s", type(exc).__name__, exc)
 
     def _remember(self, client: Any) -> None:
         record = Record.of(client)

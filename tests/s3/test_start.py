@@ -9,6 +9,7 @@ proxy, which sees every request.
 from __future__ import annotations
 
 import marshal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -258,9 +259,45 @@ def test_the_record_is_named_for_what_botocore_reads(
     config.write_text("[default]\nregion = eu-west-3\n")
     assert path() != base
     changed = path()
+    # The credentials file: botocore reads settings (endpoint_url, region...) there too.
+    credentials = tmp_path / "credentials"
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    changed = path()
+    credentials.write_text("[default]\nendpoint_url = http://elsewhere:9000\n")
+    assert path() != changed
+    # A path with a variable in it, as botocore expands it.
+    monkeypatch.setenv("ASYNCUP_TEST_DIR", str(tmp_path))
+    monkeypatch.setenv("AWS_CONFIG_FILE", "$ASYNCUP_TEST_DIR/config")
+    changed = path()
+    config.write_text("[default]\nregion = eu-west-2\n")
+    assert path() != changed
+    changed = path()
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "another")  # the keys are read, not recorded
     monkeypatch.setenv("AWS_SESSION_TOKEN", "another")
     assert path() == changed
+
+
+def test_the_systems_proxies_name_the_record_where_botocore_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On macOS and Windows botocore's session takes proxies from the system's settings as
+    well as from the environment: there they name the record too."""
+    import urllib.request
+
+    proxies: dict[str, str] = {}
+    monkeypatch.setattr(urllib.request, "getproxies", lambda: dict(proxies))
+
+    def path() -> str | None:
+        return start.record_path("http://e", None, None, 10)
+
+    monkeypatch.setattr(sys, "platform", "darwin")
+    base = path()
+    proxies["https"] = "http://proxy.example:3128"
+    assert path() != base
+    monkeypatch.setattr(sys, "platform", "linux")  # the environment's alone, named already
+    linux = path()
+    proxies.clear()
+    assert path() == linux
 
 
 @ON_MOTO
@@ -293,3 +330,48 @@ async def test_a_damaged_record_is_made_again(
     async with fast_uploader(proxy.url) as uploader:
         await uploader.upload(b"y", bucket, "k")
         assert fast_of(uploader).client is None
+
+
+@ON_MOTO
+async def test_a_record_that_cannot_be_made_never_fails_the_command(
+    proxy: FaultProxy, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP a CA bundle that is gone (AWS_CA_BUNDLE) is never read, to make the record
+    or otherwise; and whatever else fails while the record is made, the upload's result
+    stands and the Uploader closes as it would have."""
+    monkeypatch.setenv("AWS_CA_BUNDLE", "/nonexistent/ca.pem")
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(b"first", bucket, "k1")
+    async with fast_uploader(proxy.url) as uploader:  # recorded: a fast start
+        await uploader.upload(b"second", bucket, "k2")
+        assert fast_of(uploader).client is None
+
+    def broken(client: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(start.Record, "of", broken)
+    data = random_bytes(2 * MiB)  # sent from a thread: the client is opened
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(data, bucket, "k3")
+        assert fast_of(uploader).client is not None
+    assert await read_object(s3, bucket, "k3") == data
+
+
+@ON_MOTO
+@pytest.mark.parametrize("how", ["folder others may write", "record linked"])
+async def test_a_record_someone_else_could_have_written_is_not_used(
+    how: str, cache: Path, proxy: FaultProxy, bucket: str, warm: None, tmp_path: Path
+) -> None:
+    """What a record says (where to send, whether to check certificates) is trusted as the
+    user's own settings: only from a folder and a file that are the user's alone."""
+    folder = cache / "asyncup" / "start"
+    (record,) = folder.iterdir()
+    if how == "folder others may write":
+        folder.chmod(0o777)
+    else:
+        elsewhere = tmp_path / "elsewhere.marshal"
+        record.rename(elsewhere)
+        record.symlink_to(elsewhere)
+    async with fast_uploader(proxy.url) as uploader:
+        await uploader.upload(b"x", bucket, "k")
+        assert fast_or_none(uploader) is None

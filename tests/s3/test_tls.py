@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import marshal
 import os
 import shutil
 import ssl
@@ -23,6 +24,7 @@ from botocore.exceptions import SSLError
 from botocore.httpsession import get_cert_path
 
 import asyncup
+from asyncup._s3 import fast
 from asyncup._s3.fast import tls_context, tls_settings
 from asyncup._s3.pool import Pool, request_head
 from asyncup._s3.threaded import ThreadedSession
@@ -320,6 +322,38 @@ async def test_a_fast_start_verifies_as_its_client_would(
         await assert_object(s3, bucket, "fast", SMALL, None)
         listing = await s3.list_objects_v2(Bucket=bucket, Prefix="refused")
         assert listing.get("KeyCount", 0) == 0
+
+
+@pytest.mark.parametrize("damage", ["described otherwise", "cannot be made"])
+async def test_a_tls_context_a_fast_start_cannot_make_again_opens_the_client(
+    damage: str, private_ca: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record whose TLS settings are not this version's, or whose context fails to be made
+    again, opens the client, whose own context sends the write: it never fails for it."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    endpoint, ca = private_ca
+    bucket = await new_bucket(endpoint, verify=ca)
+    async with fast_uploader(endpoint, ca) as up:
+        await up.upload(SMALL, bucket, "first")  # through the client: recorded
+    if damage == "described otherwise":
+        (record,) = (cache / "asyncup" / "start").iterdir()
+        data = marshal.loads(record.read_bytes())
+        del data["tls"]["verify_mode"]
+        record.write_bytes(marshal.dumps(data))
+    else:
+
+        def fails(settings: Any) -> ssl.SSLContext:
+            raise OSError("the CA bundle is gone")
+
+        monkeypatch.setattr(fast, "tls_context", fails)
+    async with fast_uploader(endpoint, ca) as up:
+        await up.upload(SMALL, bucket, "second")
+        assert up._s3 is not None
+        assert up._s3._fast is not None
+        assert up._s3._fast.client is not None
+    async with client(endpoint, verify=ca) as s3:
+        await assert_object(s3, bucket, "second", SMALL, None)
 
 
 @pytest.mark.parametrize("verify", [True, False, "CA"])
