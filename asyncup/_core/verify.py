@@ -74,6 +74,10 @@ class StoreChecks:
     """Small objects written (PutObject, their MD5 compared) while ``verifies`` was None."""
     probed: bool = False
     """Whether a probe was tried (it may have said neither yes nor no)."""
+    trails: bool | None = None
+    """Whether it verifies a checksum sent as a trailer too (aws-chunked): learnt by a probe
+    of its own, over TLS (``integrity.learn``); a store may take a trailer and check nothing
+    (moto even says the value back)."""
 
 
 # Endpoints documented to verify every checksum they are sent (no probe needed).

@@ -93,6 +93,12 @@ class Fallback:
     reason: str
 
 
+UNSIGNED = "UNSIGNED-PAYLOAD"
+TRAILED = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"  # (awscrt has no name for it)
+TRAIL_CHUNK = 1024 * 1024
+"""Payload bytes per aws-chunked chunk of a ``trailed`` body (botocore's chunk size)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Request:
     method: str
@@ -176,12 +182,17 @@ class Identity:
 
 
 def sign(
-    request: Request, host: str, who: Identity, now: datetime.datetime | None = None
+    request: Request,
+    host: str,
+    who: Identity,
+    now: datetime.datetime | None = None,
+    payload: str = UNSIGNED,
 ) -> list[tuple[str, str]]:
     """``request``'s headers with Host and SigV4's (X-Amz-Date, x-amz-content-sha256,
-    the token's, Authorization), signed for S3 with awscrt's native signer."""
+    the token's, Authorization), signed for S3 with awscrt's native signer; ``payload`` is
+    what x-amz-content-sha256 says of the body (``TRAILED`` for a ``trailed`` request)."""
     now = now or datetime.datetime.now(datetime.UTC)
-    config = _config(who, now.replace(microsecond=0))  # X-Amz-Date says no more
+    config = _config(who, now.replace(microsecond=0), payload)  # X-Amz-Date says no more
     signed = _signed(request, host, config).headers
     # Only what the signer added is read back (each read is a call into awscrt).
     added = [(name, signed.get(name)) for name in _ADDED if name != _TOKEN or who.token]
@@ -223,7 +234,7 @@ def _crt_request(request: Request, host: str) -> Any:
 
 
 @functools.lru_cache(maxsize=4)
-def _config(who: Identity, when: datetime.datetime) -> Any:
+def _config(who: Identity, when: datetime.datetime, payload: str) -> Any:
     """The signing configuration for ``who`` in one second (made once for all its requests)."""
     return auth.AwsSigningConfig(
         algorithm=auth.AwsSigningAlgorithm.V4,
@@ -232,13 +243,79 @@ def _config(who: Identity, when: datetime.datetime) -> Any:
         region=who.region,
         service="s3",
         date=when,
-        signed_body_value=auth.AwsSignedBodyValue.UNSIGNED_PAYLOAD,
+        signed_body_value=payload,
         signed_body_header_type=auth.AwsSignedBodyHeaderType.X_AMZ_CONTENT_SHA_256,
         use_double_uri_encode=False,  # S3's rules: the path as it is sent
         should_normalize_uri_path=False,
+        # botocore sends a trailed body chunked, without a Content-Length to sign: the same
+        # signature for ours, which has one.
+        should_sign_header=_not_the_length if payload == TRAILED else None,
     )
+
+
+def _not_the_length(name: str) -> bool:
+    return name.lower() != "content-length"
 
 
 @functools.lru_cache(maxsize=16)
 def _provider(who: Identity) -> Any:
     return auth.AwsCredentialsProvider.new_static(who.access_key, who.secret_key, who.token)
+
+
+def trailed(request: Request, algorithm: str) -> Request:
+    """``request`` (an UploadPart or PutObject of a known length, without its checksum's
+    value) with that checksum in a trailer, as botocore sends it over TLS: the body
+    aws-chunked (``frame``), its length the framed one, the payload's in
+    x-amz-decoded-content-length, the checksum named in x-amz-trailer. Sign it with
+    ``payload=TRAILED``."""
+    headers: list[tuple[str, str]] = []
+    length = encoding = None
+    for name, value in request.headers:
+        if name == "Content-Length":
+            length = int(value)
+        elif name == "Content-Encoding":
+            encoding = value
+        else:
+            headers.append((name, value))
+    if length is None:
+        raise ValueError("a trailed request needs its Content-Length")
+    headers += [
+        ("Content-Encoding", f"{encoding},aws-chunked" if encoding else "aws-chunked"),
+        ("Content-Length", str(framed_length(length, algorithm))),
+        ("x-amz-decoded-content-length", str(length)),
+        ("x-amz-trailer", trailer_name(algorithm)),
+    ]
+    return Request(request.method, request.target, headers)
+
+
+def trailer_name(algorithm: str) -> str:
+    return f"x-amz-checksum-{algorithm.lower()}"
+
+
+_B64_LENGTH = {"CRC32": 8, "CRC32C": 8, "CRC64NVME": 12, "SHA1": 28, "SHA256": 44}
+
+
+def framed_length(length: int, algorithm: str) -> int:
+    """The bytes ``frame`` makes of a payload of ``length`` bytes."""
+    whole, rest = divmod(length, TRAIL_CHUNK)
+    framing = whole * len(chunk_head(TRAIL_CHUNK) + b"\r\n")
+    framing += len(chunk_head(rest) + b"\r\n") if rest else 0
+    trailer = len(_last_chunk(algorithm, "=" * _B64_LENGTH[algorithm]))
+    return length + framing + trailer
+
+
+def chunk_head(size: int) -> bytes:
+    """What comes before a chunk of ``size`` payload bytes (and b"\\r\\n" after it)."""
+    return f"{size:x}\r\n".encode()
+
+
+def _last_chunk(algorithm: str, value: str) -> bytes:
+    return f"0\r\n{trailer_name(algorithm)}:{value}\r\n\r\n".encode()
+
+
+def last_chunk(algorithm: str, value: str) -> bytes:
+    """The end of a trailed body: the empty chunk, the checksum's value (base64), a blank
+    line."""
+    if len(value) != _B64_LENGTH[algorithm]:
+        raise ValueError(f"a {algorithm} checksum of {len(value)} characters")
+    return _last_chunk(algorithm, value)

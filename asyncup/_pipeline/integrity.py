@@ -42,6 +42,7 @@ from .._core.verify import (
 )
 from .._s3.calls import Response
 from .._s3.errors import error_code
+from .._s3.payloads import NotTrailed, TrailedPayload
 from .._s3.ranges import digest_range
 from .job import Job
 
@@ -82,6 +83,58 @@ async def learn(job: Job) -> None:
         s3.store.probed = True
         s3.store.verifies = await _probe(job, job.upload_id)
     log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
+
+
+def may_trail(job: Job) -> bool:
+    """Whether ``job``'s file parts may be sent with their checksum in a trailer, each byte
+    read once: over TLS (over plain HTTP ``sendfile`` reads each byte once already) from a
+    file on asyncup's own client, to a store that verifies checksums (whether it verifies
+    trailers is ``learn_trailers``'s)."""
+    s3 = job.s3
+    return (
+        job.in_place is not None
+        and job.args.checksum_algorithm is not None
+        and s3.store.verifies is True
+        and s3.store.trails is not False
+        and (s3.endpoint_url or "").startswith("https:")
+    )
+
+
+async def learn_trailers(job: Job) -> bool:
+    """Whether the store verifies a checksum sent as a trailer: learnt once per client, with
+    the first byte of ``job``'s file as part 10,000 of its upload, its trailer wrong (S3
+    itself does, without a probe)."""
+    s3 = job.s3
+    if s3.store.trails is None and known_to_verify(s3.endpoint_url):
+        s3.store.trails = True
+    if s3.store.trails is not None:
+        return s3.store.trails
+    source, algorithm = job.in_place, job.args.checksum_algorithm
+    assert source is not None
+    assert source.path is not None
+    assert algorithm is not None
+    async with s3.probing:
+        if s3.store.trails is None:
+            body = TrailedPayload(source.path, 0, 1, algorithm, source.fd, wrong=True)
+            params = {
+                "Bucket": job.bucket,
+                "Key": job.key,
+                "UploadId": job.upload_id,
+                "PartNumber": MAX_PARTS,
+                "Body": body,
+                "ContentLength": 1,
+                "ChecksumAlgorithm": algorithm,
+                **job.args.part,
+            }
+            try:
+                await s3.call("upload_part", params, attempts=1)
+                s3.store.trails = False
+            except NotTrailed:
+                return False  # (not known: another request may say)
+            except Exception as exc:
+                s3.store.trails = error_code(exc) in REFUSED
+            log.debug("%s verifies trailers: %s", s3.endpoint_url, s3.store.trails)
+    return s3.store.trails is True
 
 
 async def learn_for_small(job: Job) -> None:

@@ -5,11 +5,15 @@ Uploader's request slots, and its answer checked (``_core.verify.check_write``):
 does not acknowledge the bytes sent re-sends the part. The part's buffer returns to the
 pool once the part is acknowledged. A ``FilePart`` has no buffer: it is read from the file
 to digest it and again to send it, and a file found shorter, or changed between the two
-reads, fails the upload as ``SourceChangedError``.
+reads, fails the upload as ``SourceChangedError``. Over TLS, to a store that verifies
+checksums sent as trailers, a ``FilePart`` of 1 MiB or more is read once: its checksum is
+computed as it is sent and follows it (``_upload_trailed``; a file found shorter fails as
+above, a change in place is sent as read, as boto3 sends it).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -20,10 +24,20 @@ from .._core.retry import CORRUPTION_CODES
 from .._core.verify import CompletedPart, digest_params, same_digest
 from .._s3.calls import Response
 from .._s3.errors import error_code
-from .._s3.payloads import source_shrank
+from .._s3.payloads import THRESHOLD, NotTrailed, TrailedPayload, source_shrank
 from .._s3.ranges import RangeBody, digest_range
-from .integrity import Rehash, buffer_md5, check_answer, range_md5
+from .integrity import (
+    REFUSED,
+    Rehash,
+    buffer_md5,
+    check_answer,
+    learn_trailers,
+    may_trail,
+    range_md5,
+)
 from .job import FilePart, Job, QueuedPart
+
+log = logging.getLogger("asyncup")
 
 
 async def run_worker(job: Job, receive: MemoryObjectReceiveStream[QueuedPart]) -> None:
@@ -54,6 +68,16 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     assert source is not None
     assert source.path is not None
     path, algorithm = source.path, job.args.checksum_algorithm
+    if part.length >= THRESHOLD and may_trail(job) and await learn_trailers(job):
+        try:
+            return await _upload_trailed(job, part)
+        except NotTrailed as exc:  # (before any byte, or answered by a redirect)
+            log.debug("part %d: no trailer (%s)", part.number, exc)
+        except Exception as exc:
+            if error_code(exc) not in REFUSED:
+                raise
+            # Its trailer refused (once the retries are spent): read twice, as before.
+            log.info("part %d: its trailer was refused (%s); sent again", part.number, exc)
 
     async def digest(of: str | None, md5: bool = False) -> PartDigest:
         try:
@@ -76,6 +100,55 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
             if corrupt and not same_digest(await digest(algorithm), sent):
                 raise _changed(job, part, "changed while sending") from exc
             raise
+
+
+async def _upload_trailed(job: Job, part: FilePart) -> CompletedPart:
+    """A file part read once, its checksum computed as it is sent and sent after it as a
+    trailer (``payloads.TrailedPayload``), to a store that verifies trailers: over TLS,
+    where each byte was read twice, once for the checksum, once to be encrypted."""
+    source, algorithm = job.in_place, job.args.checksum_algorithm
+    assert source is not None
+    assert source.path is not None
+    assert algorithm is not None
+    path, fd = source.path, source.fd
+    body = TrailedPayload(path, part.offset, part.length, algorithm, fd)
+    params: dict[str, Any] = {
+        "Bucket": job.bucket,
+        "Key": job.key,
+        "UploadId": job.upload_id,
+        "PartNumber": part.number,
+        "Body": body,
+        "ContentLength": part.length,
+        "ChecksumAlgorithm": algorithm,
+        **job.args.part,
+    }
+    digests: list[PartDigest] = []
+
+    async def rehash() -> bytes:  # (a store that verifies vouches: not expected to be asked)
+        md5 = (await digest_range(path, part.offset, part.length, None, fd)).md5
+        assert md5 is not None
+        return md5
+
+    async def check(response: Response) -> None:
+        assert body.digest is not None  # set by the send, before the answer is read
+        digest, _ = await check_answer(job, response, body.digest, f"part {part.number}", rehash)
+        digests.append(digest)
+
+    job.emit("part_started", part_number=part.number)
+    try:
+        response = await job.s3.call(
+            "upload_part",
+            params,
+            limiter=job.limiter,
+            check=check,
+            pace=job.pace(part.length),
+            on_retry=job.retried(part.number),
+        )
+    except Exception as exc:
+        if source_shrank(exc):
+            raise _changed(job, part, "ended inside") from exc
+        raise
+    return CompletedPart(part.number, response["ETag"], digests[-1], part.length)
 
 
 def _changed(job: Job, part: FilePart, what: str) -> SourceSizeError:

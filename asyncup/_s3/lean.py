@@ -36,7 +36,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .._core import wire
-from .payloads import THRESHOLD, PartPayload, RangePayload
+from .payloads import THRESHOLD, NotTrailed, PartPayload, RangePayload, TrailedPayload
 from .pool import request_head
 from .ranges import RangeBody
 
@@ -114,6 +114,9 @@ class Lean:
     ) -> Response:
         bucket = params.get("Bucket")
         endpoint = self._endpoints.get(bucket, False)
+        trailed = isinstance(params.get("Body"), TrailedPayload)
+        if trailed and not isinstance(endpoint, Endpoint):
+            raise NotTrailed(f"s3://{bucket}'s endpoint is not known yet")
         if endpoint is False:  # not learnt yet: botocore sends it, and we watch
             token = _learning.set((self, bucket, params.get("Key", "")))
             try:
@@ -125,6 +128,8 @@ class Lean:
         assert isinstance(endpoint, Endpoint)
         built = self._build(operation, params, endpoint.bucket_path)
         if isinstance(built, wire.Fallback):
+            if trailed:
+                raise NotTrailed(built.reason)
             return await self._botocore(fallback, params, built.reason)
         request, body = built
         client = self._client()
@@ -134,11 +139,18 @@ class Lean:
             return await self._botocore(fallback, params, "no credentials to sign with")
         frozen = await credentials.get_frozen_credentials()
         who = wire.Identity(frozen.access_key, frozen.secret_key, frozen.token, endpoint.region)
-        headers = wire.sign(request, endpoint.host, who)
+        session = client._endpoint.http_session
+        if isinstance(body, TrailedPayload):  # framed by a thread of the session alone
+            route = getattr(session, "small_route", None)  # ``threaded``'s
+            if route is None or route(endpoint.scheme, endpoint.host) is None:
+                raise NotTrailed("this endpoint's requests go through aiohttp")
+            request = wire.trailed(request, body.algorithm)
+            headers = wire.sign(request, endpoint.host, who, payload=wire.TRAILED)
+        else:
+            headers = wire.sign(request, endpoint.host, who)
         if self._agent:
             headers.append(("User-Agent", self._agent))
         url = endpoint.url(request.target)
-        session = client._endpoint.http_session
         if (
             isinstance(body, PartPayload)
             and body.size is not None
@@ -167,6 +179,8 @@ class Lean:
             return parsed | {"ResponseMetadata": metadata(status, head_in)}
         if botocore_handles(error):
             self._endpoints.pop(bucket, None)
+            if trailed:
+                raise NotTrailed(f"an answer {describe(error)}")
             return await self._botocore(fallback, params, f"an answer {describe(error)}")
         raise client.exceptions.from_code(code_of(error))(error, _OPERATIONS[operation])
 

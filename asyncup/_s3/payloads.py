@@ -14,7 +14,9 @@ import socket
 import ssl
 import threading
 
+from .._core.checksums import PartDigest, RunningDigest, b64
 from .._core.errors import ShortSourceError
+from .._core.wire import TRAIL_CHUNK, chunk_head, framed_length, last_chunk
 
 THRESHOLD = 1024 * 1024
 """Bodies from this size on are sent from a worker thread (``threaded``); a smaller one's trip
@@ -58,6 +60,37 @@ class RangePayload:
         return 0
 
 
+class TrailedPayload(RangePayload):
+    """A ``RangePayload`` sent aws-chunked with its checksum in the trailer
+    (``wire.trailed``), computed as the range is read to be sent: each byte is read once.
+    ``digest`` is that checksum once a send has ended (each send computes it again);
+    ``wrong``: the trailer says another value (a store's probe)."""
+
+    __slots__ = ("algorithm", "digest", "payload_length", "wrong")
+
+    def __init__(
+        self,
+        path: str,
+        offset: int,
+        length: int,
+        algorithm: str,
+        fd: int | None = None,
+        *,
+        wrong: bool = False,
+    ) -> None:
+        super().__init__(path, offset, length, fd)
+        self.algorithm = algorithm
+        self.wrong = wrong
+        self.digest: PartDigest | None = None
+        self.payload_length = length
+        self.size = framed_length(length, algorithm)
+
+
+class NotTrailed(Exception):
+    """A ``TrailedPayload`` the lean path cannot send as such (botocore would send this
+    request, or aiohttp would write the body): the caller sends the part another way."""
+
+
 SEND_SLICE = 1024 * 1024
 """Bytes per blocking send: a socket's timeout bounds each call, so it bounds how long one
 slice may take (a slow link), not the whole part."""
@@ -79,6 +112,9 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
     # A descriptor of the sender's own: an abandoned send never touches the caller's, which
     # may be closed (and its number reused) by then.
     fd = os.open(payload.path, os.O_RDONLY) if payload.fd is None else os.dup(payload.fd)
+    if isinstance(payload, TrailedPayload):
+        _send_trailed(payload, sock, fd)
+        return
     try:
         if isinstance(sock, ssl.SSLSocket):  # no sendfile through TLS: read and send
             buffer = slice_buffer()
@@ -98,6 +134,69 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
             f"{payload.path} ended {offset + sent} bytes in, inside the part being sent"
             " (did it change?)"
         )
+
+
+_HEAD_ROOM = 16  # before a slice: a chunk's size line ("100000\r\n" for 1 MiB)
+_TAIL_ROOM = 2 + 80  # after it: the chunk's CRLF and, after the last, the trailer
+
+
+def _send_trailed(payload: TrailedPayload, sock: socket.socket, fd: int) -> None:
+    """Each chunk of the range read once, in slices: digested, then sent, each slice with
+    the framing around it in one write (over TLS a write of a few bytes would be a record
+    of its own); the trailer with the last. Closes ``fd``."""
+    payload.digest = None
+    running = RunningDigest(payload.algorithm)
+    buffer = _framing_buffer()
+    length, offset = payload.payload_length, payload.offset
+    try:
+        done = 0
+        while done < length:
+            chunk = min(TRAIL_CHUNK, length - done)
+            chunk_end = done + chunk
+            first = True
+            while done < chunk_end:
+                wanted = min(SLICE, chunk_end - done)
+                data = buffer[_HEAD_ROOM : _HEAD_ROOM + wanted]
+                n = os.preadv(fd, [data], offset + done)
+                if not n:
+                    raise ShortSourceError(
+                        f"{payload.path} ended {offset + done} bytes in, inside the part being"
+                        " sent (did it change?)"
+                    )
+                running.update(data[:n])
+                start, stop = _HEAD_ROOM, _HEAD_ROOM + n
+                if first:
+                    head = chunk_head(chunk)
+                    start -= len(head)
+                    buffer[start:_HEAD_ROOM] = head
+                    first = False
+                done += n
+                if done == chunk_end:
+                    tail = b"\r\n"
+                    if done == length:
+                        tail += _trailer(payload, running)
+                    buffer[stop : stop + len(tail)] = tail
+                    stop += len(tail)
+                sock.sendall(buffer[start:stop])
+    finally:
+        os.close(fd)
+
+
+def _trailer(payload: TrailedPayload, running: RunningDigest) -> bytes:
+    """The end of the body (``wire.last_chunk``); the payload's digest is set."""
+    digest = payload.digest = running.digest()
+    raw = digest.checksum or b""
+    if payload.wrong:
+        raw = bytes([raw[0] ^ 0xFF]) + raw[1:]
+    return last_chunk(payload.algorithm, b64(raw))
+
+
+def _framing_buffer() -> memoryview:
+    """``slice_buffer``'s, with room for the framing around a slice (one per thread)."""
+    buffer: memoryview | None = getattr(_local, "framing", None)
+    if buffer is None:
+        buffer = _local.framing = memoryview(bytearray(_HEAD_ROOM + SLICE + _TAIL_ROOM))
+    return buffer
 
 
 class _FileAt:

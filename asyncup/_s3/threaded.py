@@ -42,7 +42,7 @@ from . import (
     aio_bodies,  # noqa: F401  (how aiohttp writes asyncup's bodies, registered)
     blocking,
 )
-from .payloads import THRESHOLD, PartPayload, RangePayload
+from .payloads import THRESHOLD, PartPayload, RangePayload, TrailedPayload
 from .pool import Answer, Idle, Pool, request_head
 
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
@@ -77,12 +77,12 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             or self._proxy_config.proxy_url_for(request.url)
         ):
             return await super().send(request)
-        if (
+        if isinstance(body, TrailedPayload) or (
             request.method == "PUT"
             and isinstance(body, PartPayload | RangePayload)
             and body.size is not None
             and body.size >= THRESHOLD
-        ):
+        ):  # (only threads frame a trailed body: ``lean`` sends one here alone)
             return await self._send_threaded(request, body)
         small = _small_body(request)
         if small is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import hmac
+import io
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -25,9 +26,24 @@ from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
 from asyncup._core import wire
+from asyncup._core.checksums import b64, raw_digest
 from asyncup._core.params import route
-from asyncup._core.wire import HEADERS, Fallback, Identity, Request, build, sign
+from asyncup._core.wire import (
+    HEADERS,
+    TRAIL_CHUNK,
+    TRAILED,
+    UNSIGNED,
+    Fallback,
+    Identity,
+    Request,
+    build,
+    chunk_head,
+    last_chunk,
+    sign,
+    trailed,
+)
 from asyncup._s3.client import _choose_python_signer
+from tests.conftest import random_bytes
 
 KEY = "dir/ünïcode key+with spaces&symbols~(1).bin"
 SSE_C_KEY = b"k" * 32
@@ -172,7 +188,7 @@ def test_the_lean_request_is_botocores(
     assert_signed_alike(ours, theirs)
 
 
-def assert_signed_alike(ours: Request, theirs: Any) -> None:
+def assert_signed_alike(ours: Request, theirs: Any, payload: str = UNSIGNED) -> None:
     """``ours``, signed, says what botocore's request ``theirs`` says: the same method, path,
     query, signed headers and signature."""
     url = urlsplit(theirs.url)
@@ -183,12 +199,51 @@ def assert_signed_alike(ours: Request, theirs: Any) -> None:
         parse_qsl(url.query, keep_blank_values=True)
     )
     who = Identity("AKID", "SECRET", "TOKEN", "eu-west-3")
-    ours_headers = dict(sign(ours, url.netloc, who, NOW))
+    ours_headers = dict(sign(ours, url.netloc, who, NOW, payload))
     authorization = _text(theirs.headers["Authorization"])
     assert signed(ours_headers, ours_headers["Authorization"], url.netloc) == signed(
         theirs.headers, authorization, url.netloc
     )
     assert ours_headers["Authorization"] == authorization
+
+
+@pytest.mark.parametrize("algorithm", ["CRC32", "CRC32C", "SHA256"])
+@pytest.mark.parametrize("extra", ["none", "SSE-C", "ExpectedBucketOwner"])
+def test_a_trailed_upload_part_is_botocores_over_tls(
+    caught: Any, extra: str, algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """botocore over TLS sends an UploadPart's checksum in a trailer: ``wire.trailed`` says
+    the same (signed headers and signature; botocore sends the body chunked, without a
+    Content-Length, which ours has and leaves unsigned), and the body framed as ``frame``
+    frames it is botocore's byte for byte, chunk sizes and trailer included."""
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: NOW.replace(tzinfo=None))
+    payload = random_bytes(TRAIL_CHUNK * 2 + 12345, seed=51)
+    params: dict[str, Any] = {
+        "Bucket": "my-bucket",
+        "Key": KEY,
+        "ContentLength": len(payload),
+        "UploadId": "up/load+id=",
+        "PartNumber": 7,
+        "ChecksumAlgorithm": algorithm,
+        **route(EXTRA_ARGS.get(extra, {}), None).part,
+    }
+    theirs = botocore_request(caught, "upload_part", params | {"Body": io.BytesIO(payload)})
+    assert theirs.headers["Transfer-Encoding"] == b"chunked"
+    bucket_path = "/my-bucket" if caught[2] == "path" else ""
+    plain = build("upload_part", params, bucket_path)
+    assert isinstance(plain, Request), plain
+    ours = trailed(plain, algorithm)
+    assert_signed_alike(ours, theirs, TRAILED)
+    framed = frame(payload, algorithm)
+    assert framed == theirs.body.read()
+    assert len(framed) == int(dict(ours.headers)["Content-Length"])
+
+
+def frame(payload: bytes, algorithm: str) -> bytes:
+    """``payload`` aws-chunked as a trailed request's body (what the sender will do)."""
+    chunks = [payload[at : at + TRAIL_CHUNK] for at in range(0, len(payload), TRAIL_CHUNK)]
+    value = b64(raw_digest(algorithm, memoryview(payload)))
+    return b"".join(chunk_head(len(c)) + c + b"\r\n" for c in chunks) + last_chunk(algorithm, value)
 
 
 def test_every_header_of_the_table_is_tested() -> None:
