@@ -14,6 +14,7 @@ above, a change in place is sent as read, as boto3 sends it).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from anyio.streams.memory import MemoryObjectReceiveStream
@@ -134,16 +135,8 @@ async def _upload_trailed(job: Job, part: FilePart) -> CompletedPart:
         digest, _ = await check_answer(job, response, body.digest, f"part {part.number}", rehash)
         digests.append(digest)
 
-    job.emit("part_started", part_number=part.number)
     try:
-        response = await job.s3.call(
-            "upload_part",
-            params,
-            limiter=job.limiter,
-            check=check,
-            pace=job.pace(part.length),
-            on_retry=job.retried(part.number),
-        )
+        response = await _call(job, part.number, params, part.length, check)
     except Exception as exc:
         if source_shrank(exc):
             raise _changed(job, part, "ended inside") from exc
@@ -182,8 +175,20 @@ async def send_part(
         nonlocal digest
         digest, _ = await check_answer(job, response, digest, f"part {number}", rehash)
 
+    response = await _call(job, number, params, length, check)
+    return CompletedPart(number, response["ETag"], digest, length)
+
+
+async def _call(
+    job: Job,
+    number: int,
+    params: dict[str, Any],
+    length: int,
+    check: Callable[[Response], Awaitable[None]],
+) -> Response:
+    """Part ``number``'s UploadPart, in a request slot, paced, retried."""
     job.emit("part_started", part_number=number)
-    response = await job.s3.call(
+    return await job.s3.call(
         "upload_part",
         params,
         limiter=job.limiter,
@@ -191,4 +196,3 @@ async def send_part(
         pace=job.pace(length),
         on_retry=job.retried(number),
     )
-    return CompletedPart(number, response["ETag"], digest, length)

@@ -157,14 +157,19 @@ CONFIG = TransferConfig(part_size=PART, multipart_threshold=PART, concurrency=2)
 BIG = random_bytes(2 * PART + 2 * MiB, seed=62)  # three parts: 5, 5 and 2 MiB
 
 
+def big_file(folder: Path) -> Path:
+    path = folder / "big.bin"
+    path.write_bytes(BIG)
+    return path
+
+
 async def test_a_files_parts_go_with_trailers_through_tls_each_byte_read_once(
     seaweedfs_tls: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Over TLS to a store that verifies trailers, a file's parts are read once each, their
     checksums sent after them: no digest pass before a part is sent."""
     endpoint, ca = seaweedfs_tls
-    path = tmp_path / "big.bin"
-    path.write_bytes(BIG)
+    path = big_file(tmp_path)
     sent = record_trailed(monkeypatch)
     passes: list[int] = []
     real_digest = worker.digest_range
@@ -192,8 +197,7 @@ async def test_a_refused_trailer_sends_the_part_again_read_twice(
     """A part whose trailer the store refuses (here: a wrong value, once) is sent again as
     parts are without trailers: its checksum first, then its bytes."""
     endpoint, ca = seaweedfs_tls
-    path = tmp_path / "big.bin"
-    path.write_bytes(BIG)
+    path = big_file(tmp_path)
     sent = record_trailed(monkeypatch, wrong_once=PART)
     async with tls_client(endpoint, ca) as s3:
         await s3.create_bucket(Bucket="trailed-refused")
@@ -209,8 +213,7 @@ async def test_a_file_that_shrinks_while_a_trailed_part_is_sent_is_source_change
     seaweedfs_tls: tuple[str, str], tmp_path: Path
 ) -> None:
     endpoint, ca = seaweedfs_tls
-    path = tmp_path / "big.bin"
-    path.write_bytes(BIG)
+    path = big_file(tmp_path)
 
     def truncate_once_part_2_starts(event: UploadEvent) -> None:
         if event.kind == "part_started" and event.part_number == 2:
@@ -242,8 +245,7 @@ async def test_a_store_that_takes_any_trailer_gets_checksums_in_headers(
     it back as if checked), so its parts still go with their checksums in headers."""
     certs = make_certificates(str(tmp_path))
     with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
-        path = tmp_path / "big.bin"
-        path.write_bytes(BIG)
+        path = big_file(tmp_path)
         sent = record_trailed(monkeypatch)
         async with (
             tls_client(url, certs.ca) as s3,
