@@ -97,6 +97,7 @@ def may_trail(job: Job) -> bool:
         and s3.store.verifies is True
         and s3.store.trails is not False
         and (s3.endpoint_url or "").startswith("https:")
+        and s3.lean  # (only the lean path frames a trailed body; botocore refuses one)
     )
 
 

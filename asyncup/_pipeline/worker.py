@@ -77,7 +77,9 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
         except Exception as exc:
             if error_code(exc) not in REFUSED:
                 raise
-            # Its trailer refused (once the retries are spent): read twice, as before.
+            # Its trailer refused (once the retries are spent): read twice, as before, and
+            # so are the client's next parts (each refusal spent attempts and retry quota).
+            job.s3.store.trails = False
             log.info("part %d: its trailer was refused (%s); sent again", part.number, exc)
 
     async def digest(of: str | None, md5: bool = False) -> PartDigest:

@@ -80,6 +80,14 @@ class S3:
         return client
 
     @property
+    def lean(self) -> bool:
+        """Whether writes go through the lean path: asyncup's own client (or a fast start's,
+        which opens one), not with ``ASYNCUP_LEAN=0``."""
+        if self._fast is not None and self._fast.client is None:
+            return True
+        return lean.of(self.client) is not None
+
+    @property
     def endpoint_url(self) -> str | None:
         """The client's endpoint URL (botocore's, as it resolved it)."""
         if self._fast is not None and self._fast.client is None:

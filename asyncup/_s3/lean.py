@@ -114,8 +114,7 @@ class Lean:
     ) -> Response:
         bucket = params.get("Bucket")
         endpoint = self._endpoints.get(bucket, False)
-        trailed = isinstance(params.get("Body"), TrailedPayload)
-        if trailed and not isinstance(endpoint, Endpoint):
+        if isinstance(params.get("Body"), TrailedPayload) and not isinstance(endpoint, Endpoint):
             raise NotTrailed(f"s3://{bucket}'s endpoint is not known yet")
         if endpoint is False:  # not learnt yet: botocore sends it, and we watch
             token = _learning.set((self, bucket, params.get("Key", "")))
@@ -128,8 +127,6 @@ class Lean:
         assert isinstance(endpoint, Endpoint)
         built = self._build(operation, params, endpoint.bucket_path)
         if isinstance(built, wire.Fallback):
-            if trailed:
-                raise NotTrailed(built.reason)
             return await self._botocore(fallback, params, built.reason)
         request, body = built
         client = self._client()
@@ -179,8 +176,6 @@ class Lean:
             return parsed | {"ResponseMetadata": metadata(status, head_in)}
         if botocore_handles(error):
             self._endpoints.pop(bucket, None)
-            if trailed:
-                raise NotTrailed(f"an answer {describe(error)}")
             return await self._botocore(fallback, params, f"an answer {describe(error)}")
         raise client.exceptions.from_code(code_of(error))(error, _OPERATIONS[operation])
 
@@ -239,6 +234,8 @@ class Lean:
     async def _botocore(
         self, fallback: Callable[..., Awaitable[Response]], params: Any, why: str
     ) -> Response:
+        if isinstance(params.get("Body"), TrailedPayload):  # botocore cannot frame it
+            raise NotTrailed(why)
         if why not in self._said:
             self._said.add(why)
             log.debug("lean path: %s goes through botocore (%s)", params.get("Key"), why)

@@ -260,3 +260,59 @@ async def test_a_store_that_takes_any_trailer_gets_checksums_in_headers(
             assert up._s3.store.trails is (False if headers_checked else None)
             await assert_object(s3, "moto-trailers", "k", BIG, PART)
     assert sent == ([0] if headers_checked else [])  # the probe's byte alone
+
+
+async def test_without_the_lean_path_no_part_goes_with_a_trailer(
+    seaweedfs_tls: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ASYNCUP_LEAN=0 every request goes through botocore, which cannot send a framed
+    body: even to a store known to verify trailers (as S3 is, without a probe), the parts
+    go as before."""
+    monkeypatch.setenv("ASYNCUP_LEAN", "0")
+    endpoint, ca = seaweedfs_tls
+    path = big_file(tmp_path)
+    sent = record_trailed(monkeypatch)
+    async with (
+        tls_client(endpoint, ca) as s3,
+        Uploader(endpoint_url=endpoint, verify=ca, config=CONFIG) as up,
+    ):
+        await s3.create_bucket(Bucket="no-lean")
+        assert up._s3 is not None
+        up._s3.store.verifies = up._s3.store.trails = True  # as for S3 itself
+        result = await up.upload(path, "no-lean", "k")
+        assert result.parts == 3
+        await assert_object(s3, "no-lean", "k", BIG, PART)
+    assert sent == []
+
+
+async def test_a_store_that_refuses_trailers_gets_none_after_its_first_refusal(
+    seaweedfs_tls: tuple[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store that refuses a part's trailer for good (here: each trailer said wrong, after
+    the probe found it checks them) gets that part again without one, and the client's
+    next parts without one either: each refusal costs attempts and retry quota."""
+    endpoint, ca = seaweedfs_tls
+    path = big_file(tmp_path)
+    sent: list[int] = []
+    real = payloads._send_trailed
+
+    def always_wrong(payload: TrailedPayload, sock: Any, fd: int) -> None:
+        payload.wrong = True
+        sent.append(payload.offset)
+        real(payload, sock, fd)
+
+    monkeypatch.setattr(payloads, "_send_trailed", always_wrong)
+    one_at_a_time = TransferConfig(
+        part_size=PART, multipart_threshold=PART, concurrency=1, queue_size=0
+    )
+    async with (
+        tls_client(endpoint, ca) as s3,
+        Uploader(endpoint_url=endpoint, verify=ca, config=one_at_a_time) as up,
+    ):
+        await s3.create_bucket(Bucket="refuses-trailers")
+        result = await up.upload(path, "refuses-trailers", "k")
+        assert result.parts == 3
+        assert up._s3 is not None
+        assert up._s3.store.trails is False
+        await assert_object(s3, "refuses-trailers", "k", BIG, PART)
+    assert set(sent) == {0}  # the probe's byte and part 1's tries, none of the next parts
