@@ -18,12 +18,13 @@ import anyio
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
+from asyncup_bench.tlscert import make_certificates
 from moto.server import ThreadedMotoServer
 
 import asyncup
 from asyncup._s3.client import open_client
 from tests.faultproxy import FaultProxy
-from tests.servers import ACCESS_KEY, SECRET_KEY, seaweedfs
+from tests.servers import ACCESS_KEY, SECRET_KEY, moto_process, seaweedfs
 
 # The credential chain of asyncup's own clients must find something, and never a real account.
 os.environ.update(
@@ -58,6 +59,31 @@ def moto_endpoint() -> Iterator[str]:
 def seaweedfs_endpoint() -> Iterator[str]:
     with seaweedfs() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def private_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(endpoint, CA bundle): moto over HTTPS, serving a 127.0.0.1 certificate signed by a
+    private CA (``asyncup_bench.tlscert``), whose CA file is the bundle a user would pass."""
+    certs = make_certificates(str(tmp_path_factory.mktemp("tls-moto")))
+    with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
+        yield url, certs.ca
+
+
+@pytest.fixture(scope="session")
+def seaweedfs_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(endpoint, CA bundle): SeaweedFS over HTTPS, which checks every signature and checksum
+    (moto checks neither), serving a certificate signed by a private CA."""
+    certs = make_certificates(str(tmp_path_factory.mktemp("tls-seaweedfs")))
+    with seaweedfs((certs.cert, certs.key)) as url:
+        yield url, certs.ca
+
+
+def tls_client(endpoint: str, verify: bool | str) -> Any:
+    """An aiobotocore client to a server over HTTPS (setting up and reading back)."""
+    return get_session().create_client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1", verify=verify, config=client_config()
+    )
 
 
 SERVERS = ["moto", "seaweedfs"]

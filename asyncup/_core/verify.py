@@ -91,8 +91,12 @@ def known_to_verify(endpoint_url: str | None) -> bool:
 
 def wrong_checksum(algorithm: str, body: bytes) -> str:
     """A checksum header value that ``body`` does not have: the probe's."""
-    right = raw_digest(algorithm, memoryview(body))
-    return b64(bytes([right[0] ^ 0xFF]) + right[1:])
+    return b64(spoiled(raw_digest(algorithm, memoryview(body))))
+
+
+def spoiled(digest: bytes) -> bytes:
+    """Another digest of the same size: what a probe says to see if a store checks."""
+    return bytes([digest[0] ^ 0xFF]) + digest[1:]
 
 
 def verified_by(verified: Verified, store_verified: bool) -> str | None:

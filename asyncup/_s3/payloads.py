@@ -16,6 +16,7 @@ import threading
 
 from .._core.checksums import PartDigest, RunningDigest, b64
 from .._core.errors import ShortSourceError
+from .._core.verify import spoiled
 from .._core.wire import TRAIL_CHUNK, chunk_head, framed_length, last_chunk
 
 THRESHOLD = 1024 * 1024
@@ -130,10 +131,13 @@ def send_blocking(payload: PartPayload | RangePayload, sock: socket.socket) -> N
     finally:
         os.close(fd)
     if sent != length:
-        raise ShortSourceError(
-            f"{payload.path} ended {offset + sent} bytes in, inside the part being sent"
-            " (did it change?)"
-        )
+        raise _ended(payload, offset + sent)
+
+
+def _ended(payload: RangePayload, at: int) -> ShortSourceError:
+    return ShortSourceError(
+        f"{payload.path} ended {at} bytes in, inside the part being sent (did it change?)"
+    )
 
 
 _HEAD_ROOM = 16  # before a slice: a chunk's size line ("100000\r\n" for 1 MiB)
@@ -159,10 +163,7 @@ def _send_trailed(payload: TrailedPayload, sock: socket.socket, fd: int) -> None
                 data = buffer[_HEAD_ROOM : _HEAD_ROOM + wanted]
                 n = os.preadv(fd, [data], offset + done)
                 if not n:
-                    raise ShortSourceError(
-                        f"{payload.path} ended {offset + done} bytes in, inside the part being"
-                        " sent (did it change?)"
-                    )
+                    raise _ended(payload, offset + done)
                 running.update(data[:n])
                 start, stop = _HEAD_ROOM, _HEAD_ROOM + n
                 if first:
@@ -186,9 +187,7 @@ def _trailer(payload: TrailedPayload, running: RunningDigest) -> bytes:
     """The end of the body (``wire.last_chunk``); the payload's digest is set."""
     digest = payload.digest = running.digest()
     raw = digest.checksum or b""
-    if payload.wrong:
-        raw = bytes([raw[0] ^ 0xFF]) + raw[1:]
-    return last_chunk(payload.algorithm, b64(raw))
+    return last_chunk(payload.algorithm, b64(spoiled(raw) if payload.wrong else raw))
 
 
 def _framing_buffer() -> memoryview:

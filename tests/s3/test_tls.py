@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiobotocore.session import get_session
 from asyncup_bench.tlscert import make_certificates
 from botocore.exceptions import SSLError
 from botocore.httpsession import get_cert_path
@@ -29,8 +28,8 @@ from asyncup._s3.fast import tls_context, tls_settings
 from asyncup._s3.pool import Pool, request_head
 from asyncup._s3.threaded import ThreadedSession
 from tests.cli.test_cp import cp
-from tests.conftest import MiB, assert_object, client_config, random_bytes
-from tests.servers import moto_process, seaweedfs
+from tests.conftest import MiB, assert_object, random_bytes, tls_client
+from tests.servers import moto_process
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -49,32 +48,9 @@ def adhoc() -> Iterator[str]:
         yield endpoint
 
 
-@pytest.fixture(scope="module")
-def private_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(endpoint, CA bundle): moto serving a 127.0.0.1 certificate signed by a private CA."""
-    certs = make_certificates(str(tmp_path_factory.mktemp("tls")))
-    with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
-        yield url, certs.ca
-
-
-@pytest.fixture(scope="module")
-def checking_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    """(endpoint, CA bundle): SeaweedFS over HTTPS, which checks every signature and checksum
-    (moto checks neither), serving a certificate signed by a private CA."""
-    certs = make_certificates(str(tmp_path_factory.mktemp("tls-seaweedfs")))
-    with seaweedfs((certs.cert, certs.key)) as url:
-        yield url, certs.ca
-
-
-def client(endpoint: str, verify: bool | str) -> Any:
-    return get_session().create_client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", verify=verify, config=client_config()
-    )
-
-
 async def new_bucket(endpoint: str, verify: bool | str) -> str:
     name = f"tls-{next(_buckets)}"
-    async with client(endpoint, verify) as s3:
+    async with tls_client(endpoint, verify) as s3:
         await s3.create_bucket(Bucket=name)
     return name
 
@@ -106,7 +82,7 @@ async def test_a_self_signed_certificate_fails_at_once_by_default(
         assert "self-signed certificate" in str(error)
     # Retried, each failure would be logged (and the upload would take seconds).
     assert [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()] == []
-    async with client(adhoc, verify=False) as s3:
+    async with tls_client(adhoc, verify=False) as s3:
         listing = await s3.list_objects_v2(Bucket=bucket)
         assert listing.get("KeyCount", 0) == 0
 
@@ -120,7 +96,7 @@ async def test_only_verify_false_gets_past_a_self_signed_certificate(adhoc: str)
     assert result.parts == 3
     async with asyncup.Uploader(endpoint_url=adhoc, config=CONFIG, verify=False) as up:
         await up.upload(SMALL, bucket, "small")
-    async with client(adhoc, verify=False) as s3:
+    async with tls_client(adhoc, verify=False) as s3:
         await assert_object(s3, bucket, "big", BIG, 5 * MiB)
         await assert_object(s3, bucket, "small", SMALL, None)
 
@@ -143,7 +119,7 @@ async def test_a_ca_bundle_is_trusted_when_given_and_only_for_its_own_certificat
     await asyncup.upload(SMALL, bucket, "by-env", endpoint_url=endpoint, config=CONFIG)
     await refused(SMALL, endpoint, bucket, verify=True)
 
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         await assert_object(s3, bucket, "by-path", BIG, 5 * MiB)
         for key in ("by-pathlike", "by-env"):
             await assert_object(s3, bucket, key, SMALL, None)
@@ -161,18 +137,18 @@ async def test_a_files_parts_are_read_and_sent_through_tls(
         source, bucket, "file", endpoint_url=endpoint, config=CONFIG, verify=ca
     )
     assert result.parts == 3
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         await assert_object(s3, bucket, "file", BIG, 5 * MiB)
 
 
 async def test_a_store_that_checks_everything_takes_every_write_through_tls(
-    checking_store: tuple[str, str], tmp_path: Path
+    seaweedfs_tls: tuple[str, str], tmp_path: Path
 ) -> None:
     """Through TLS to SeaweedFS, which checks each request's signature and each body's
     checksum: a file's parts (read and encrypted slice by slice in threads), a buffered
     multipart upload, and small objects on asyncup's own connections all land, each write
     checked by the store itself."""
-    endpoint, ca = checking_store
+    endpoint, ca = seaweedfs_tls
     bucket = await new_bucket(endpoint, verify=ca)
     source = tmp_path / "big.bin"
     source.write_bytes(BIG)
@@ -186,7 +162,7 @@ async def test_a_store_that_checks_everything_takes_every_write_through_tls(
     assert summary.errors == ()
     assert [result.parts for result in results] == [3, 3]
     assert {r.verified_by for r in [*results, *summary.results]} == {"store"}
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         await assert_object(s3, bucket, "file", BIG, 5 * MiB)
         await assert_object(s3, bucket, "bytes", BIG, 5 * MiB)
         for key, data in small.items():
@@ -215,7 +191,7 @@ async def test_small_objects_sent_through_the_pool_are_verified_too(
             await up.upload(blob, bucket, key)
     assert [url.rsplit("/", 1)[1] for url in puts] == ["s0", "s1", "s2", "s3", "s4"]
     assert all(url.startswith("https://") for url in puts)
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         for key, blob in blobs.items():
             await assert_object(s3, bucket, key, blob, None)
 
@@ -273,9 +249,9 @@ async def test_cp_verifies_unless_told_otherwise(
     assert run.returncode == 0, run.stderr
     assert "NOT verified" not in run.stderr
 
-    async with client(adhoc, verify=False) as s3:
+    async with tls_client(adhoc, verify=False) as s3:
         await assert_object(s3, adhoc_bucket, "a.txt", SMALL, None)
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         await assert_object(s3, ca_bucket, "a.txt", SMALL, None)
 
     # Usage errors, before any request: a bundle that is not there, or both flags at once.
@@ -318,7 +294,7 @@ async def test_a_fast_start_verifies_as_its_client_would(
             await up.upload(SMALL, bucket, "refused")
     assert "CERTIFICATE_VERIFY_FAILED" in str(caught.value)
     assert isinstance(caught.value.__cause__, SSLError)
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         await assert_object(s3, bucket, "fast", SMALL, None)
         listing = await s3.list_objects_v2(Bucket=bucket, Prefix="refused")
         assert listing.get("KeyCount", 0) == 0
@@ -352,7 +328,7 @@ async def test_a_tls_context_a_fast_start_cannot_make_again_opens_the_client(
         assert up._s3 is not None
         assert up._s3._fast is not None
         assert up._s3._fast.client is not None
-    async with client(endpoint, verify=ca) as s3:
+    async with tls_client(endpoint, verify=ca) as s3:
         await assert_object(s3, bucket, "second", SMALL, None)
 
 

@@ -7,15 +7,12 @@ from __future__ import annotations
 import http.client
 import os
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import anyio.to_thread
 import pytest
-from aiobotocore.session import get_session
-from asyncup_bench.tlscert import make_certificates
 
 from asyncup import SourceChangedError, TransferConfig, Uploader, UploadEvent, upload
 from asyncup._core.checksums import b64, raw_digest
@@ -23,8 +20,8 @@ from asyncup._core.wire import TRAILED, Identity, Request, build, sign, trailed
 from asyncup._pipeline import worker
 from asyncup._s3 import payloads
 from asyncup._s3.payloads import TrailedPayload, send_blocking
-from tests.conftest import MiB, assert_object, client_config, random_bytes
-from tests.servers import ACCESS_KEY, SECRET_KEY, moto_process, seaweedfs
+from tests.conftest import MiB, assert_object, random_bytes, tls_client
+from tests.servers import ACCESS_KEY, SECRET_KEY
 
 ON_SEAWEEDFS = pytest.mark.parametrize("server", ["seaweedfs"], indirect=True)
 DATA = random_bytes(5 * MiB + 1234, seed=61)
@@ -92,19 +89,6 @@ async def test_a_trailed_part_is_checked_by_the_store(
         assert status == 400, body
         assert b"Digest" in body
     await s3.abort_multipart_upload(Bucket=bucket, Key="k", UploadId=created["UploadId"])
-
-
-def tls_client(endpoint: str, ca: str) -> Any:
-    return get_session().create_client(
-        "s3", endpoint_url=endpoint, region_name="us-east-1", verify=ca, config=client_config()
-    )
-
-
-@pytest.fixture(scope="module")
-def seaweedfs_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
-    certs = make_certificates(str(tmp_path_factory.mktemp("tls-trailer")))
-    with seaweedfs((certs.cert, certs.key)) as url:
-        yield url, certs.ca
 
 
 async def test_a_trailed_part_goes_through_tls(
@@ -238,27 +222,30 @@ async def test_a_file_that_shrinks_while_a_trailed_part_is_sent_is_source_change
 
 @pytest.mark.parametrize("headers_checked", [False, True])
 async def test_a_store_that_takes_any_trailer_gets_checksums_in_headers(
-    headers_checked: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    headers_checked: bool,
+    private_ca: tuple[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """moto over TLS checks no checksum: no part goes with a trailer. Said to check those in
     headers (as some stores do), it is probed for trailers: it takes a wrong one (and says
     it back as if checked), so its parts still go with their checksums in headers."""
-    certs = make_certificates(str(tmp_path))
-    with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
-        path = big_file(tmp_path)
-        sent = record_trailed(monkeypatch)
-        async with (
-            tls_client(url, certs.ca) as s3,
-            Uploader(endpoint_url=url, verify=certs.ca, config=CONFIG) as up,
-        ):
-            await s3.create_bucket(Bucket="moto-trailers")
-            assert up._s3 is not None
-            if headers_checked:
-                up._s3.store.verifies = True
-            result = await up.upload(path, "moto-trailers", "k")
-            assert result.parts == 3
-            assert up._s3.store.trails is (False if headers_checked else None)
-            await assert_object(s3, "moto-trailers", "k", BIG, PART)
+    url, ca = private_ca
+    bucket = f"moto-trailers-{headers_checked}".lower()
+    path = big_file(tmp_path)
+    sent = record_trailed(monkeypatch)
+    async with (
+        tls_client(url, ca) as s3,
+        Uploader(endpoint_url=url, verify=ca, config=CONFIG) as up,
+    ):
+        await s3.create_bucket(Bucket=bucket)
+        assert up._s3 is not None
+        if headers_checked:
+            up._s3.store.verifies = True
+        result = await up.upload(path, bucket, "k")
+        assert result.parts == 3
+        assert up._s3.store.trails is (False if headers_checked else None)
+        await assert_object(s3, bucket, "k", BIG, PART)
     assert sent == ([0] if headers_checked else [])  # the probe's byte alone
 
 
