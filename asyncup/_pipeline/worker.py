@@ -69,7 +69,9 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     assert source is not None
     assert source.path is not None
     path, algorithm = source.path, job.args.checksum_algorithm
+    announced = False  # part_started: once per part, whichever way it goes
     if part.length >= THRESHOLD and may_trail(job) and await learn_trailers(job):
+        announced = True
         try:
             return await _upload_trailed(job, part)
         except NotTrailed as exc:  # (before any byte, or answered by a redirect)
@@ -95,7 +97,9 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     )  # fmt: skip
     with RangeBody(path, part.offset, part.length, source.fd) as body:
         try:
-            return await send_part(job, part.number, body, part.length, sent, rehash)
+            return await send_part(
+                job, part.number, body, part.length, sent, rehash, announced=announced
+            )
         except Exception as exc:
             if source_shrank(exc):
                 raise _changed(job, part, "ended inside") from exc
@@ -157,11 +161,19 @@ def _changed(job: Job, part: FilePart, what: str) -> SourceSizeError:
 
 
 async def send_part(
-    job: Job, number: int, body: object, length: int, digest: PartDigest, rehash: Rehash
+    job: Job,
+    number: int,
+    body: object,
+    length: int,
+    digest: PartDigest,
+    rehash: Rehash,
+    *,
+    announced: bool = False,
 ) -> CompletedPart:
     """UploadPart ``number`` of ``length`` bytes (a buffer, or ``asyncup.parallel``'s file
     range) with its digest; an answer that does not acknowledge those bytes is retried
-    (``integrity.check_answer``: ``rehash`` gives their MD5 where it must be compared)."""
+    (``integrity.check_answer``: ``rehash`` gives their MD5 where it must be compared).
+    ``announced``: its ``part_started`` was emitted already (by a try with a trailer)."""
     params: dict[str, Any] = {
         "Bucket": job.bucket,
         "Key": job.key,
@@ -177,7 +189,7 @@ async def send_part(
         nonlocal digest
         digest, _ = await check_answer(job, response, digest, f"part {number}", rehash)
 
-    response = await _call(job, number, params, length, check)
+    response = await _call(job, number, params, length, check, announce=not announced)
     return CompletedPart(number, response["ETag"], digest, length)
 
 
@@ -187,9 +199,12 @@ async def _call(
     params: dict[str, Any],
     length: int,
     check: Callable[[Response], Awaitable[None]],
+    *,
+    announce: bool = True,
 ) -> Response:
     """Part ``number``'s UploadPart, in a request slot, paced, retried."""
-    job.emit("part_started", part_number=number)
+    if announce:
+        job.emit("part_started", part_number=number)
     return await job.s3.call(
         "upload_part",
         params,

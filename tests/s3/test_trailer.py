@@ -183,13 +183,21 @@ async def test_a_refused_trailer_sends_the_part_again_read_twice(
     endpoint, ca = seaweedfs_tls
     path = big_file(tmp_path)
     sent = record_trailed(monkeypatch, wrong_once=PART)
+    started: list[int | None] = []
+
+    def count_starts(event: UploadEvent) -> None:
+        if event.kind == "part_started":
+            started.append(event.part_number)
+
     async with tls_client(endpoint, ca) as s3:
         await s3.create_bucket(Bucket="trailed-refused")
         result = await upload(
-            path, "trailed-refused", "k", endpoint_url=endpoint, verify=ca, config=CONFIG
-        )
+            path, "trailed-refused", "k", endpoint_url=endpoint, verify=ca, config=CONFIG,
+            on_event=count_starts,
+        )  # fmt: skip
         assert result.parts == 3
         assert sent.count(PART) == 1  # refused: not sent with a trailer again
+        assert sorted(started) == [1, 2, 3]  # each part started once, however it went
         await assert_object(s3, "trailed-refused", "k", BIG, PART)
 
 
