@@ -17,6 +17,10 @@ Usage (from the checkout, venv active; a 1 GiB file is made once at /tmp/asyncup
           onepass   1 MiB preads, each CRC32'd (ISA-L) and sent from the same buffer: the one
                     pass a trailing checksum would allow (its CRC32 sent nowhere here; a
                     reference)
+          trailed   1 MiB preads, each CRC32'd and sent from the buffer as an aws-chunked
+                    chunk, the CRC32 as a trailer (what asyncup does over TLS)
+          trsendfile  1 MiB preads, each CRC32'd, then the same range sent with
+                    ``sendfile`` as an aws-chunked chunk, the CRC32 as a trailer (HTTP only)
     python benchmarks/scripts/threads.py warm http|https 4 [CRC32|CRC32C|none]
         asyncup.Uploader.upload of the file, 4 times in one process (after the first, no
         connection, thread or import is new), 8 MiB parts, concurrency 10.
@@ -50,6 +54,7 @@ from asyncup_bench.servers import harness_env, sink_command
 
 PATH = "/tmp/asyncup-threads-1g"
 SIZE, PART, CONCURRENCY = 1 << 30, 8 << 20, 10
+CHUNK = 1 << 20
 
 
 def make_file() -> None:
@@ -110,8 +115,17 @@ def ceiling(mode: str, endpoint: str, tls: bool) -> None:
                 os.preadv(fd, [buffer], offset)
                 crc = zlib.crc32(buffer) if mode == "sendall" else isal_crc32(buffer)
             conn.putrequest("PUT", f"/bench/k?partNumber={number}&uploadId={upload_id}")
-            conn.putheader("Content-Length", str(PART))
-            if mode not in ("nocrc", "onepass"):
+            if mode in ("trailed", "trsendfile"):
+                trailer = len("x-amz-checksum-crc32:AAAAAAAA\r\n")  # a CRC32 is 8 in base64
+                framed = PART + (PART // CHUNK) * (len(f"{CHUNK:x}") + 4) + 3 + trailer + 2
+                conn.putheader("Content-Length", str(framed))
+                conn.putheader("Content-Encoding", "aws-chunked")
+                conn.putheader("x-amz-content-sha256", "STREAMING-UNSIGNED-PAYLOAD-TRAILER")
+                conn.putheader("x-amz-decoded-content-length", str(PART))
+                conn.putheader("x-amz-trailer", "x-amz-checksum-crc32")
+            else:
+                conn.putheader("Content-Length", str(PART))
+            if mode not in ("nocrc", "onepass", "trailed", "trsendfile"):
                 conn.putheader("x-amz-checksum-crc32", base64.b64encode(crc.to_bytes(4, "big")))
             conn.endheaders()
             if mode in ("sendfile", "isal", "nocrc"):
@@ -140,10 +154,29 @@ def ceiling(mode: str, endpoint: str, tls: bool) -> None:
                     crc = isal_crc32(memoryview(small)[:n], crc)
                     conn.sock.sendall(memoryview(small)[:n])
                     done += n
+            elif mode in ("trailed", "trsendfile"):
+                done = 0
+                head = f"{CHUNK:x}\r\n".encode()
+                while done < PART:
+                    n = os.preadv(fd, [small], offset + done)
+                    assert n == CHUNK
+                    crc = isal_crc32(memoryview(small)[:n], crc)
+                    if mode == "trailed":
+                        conn.sock.sendall(head + small + b"\r\n")  # one write, as asyncup
+                    else:
+                        conn.sock.sendall(head)
+                        at, sent = offset + done, 0
+                        while sent < n:
+                            sent += os.sendfile(conn.sock.fileno(), fd, at + sent, n - sent)
+                        conn.sock.sendall(b"\r\n")
+                    done += n
+                value = base64.b64encode(crc.to_bytes(4, "big")).decode()
+                conn.sock.sendall(f"0\r\nx-amz-checksum-crc32:{value}\r\n\r\n".encode())
             else:
                 conn.sock.sendall(buffer)
             response = conn.getresponse()
-            response.read()
+            if response.read() and response.status != 200:
+                raise RuntimeError(f"part {number}: {response.status}")
             etags[number] = response.getheader("ETag") or ""
         os.close(fd)
 
