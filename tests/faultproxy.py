@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import ssl
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
@@ -98,8 +99,10 @@ def key_of(path: str) -> str | None:
 
 
 class FaultProxy:
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, tls: tuple[str, str] | None = None) -> None:
+        """In front of ``upstream``; over HTTPS with ``tls`` (its certificate and key files)."""
         self.upstream = upstream.rstrip("/")
+        self.tls = tls
         self.rules: list[Rule] = []
         self.delays: dict[str, float] = {}
         self.counts: Counter[str] = Counter()
@@ -148,10 +151,14 @@ class FaultProxy:
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        context = None
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         port = self._runner.addresses[0][1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{'https' if context else 'http'}://127.0.0.1:{port}"
         return self
 
     async def __aexit__(

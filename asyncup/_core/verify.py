@@ -78,6 +78,9 @@ class StoreChecks:
     """Whether it verifies a checksum sent as a trailer too (aws-chunked): learnt by a probe
     of its own, over TLS (``integrity.learn``); a store may take a trailer and check nothing
     (moto even says the value back)."""
+    trailed: bool = False
+    """Whether it took a part with a trailer: a trailer refused after that is taken for
+    bytes changed on the way (or in the file), not for a store that refuses trailers."""
 
 
 # Endpoints documented to verify every checksum they are sent (no probe needed).

@@ -72,16 +72,22 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     announced = False  # part_started: once per part, whichever way it goes
     if part.length >= THRESHOLD and may_trail(job) and await learn_trailers(job):
         announced = True
+        store = job.s3.store
         try:
-            return await _upload_trailed(job, part)
+            completed = await _upload_trailed(job, part)
+            store.trailed = True
+            return completed
         except NotTrailed as exc:  # (before any byte, or answered by a redirect)
             log.debug("part %d: no trailer (%s)", part.number, exc)
         except Exception as exc:
             if error_code(exc) not in REFUSED:
                 raise
-            # Its trailer refused (once the retries are spent): read twice, as before, and
-            # so are the client's next parts (each refusal spent attempts and retry quota).
-            job.s3.store.trails = False
+            # Its trailer refused (once the retries are spent): sent again read twice, its
+            # checksum in a header. A store that never took a trailed part gets no more of
+            # them (each refusal spent attempts and retry quota); after one it took, the
+            # bytes changed on the way (or in the file), and the header's send will tell.
+            if not store.trailed:
+                store.trails = False
             log.info("part %d: its trailer was refused (%s); sent again", part.number, exc)
 
     async def digest(of: str | None, md5: bool = False) -> PartDigest:

@@ -1,0 +1,180 @@
+"""Faults in parts sent with a trailing checksum: the fault proxy over HTTPS, in front of
+SeaweedFS (which checks every signature and trailer), so that an Uploader's own client sends
+a file's parts as it does over TLS to S3: each read once, its checksum after it (aws-chunked,
+``STREAMING-UNSIGNED-PAYLOAD-TRAILER``)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from aiohttp import web
+from asyncup_bench.tlscert import CertFiles, make_certificates
+
+import asyncup
+from tests.conftest import MiB, assert_nothing_left, assert_object, make_client, random_bytes
+from tests.faultproxy import FaultProxy
+
+PART = 5 * MiB
+DATA = random_bytes(2 * PART + 2 * MiB, seed=71)  # three parts: 5, 5 and 2 MiB
+CONFIG = asyncup.TransferConfig(
+    part_size=PART,
+    multipart_threshold=PART,
+    concurrency=2,
+    max_attempts=4,
+    retry_base_delay=0.01,
+    retry_max_delay=0.05,
+)
+
+
+@pytest.fixture(scope="session")
+def proxy_certificates(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    return make_certificates(str(tmp_path_factory.mktemp("tls-proxy")))
+
+
+@pytest.fixture
+async def tls_proxy(
+    seaweedfs_endpoint: str, proxy_certificates: CertFiles
+) -> AsyncIterator[FaultProxy]:
+    tls = (proxy_certificates.cert, proxy_certificates.key)
+    async with FaultProxy(seaweedfs_endpoint, tls=tls) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+async def store(seaweedfs_endpoint: str) -> AsyncIterator[Any]:
+    """A client straight to SeaweedFS, for setting up and reading back."""
+    async with await make_client(seaweedfs_endpoint) as client:
+        yield client
+
+
+async def new_bucket(store: Any, name: str) -> str:
+    await store.create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def big(tmp_path: Path) -> Path:
+    path = tmp_path / "big.bin"
+    path.write_bytes(DATA)
+    return path
+
+
+async def upload_still_trailing(
+    proxy: FaultProxy, certificates: CertFiles, path: Path, bucket: str, config: Any = CONFIG
+) -> asyncup.UploadResult:
+    """``path`` uploaded through ``proxy`` by an Uploader's own client, which afterwards
+    still sends its parts with trailers."""
+    async with asyncup.Uploader(
+        endpoint_url=proxy.url, verify=certificates.ca, config=config
+    ) as up:
+        result = await up.upload(path, bucket, "k")
+        assert up._s3 is not None
+        assert up._s3.store.trails is True
+    return result
+
+
+def trailed_parts(proxy: FaultProxy) -> list[bool]:
+    """For each UploadPart that reached the proxy: whether it came with a trailer."""
+    return [
+        headers.get("x-amz-trailer") == "x-amz-checksum-crc32"
+        and headers.get("x-amz-content-sha256") == "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+        for operation, headers in proxy.requests
+        if operation == "UploadPart"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("fault", "times"), [("503", 2), ("500", 1), ("reset", 2), ("lost", 1), ("stall", 1)]
+)
+async def test_a_trailed_part_is_retried_with_its_trailer_and_the_object_is_identical(
+    fault: str,
+    times: int,
+    tls_proxy: FaultProxy,
+    proxy_certificates: CertFiles,
+    store: Any,
+    big: Path,
+) -> None:
+    """A fault in a trailed part (refused, cut mid-body, its answer lost or stalled) is
+    retried, with its trailer again: a transient fault does not make the client give up
+    trailers."""
+    bucket = await new_bucket(store, f"trailed-{fault}")
+    tls_proxy.fail("UploadPart", fault, times=times, part=2, stall=2)
+    result = await upload_still_trailing(tls_proxy, proxy_certificates, big, bucket)
+    assert result.parts == 3
+    assert result.verified_by == "store"
+    assert tls_proxy.faults_injected[fault] == times
+    assert trailed_parts(tls_proxy) == [True] * (3 + times)
+    await assert_object(store, bucket, "k", DATA, PART)
+    assert (await store.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+
+async def test_a_trailed_part_corrupted_on_the_way_is_sent_again_checksum_in_a_header(
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path
+) -> None:
+    """A byte of a trailed part flipped on the way: the store refuses its trailer, and the
+    part is sent again read twice (its checksum first, in a header), which also tells a
+    file changed meanwhile. The store took a trailed part before, so the refusal is not
+    taken for a store that refuses trailers: the next part goes with its trailer."""
+    bucket = await new_bucket(store, "trailed-corrupt")
+    tls_proxy.fail("UploadPart", "corrupt", part=2)
+    one_at_a_time = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
+    result = await upload_still_trailing(tls_proxy, proxy_certificates, big, bucket, one_at_a_time)
+    assert result.parts == 3
+    assert tls_proxy.faults_injected["corrupt"] == 1
+    assert trailed_parts(tls_proxy) == [True, True, False, True]  # parts 1, 2, 2 again, 3
+    await assert_object(store, bucket, "k", DATA, PART)
+
+
+async def test_a_trailed_part_failing_for_good_aborts_the_upload(
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path
+) -> None:
+    """Every attempt of a trailed part refused: one UploadError, the upload aborted, nothing
+    left behind."""
+    bucket = await new_bucket(store, "trailed-fails")
+    tls_proxy.fail("UploadPart", "503", times=CONFIG.max_attempts, part=2)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(
+            big, bucket, "k", endpoint_url=tls_proxy.url, verify=proxy_certificates.ca,
+            config=CONFIG,
+        )  # fmt: skip
+    assert "SlowDown" in str(caught.value)
+    assert tls_proxy.counts["AbortMultipartUpload"] == 1
+    assert all(trailed_parts(tls_proxy))
+    await assert_nothing_left(store, bucket, "k")
+
+
+async def test_cancelled_while_a_trailed_part_is_sent_the_upload_is_aborted(
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path
+) -> None:
+    """Cancelled while a trailed part is on its way (its thread blocked in the send, the
+    proxy not reading): the cancellation reaches the caller, the thread's socket is shut
+    down, the upload is aborted and nothing is left."""
+    bucket = await new_bucket(store, "trailed-cancelled")
+    arrived = anyio.Event()
+
+    async def hold(request: web.Request) -> None:
+        arrived.set()
+        await anyio.sleep(30)  # the body unread: the sender blocks once the buffers fill
+
+    tls_proxy.fail("UploadPart", "hook", part=2, hook=hold)
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as group:
+
+            async def upload() -> None:
+                await asyncup.upload(
+                    big, bucket, "k", endpoint_url=tls_proxy.url,
+                    verify=proxy_certificates.ca, config=CONFIG,
+                )  # fmt: skip
+
+            group.start_soon(upload)
+            await arrived.wait()
+            group.cancel_scope.cancel()
+    assert group.cancel_scope.cancelled_caught
+    assert tls_proxy.counts["AbortMultipartUpload"] == 1
+    assert all(trailed_parts(tls_proxy))
+    await assert_nothing_left(store, bucket, "k")
