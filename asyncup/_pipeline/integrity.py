@@ -22,6 +22,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from functools import partial
+from typing import Any
 
 import anyio.to_thread
 
@@ -73,8 +74,12 @@ def _nothing_to_learn(job: Job) -> bool:
 
 async def learn(job: Job) -> None:
     """Find out once per client whether its store verifies the checksums it is sent, using
-    ``job``'s multipart upload (created: its ``upload_id`` is set)."""
+    ``job``'s multipart upload (created: its ``upload_id`` is set) where the job created it,
+    else one of its own (a resumed upload, or another host's, may hold a part 10,000)."""
     if _nothing_to_learn(job):
+        return
+    if not job.created_here:
+        await learn_alone(job)
         return
     s3 = job.s3
     async with s3.probing:
@@ -103,39 +108,42 @@ def may_trail(job: Job) -> bool:
 
 async def learn_trailers(job: Job) -> bool:
     """Whether the store verifies a checksum sent as a trailer: learnt once per client, with
-    the first byte of ``job``'s file as part 10,000 of its upload, its trailer wrong (S3
-    itself does, without a probe)."""
+    the first byte of ``job``'s file as part 10,000 of its upload (or of one of its own, as
+    ``learn``), its trailer wrong (S3 itself does, without a probe)."""
     s3 = job.s3
     if s3.store.trails is None and known_to_verify(s3.endpoint_url):
         s3.store.trails = True
     if s3.store.trails is not None:
         return s3.store.trails
+    async with s3.probing:
+        if s3.store.trails is None:
+            probe = partial(_probe_trailer, job)
+            try:
+                if job.created_here:
+                    s3.store.trails = await probe(job.upload_id)
+                else:
+                    s3.store.trails = await _in_upload_of_its_own(job, probe)
+            except NotTrailed:
+                return False  # (not known: another request may say)
+            log.debug("%s verifies trailers: %s", s3.endpoint_url, s3.store.trails)
+    return s3.store.trails is True
+
+
+async def _probe_trailer(job: Job, upload_id: str | None) -> bool:
+    """Send the file's first byte as part 10,000 with a wrong trailer: refused by a store
+    that verifies trailers."""
     source, algorithm = job.in_place, job.args.checksum_algorithm
     assert source is not None
     assert source.path is not None
     assert algorithm is not None
-    async with s3.probing:
-        if s3.store.trails is None:
-            body = TrailedPayload(source.path, 0, 1, algorithm, source.fd, wrong=True)
-            params = {
-                "Bucket": job.bucket,
-                "Key": job.key,
-                "UploadId": job.upload_id,
-                "PartNumber": MAX_PARTS,
-                "Body": body,
-                "ContentLength": 1,
-                "ChecksumAlgorithm": algorithm,
-                **job.args.part,
-            }
-            try:
-                await s3.call("upload_part", params, attempts=1)
-                s3.store.trails = False
-            except NotTrailed:
-                return False  # (not known: another request may say)
-            except Exception as exc:
-                s3.store.trails = error_code(exc) in REFUSED
-            log.debug("%s verifies trailers: %s", s3.endpoint_url, s3.store.trails)
-    return s3.store.trails is True
+    body = TrailedPayload(source.path, 0, 1, algorithm, source.fd, wrong=True)
+    try:
+        await job.s3.call("upload_part", _probe_part(job, upload_id, body, 1), attempts=1)
+    except NotTrailed:
+        raise
+    except Exception as exc:
+        return error_code(exc) in REFUSED
+    return False
 
 
 async def learn_for_small(job: Job) -> None:
@@ -163,13 +171,16 @@ async def learn_alone(job: Job) -> None:
         if s3.store.verifies is not None or s3.store.probed:
             return
         s3.store.probed = True
-        await _probe_alone(job)
+        s3.store.verifies = await _in_upload_of_its_own(job, partial(_probe, job))
     log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
 
 
-async def _probe_alone(job: Job) -> None:
-    """``_probe`` in a multipart upload of its own: created, probed, aborted (each shielded
-    and bounded by ``abort_timeout``; an upload left over is the sweeper's to remove)."""
+async def _in_upload_of_its_own(
+    job: Job, probe: Callable[[str], Awaitable[bool | None]]
+) -> bool | None:
+    """``probe`` in a multipart upload of its own: created, probed, aborted (each shielded
+    and bounded by ``abort_timeout``; an upload left over is the sweeper's to remove).
+    None where it could not be created."""
     s3, limit = job.s3, job.config.abort_timeout
     create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
     try:
@@ -178,11 +189,12 @@ async def _probe_alone(job: Job) -> None:
         )
     except Exception as exc:
         log.debug("no probe of the store (CreateMultipartUpload: %s)", error_code(exc))
-        return
+        return None
     abort = {"Bucket": job.bucket, "Key": job.key, "UploadId": created["UploadId"]}
+    said = None
     try:
         if cancel is None:
-            s3.store.verifies = await _probe(job, created["UploadId"])
+            said = await probe(created["UploadId"])
     finally:
         with contextlib.suppress(Exception):
             _, late = await shielded(
@@ -191,6 +203,7 @@ async def _probe_alone(job: Job) -> None:
             cancel = cancel or late
     if cancel is not None:
         raise cancel
+    return said
 
 
 async def _probe(job: Job, upload_id: str | None) -> bool | None:
@@ -199,22 +212,27 @@ async def _probe(job: Job, upload_id: str | None) -> bool | None:
     algorithm = job.args.checksum_algorithm
     assert algorithm is not None  # _nothing_to_learn
     body = b"\0"
-    params = {
-        "Bucket": job.bucket,
-        "Key": job.key,
-        "UploadId": upload_id,
-        "PartNumber": MAX_PARTS,
-        "Body": body,
-        "ContentLength": len(body),
-        "ChecksumAlgorithm": algorithm,
-        f"Checksum{algorithm}": wrong_checksum(algorithm, body),
-        **job.args.part,
-    }
+    params = _probe_part(job, upload_id, body, 1)
+    params[f"Checksum{algorithm}"] = wrong_checksum(algorithm, body)
     try:
         await job.s3.call("upload_part", params, attempts=1)
     except Exception as exc:
         return True if error_code(exc) in REFUSED else None
     return False
+
+
+def _probe_part(job: Job, upload_id: str | None, body: object, length: int) -> dict[str, Any]:
+    """A probe's UploadPart: part 10,000 of ``upload_id``, with ``job``'s algorithm."""
+    return {
+        "Bucket": job.bucket,
+        "Key": job.key,
+        "UploadId": upload_id,
+        "PartNumber": MAX_PARTS,
+        "Body": body,
+        "ContentLength": length,
+        "ChecksumAlgorithm": job.args.checksum_algorithm,
+        **job.args.part,
+    }
 
 
 async def check_answer(

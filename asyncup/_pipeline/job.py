@@ -69,6 +69,9 @@ class Job:
     lease: Lease
     on_progress: ProgressCallback | None = None
     upload_id: str | None = None
+    created_here: bool = False
+    """Whether this job created its multipart upload, so that no part of it can exist
+    before the job sends one (not so for a resumed upload, or another host's)."""
     pacer: Pacer | None = None
     on_event: Callable[[UploadEvent], object] | None = None
     total: int | None = None

@@ -82,7 +82,7 @@ async def run(
             if never_sent(retries, exc):
                 job.unsent = "CreateMultipartUpload"
             raise failure(job, exc) from root_cause(exc)
-        job.upload_id = response["UploadId"]
+        job.upload_id, job.created_here = response["UploadId"], True
         log.debug("s3://%s/%s: multipart upload %s created", job.bucket, job.key, job.upload_id)
         if retries.reached:
             twins = _Twins(took=time.monotonic() - began)

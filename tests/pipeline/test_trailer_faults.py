@@ -65,14 +65,19 @@ def big(tmp_path: Path) -> Path:
 
 
 async def upload_still_trailing(
-    proxy: FaultProxy, certificates: CertFiles, path: Path, bucket: str, config: Any = CONFIG
+    proxy: FaultProxy,
+    certificates: CertFiles,
+    path: Path,
+    bucket: str,
+    config: Any = CONFIG,
+    resume: Path | None = None,
 ) -> asyncup.UploadResult:
     """``path`` uploaded through ``proxy`` by an Uploader's own client, which afterwards
     still sends its parts with trailers."""
     async with asyncup.Uploader(
         endpoint_url=proxy.url, verify=certificates.ca, config=config
     ) as up:
-        result = await up.upload(path, bucket, "k")
+        result = await up.upload(path, bucket, "k", resume=resume)
         assert up._s3 is not None
         assert up._s3.store.trails is True
     return result
@@ -178,3 +183,36 @@ async def test_cancelled_while_a_trailed_part_is_sent_the_upload_is_aborted(
     assert tls_proxy.counts["AbortMultipartUpload"] == 1
     assert all(trailed_parts(tls_proxy))
     await assert_nothing_left(store, bucket, "k")
+
+
+async def test_a_resumed_upload_is_probed_in_uploads_of_their_own(
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path, tmp_path: Path
+) -> None:
+    """A resumed upload may hold a part 10,000 of its own already, which a probe's byte
+    (part 10,000) would replace on a store that takes it: the probes of a resumed upload,
+    for checksums in headers and in trailers, each go to an upload of their own, aborted."""
+    bucket = await new_bucket(store, "trailed-resumed")
+    journal = tmp_path / "upload.resume"
+    one_at_a_time = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
+    tls_proxy.fail("UploadPart", "403", part=2)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(
+            big, bucket, "k", endpoint_url=tls_proxy.url, verify=proxy_certificates.ca,
+            config=one_at_a_time, resume=journal,
+        )  # fmt: skip
+    probed: list[str] = []
+
+    async def note(request: web.Request) -> None:
+        probed.append(request.query["uploadId"])
+
+    tls_proxy.fail("ProbePart", "hook", times=2, hook=note)
+    tls_proxy.requests.clear()
+    result = await upload_still_trailing(
+        tls_proxy, proxy_certificates, big, bucket, one_at_a_time, resume=journal
+    )
+    assert result.upload_id == caught.value.upload_id
+    assert len(probed) == 2
+    assert caught.value.upload_id not in probed
+    assert trailed_parts(tls_proxy) == [True, True]  # parts 2 and 3
+    await assert_object(store, bucket, "k", DATA, PART)
+    assert (await store.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
