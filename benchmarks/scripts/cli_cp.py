@@ -12,6 +12,10 @@ the dependencies every cp imports (asyncio, uvloop, ssl, anyio, awscrt) alone; a
 interleaved (the order rotated each round), after a warm-up round;
 prints the median wall and CPU (user + system, the process and its children) of each.
 CLI_CP_BEFORE=/tmp/asyncup-vN adds both asyncup cases run from that checkout.
+CLI_CP_INSTALLED=VENV adds the bare start, the import and both cases from a virtual
+environment where asyncup is installed as a user installs it, not editable (``python -m venv
+VENV && VENV/bin/pip install '.[fast]'``): an editable install's path finder runs at every
+start of the interpreter, before a line of asyncup.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ DEPENDENCIES = (
     " anyio._backends._asyncio, awscrt.auth, awscrt.checksums"
 )
 BEFORE = os.environ.get("CLI_CP_BEFORE")  # a checkout to compare with (git worktree add)
+INSTALLED = os.environ.get("CLI_CP_INSTALLED")  # a venv with asyncup installed, not editable
 
 
 def children_cpu() -> float:
@@ -99,6 +104,16 @@ def main() -> None:
                 )
                 commands["asyncup cp dir (before)"] = (
                     [*module, str(tree), f"{dst}/h/", *url, "-q"], before)  # fmt: skip
+            if INSTALLED:  # as a user has it: pip install, not pip install -e
+                python, installed = f"{INSTALLED}/bin/python", f"{INSTALLED}/bin/asyncup"
+                commands["python -c pass (installed)"] = ([python, "-c", "pass"], env)
+                commands["import asyncup (installed)"] = ([python, "-c", "import asyncup"], env)
+                commands["asyncup cp one (installed)"] = (
+                    [installed, "cp", str(one), f"{dst}/j/one", *url, "-q"],
+                    env,
+                )
+                commands["asyncup cp dir (installed)"] = (
+                    [installed, "cp", str(tree), f"{dst}/k/", *url, "-q"], env)  # fmt: skip
             names = list(commands)
             walls: dict[str, list[float]] = {name: [] for name in names}
             cpus: dict[str, list[float]] = {name: [] for name in names}
