@@ -73,8 +73,11 @@ def main() -> None:
             cache = Path(work, "cache")
             env = client_env(server) | {"XDG_CACHE_HOME": str(cache)}
             lean_off = {**env, "ASYNCUP_LEAN": "0"}
-            records = str(cache / "asyncup" / "start")
-            forget = ["sh", "-c", 'rm -rf "$0" && exec "$@"', records]  # no record: a first cp
+            # No record: a first cp. Its cache is its own (botocore's data kept), so that
+            # removing its records leaves the other commands' in place.
+            first = {**env, "XDG_CACHE_HOME": str(Path(work, "first-cache"))}
+            records = str(Path(first["XDG_CACHE_HOME"], "asyncup", "start"))
+            forget = ["sh", "-c", 'rm -rf "$0" && exec "$@"', records]
             url = ["--endpoint-url", server.endpoint]
             s5 = [S5CMD, "--log", "error", *url]  # over HTTPS, SSL_CERT_FILE trusts the CA
             dst = f"s3://{BUCKET}"
@@ -88,7 +91,7 @@ def main() -> None:
                 "asyncup cp one (ASYNCUP_LEAN=0)": (
                     [ASYNCUP, "cp", str(one), f"{dst}/b/one", *url, "-q"], lean_off),
                 "asyncup cp one (no record)": (
-                    [*forget, ASYNCUP, "cp", str(one), f"{dst}/i/one", *url, "-q"], env),
+                    [*forget, ASYNCUP, "cp", str(one), f"{dst}/i/one", *url, "-q"], first),
                 "s5cmd cp one": ([*s5, "cp", str(one), f"{dst}/c/one"], env),
                 "asyncup cp dir": ([ASYNCUP, "cp", str(tree), f"{dst}/d/", *url, "-q"], env),
                 "asyncup cp dir (ASYNCUP_LEAN=0)": (
