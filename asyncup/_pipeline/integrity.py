@@ -74,11 +74,11 @@ def _nothing_to_learn(job: Job) -> bool:
 
 async def learn(job: Job) -> None:
     """Find out once per client whether its store verifies the checksums it is sent, using
-    ``job``'s multipart upload (created: its ``upload_id`` is set) where the job created it,
-    else one of its own (a resumed upload, or another host's, may hold a part 10,000)."""
+    ``job``'s multipart upload (created: its ``upload_id`` is set), or one of its own where
+    ``job``'s may hold a part 10,000 already (``_probe_in_place``)."""
     if _nothing_to_learn(job):
         return
-    if not job.created_here:
+    if not _probe_in_place(job):
         await learn_alone(job)
         return
     s3 = job.s3
@@ -88,6 +88,14 @@ async def learn(job: Job) -> None:
         s3.store.probed = True
         s3.store.verifies = await _probe(job, job.upload_id)
     log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
+
+
+def _probe_in_place(job: Job) -> bool:
+    """Whether a probe's byte (part 10,000) may go to ``job``'s own upload: the job created
+    it (its parts come after the probe, the last one replacing the probe's byte), or it has
+    fewer parts. Not so where a resumed upload, or another host's, holds a part 10,000
+    already: on a store that takes the byte, it would replace that part."""
+    return job.created_here or (job.parts is not None and job.parts < MAX_PARTS)
 
 
 def may_trail(job: Job) -> bool:
@@ -108,8 +116,8 @@ def may_trail(job: Job) -> bool:
 
 async def learn_trailers(job: Job) -> bool:
     """Whether the store verifies a checksum sent as a trailer: learnt once per client, with
-    the first byte of ``job``'s file as part 10,000 of its upload (or of one of its own, as
-    ``learn``), its trailer wrong (S3 itself does, without a probe)."""
+    the first byte of ``job``'s file as part 10,000 of its upload (or of one of its own:
+    ``_probe_in_place``), its trailer wrong (S3 itself does, without a probe)."""
     s3 = job.s3
     if s3.store.trails is None and known_to_verify(s3.endpoint_url):
         s3.store.trails = True
@@ -119,7 +127,7 @@ async def learn_trailers(job: Job) -> bool:
         if s3.store.trails is None:
             probe = partial(_probe_trailer, job)
             try:
-                if job.created_here:
+                if _probe_in_place(job):
                     s3.store.trails = await probe(job.upload_id)
                 else:
                     s3.store.trails = await _in_upload_of_its_own(job, probe)

@@ -72,6 +72,8 @@ class Job:
     created_here: bool = False
     """Whether this job created its multipart upload, so that no part of it can exist
     before the job sends one (not so for a resumed upload, or another host's)."""
+    parts: int | None = None
+    """How many parts the upload has in all, where known (a resumed one, another host's)."""
     pacer: Pacer | None = None
     on_event: Callable[[UploadEvent], object] | None = None
     total: int | None = None

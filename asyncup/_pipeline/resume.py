@@ -147,7 +147,7 @@ async def resumable(job: Job, source: PathSource, size: int) -> UploadResult:
         job.upload_id = header.upload_id
         raise kept_error(job, SourceChangedError, exc) from exc
     plan = plan_known_size(size, header.part_size)
-    job.upload_id = header.upload_id
+    job.upload_id, job.parts = header.upload_id, plan.count
     try:
         listed = await list_parts(job)
     except Exception as exc:

@@ -165,6 +165,7 @@ async def upload_parts(
         up, handle.bucket, handle.key, handle.upload_id, host_args(handle, sse_customer_key)
     )
     await check_source(job, handle)
+    job.parts = handle.part_count
     await integrity.learn(job)
     stream_ranges(job.s3.client)
     label = sender or f"{socket.gethostname()}:{os.getpid()}"

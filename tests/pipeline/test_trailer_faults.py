@@ -16,6 +16,7 @@ from aiohttp import web
 from asyncup_bench.tlscert import CertFiles, make_certificates
 
 import asyncup
+from asyncup._pipeline import integrity
 from tests.conftest import MiB, assert_nothing_left, assert_object, make_client, random_bytes
 from tests.faultproxy import FaultProxy
 
@@ -185,12 +186,19 @@ async def test_cancelled_while_a_trailed_part_is_sent_the_upload_is_aborted(
     await assert_nothing_left(store, bucket, "k")
 
 
-async def test_a_resumed_upload_is_probed_in_uploads_of_their_own(
-    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path, tmp_path: Path
+async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
+    tls_proxy: FaultProxy,
+    proxy_certificates: CertFiles,
+    store: Any,
+    big: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """A resumed upload may hold a part 10,000 of its own already, which a probe's byte
-    (part 10,000) would replace on a store that takes it: the probes of a resumed upload,
-    for checksums in headers and in trailers, each go to an upload of their own, aborted."""
+    """The probes (checksums in headers, in trailers) send one byte as the highest part
+    number, 10,000: made 3 here, the upload's last. A resumed upload may hold that part
+    already, which the probe's byte would replace on a store that takes it: both probes go
+    to uploads of their own, and part 3 to the resumed one."""
+    monkeypatch.setattr(integrity, "MAX_PARTS", 3)
     bucket = await new_bucket(store, "trailed-resumed")
     journal = tmp_path / "upload.resume"
     one_at_a_time = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
@@ -200,19 +208,21 @@ async def test_a_resumed_upload_is_probed_in_uploads_of_their_own(
             big, bucket, "k", endpoint_url=tls_proxy.url, verify=proxy_certificates.ca,
             config=one_at_a_time, resume=journal,
         )  # fmt: skip
-    probed: list[str] = []
+    part_3: list[tuple[str, str | None]] = []  # (upload, bytes): the probes' and the part's
 
     async def note(request: web.Request) -> None:
-        probed.append(request.query["uploadId"])
+        length = request.headers.get("x-amz-decoded-content-length", request.content_length)
+        part_3.append((request.query["uploadId"], str(length)))
 
-    tls_proxy.fail("ProbePart", "hook", times=2, hook=note)
+    tls_proxy.fail("UploadPart", "hook", part=3, times=3, hook=note)
     tls_proxy.requests.clear()
     result = await upload_still_trailing(
         tls_proxy, proxy_certificates, big, bucket, one_at_a_time, resume=journal
     )
-    assert result.upload_id == caught.value.upload_id
-    assert len(probed) == 2
-    assert caught.value.upload_id not in probed
-    assert trailed_parts(tls_proxy) == [True, True]  # parts 2 and 3
+    resumed = caught.value.upload_id
+    assert result.upload_id == resumed
+    assert sorted(length for _, length in part_3) == sorted(["1", "1", str(2 * MiB)])
+    assert all((upload == resumed) == (length != "1") for upload, length in part_3)
+    assert trailed_parts(tls_proxy)[-2:] == [True, True]  # parts 2 and 3
     await assert_object(store, bucket, "k", DATA, PART)
     assert (await store.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
