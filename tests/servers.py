@@ -122,10 +122,11 @@ def seaweedfs(tls: tuple[str, str] | None = None) -> Iterator[str]:
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the PID, SIGKILL if it has not stopped 15 s later."""
+    """SIGTERM to the PID, SIGKILL if it has not stopped 3 s later (a SeaweedFS that has
+    taken the whole suite's writes may spend more flushing volumes that are deleted next)."""
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=3)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=5)
