@@ -76,11 +76,11 @@ class StoreChecks:
     """Whether a probe was tried (it may have said neither yes nor no)."""
     trails: bool | None = None
     """Whether it verifies a checksum sent as a trailer too (aws-chunked): learnt by a probe
-    of its own, over TLS (``integrity.learn``); a store may take a trailer and check nothing
-    (moto even says the value back)."""
+    of its own, over TLS (``integrity.learn_trailers``); a store may take a trailer and
+    check nothing (moto even says the value back)."""
     trailed: bool = False
     """Whether it took a part with a trailer: a trailer refused after that is taken for
-    bytes changed on the way (or in the file), not for a store that refuses trailers."""
+    bytes changed on the way, not for a store that refuses trailers."""
 
 
 # Endpoints documented to verify every checksum they are sent (no probe needed).

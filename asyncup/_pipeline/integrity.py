@@ -92,9 +92,11 @@ async def learn(job: Job) -> None:
 
 def _probe_in_place(job: Job) -> bool:
     """Whether a probe's byte (part 10,000) may go to ``job``'s own upload: the job created
-    it (its parts come after the probe, the last one replacing the probe's byte), or it has
-    fewer parts. Not so where a resumed upload, or another host's, holds a part 10,000
-    already: on a store that takes the byte, it would replace that part."""
+    it, or it has fewer parts. In an upload the job created, part 10,000 comes after the
+    probes, replacing a probe's byte: the checksum probe runs before any part, the trailer
+    probe when the first part of 1 MiB or more is sent, parts going out in order (the
+    queue holds a few). Not so where a resumed upload, or another host's, holds a part
+    10,000 already: on a store that takes the byte, it would replace that part."""
     return job.created_here or (job.parts is not None and job.parts < MAX_PARTS)
 
 
@@ -125,14 +127,16 @@ async def learn_trailers(job: Job) -> bool:
         return s3.store.trails
     async with s3.probing:
         if s3.store.trails is None:
-            probe = partial(_probe_trailer, job)
+            probe, in_place = partial(_probe_trailer, job), _probe_in_place(job)
             try:
-                if _probe_in_place(job):
+                if in_place:
                     s3.store.trails = await probe(job.upload_id)
-                else:
-                    s3.store.trails = await _in_upload_of_its_own(job, probe)
+                else:  # a Create and an Abort: tried once per client, whatever comes of it
+                    s3.store.trails = bool(await _in_upload_of_its_own(job, probe))
             except NotTrailed:
-                return False  # (not known: another request may say)
+                if not in_place:
+                    s3.store.trails = False
+                return False  # (in place nothing was sent: another part may learn it)
             log.debug("%s verifies trailers: %s", s3.endpoint_url, s3.store.trails)
     return s3.store.trails is True
 
@@ -186,9 +190,9 @@ async def learn_alone(job: Job) -> None:
 async def _in_upload_of_its_own(
     job: Job, probe: Callable[[str], Awaitable[bool | None]]
 ) -> bool | None:
-    """``probe`` in a multipart upload of its own: created, probed, aborted (each shielded
-    and bounded by ``abort_timeout``; an upload left over is the sweeper's to remove).
-    None where it could not be created."""
+    """``probe`` in a multipart upload of its own: created, probed, aborted (the Create and
+    the Abort shielded and bounded by ``abort_timeout``; an upload left over is the
+    sweeper's to remove). None where it could not be created."""
     s3, limit = job.s3, job.config.abort_timeout
     create = {"Bucket": job.bucket, "Key": job.key, **job.args.create}
     try:

@@ -75,7 +75,9 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
         store = job.s3.store
         try:
             completed = await _upload_trailed(job, part)
-            store.trailed = True
+            # Taken: the store takes trailers, whatever a part sent at the same time was
+            # answered (a refusal before any was taken stopped them).
+            store.trailed = store.trails = True
             return completed
         except NotTrailed as exc:  # (before any byte, or answered by a redirect)
             log.debug("part %d: no trailer (%s)", part.number, exc)
@@ -85,7 +87,7 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
             # Its trailer refused (once the retries are spent): sent again read twice, its
             # checksum in a header. A store that never took a trailed part gets no more of
             # them (each refusal spent attempts and retry quota); after one it took, the
-            # bytes changed on the way (or in the file), and the header's send will tell.
+            # bytes changed on the way.
             if not store.trailed:
                 store.trails = False
             log.info("part %d: its trailer was refused (%s); sent again", part.number, exc)

@@ -30,6 +30,7 @@ CONFIG = asyncup.TransferConfig(
     retry_base_delay=0.01,
     retry_max_delay=0.05,
 )
+ONE_AT_A_TIME = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
 
 
 @pytest.fixture(scope="session")
@@ -123,13 +124,12 @@ async def test_a_trailed_part_corrupted_on_the_way_is_sent_again_checksum_in_a_h
     tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path
 ) -> None:
     """A byte of a trailed part flipped on the way: the store refuses its trailer, and the
-    part is sent again read twice (its checksum first, in a header), which also tells a
-    file changed meanwhile. The store took a trailed part before, so the refusal is not
-    taken for a store that refuses trailers: the next part goes with its trailer."""
+    part is sent again read twice (its checksum first, in a header). The store took a
+    trailed part before, so the refusal is not taken for a store that refuses trailers:
+    the next part goes with its trailer."""
     bucket = await new_bucket(store, "trailed-corrupt")
     tls_proxy.fail("UploadPart", "corrupt", part=2)
-    one_at_a_time = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
-    result = await upload_still_trailing(tls_proxy, proxy_certificates, big, bucket, one_at_a_time)
+    result = await upload_still_trailing(tls_proxy, proxy_certificates, big, bucket, ONE_AT_A_TIME)
     assert result.parts == 3
     assert tls_proxy.faults_injected["corrupt"] == 1
     assert trailed_parts(tls_proxy) == [True, True, False, True]  # parts 1, 2, 2 again, 3
@@ -186,6 +186,20 @@ async def test_cancelled_while_a_trailed_part_is_sent_the_upload_is_aborted(
     await assert_nothing_left(store, bucket, "k")
 
 
+async def kept_after_part_1(
+    proxy: FaultProxy, certificates: CertFiles, path: Path, bucket: str, journal: Path
+) -> asyncup.UploadError:
+    """A resumable upload of ``path`` that stops at part 2 (refused for good), kept with
+    part 1 sent."""
+    proxy.fail("UploadPart", "403", part=2)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(
+            path, bucket, "k", endpoint_url=proxy.url, verify=certificates.ca,
+            config=ONE_AT_A_TIME, resume=journal,
+        )  # fmt: skip
+    return caught.value
+
+
 async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
     tls_proxy: FaultProxy,
     proxy_certificates: CertFiles,
@@ -201,13 +215,7 @@ async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
     monkeypatch.setattr(integrity, "MAX_PARTS", 3)
     bucket = await new_bucket(store, "trailed-resumed")
     journal = tmp_path / "upload.resume"
-    one_at_a_time = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
-    tls_proxy.fail("UploadPart", "403", part=2)
-    with pytest.raises(asyncup.UploadError) as caught:
-        await asyncup.upload(
-            big, bucket, "k", endpoint_url=tls_proxy.url, verify=proxy_certificates.ca,
-            config=one_at_a_time, resume=journal,
-        )  # fmt: skip
+    kept = await kept_after_part_1(tls_proxy, proxy_certificates, big, bucket, journal)
     part_3: list[tuple[str, str | None]] = []  # (upload, bytes): the probes' and the part's
 
     async def note(request: web.Request) -> None:
@@ -217,12 +225,70 @@ async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
     tls_proxy.fail("UploadPart", "hook", part=3, times=3, hook=note)
     tls_proxy.requests.clear()
     result = await upload_still_trailing(
-        tls_proxy, proxy_certificates, big, bucket, one_at_a_time, resume=journal
+        tls_proxy, proxy_certificates, big, bucket, ONE_AT_A_TIME, resume=journal
     )
-    resumed = caught.value.upload_id
+    resumed = kept.upload_id
     assert result.upload_id == resumed
     assert sorted(length for _, length in part_3) == sorted(["1", "1", str(2 * MiB)])
     assert all((upload == resumed) == (length != "1") for upload, length in part_3)
     assert trailed_parts(tls_proxy)[-2:] == [True, True]  # parts 2 and 3
     await assert_object(store, bucket, "k", DATA, PART)
     assert (await store.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+
+async def test_a_trailer_probe_whose_upload_cannot_be_made_is_not_tried_again(
+    tls_proxy: FaultProxy,
+    proxy_certificates: CertFiles,
+    store: Any,
+    big: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The trailer probe of a resumed upload that may hold part 10,000 (made 3 here) needs
+    an upload of its own. Where that cannot be created, the client sends no trailers, and
+    does not try again for each part (a Create, a probe and an Abort each time)."""
+    monkeypatch.setattr(integrity, "MAX_PARTS", 3)
+    bucket = await new_bucket(store, "trailer-probe-refused")
+    journal = tmp_path / "upload.resume"
+    await kept_after_part_1(tls_proxy, proxy_certificates, big, bucket, journal)
+
+    async def forward(request: web.Request) -> None:
+        pass
+
+    tls_proxy.fail("CreateMultipartUpload", "hook", hook=forward)  # the checksum probe's
+    tls_proxy.fail("CreateMultipartUpload", "403")  # the trailer probe's
+    tls_proxy.counts.clear()
+    tls_proxy.requests.clear()
+    async with asyncup.Uploader(
+        endpoint_url=tls_proxy.url, verify=proxy_certificates.ca, config=ONE_AT_A_TIME
+    ) as up:
+        await up.upload(big, bucket, "k", resume=journal)
+        assert up._s3 is not None
+        assert up._s3.store.verifies is True
+        assert up._s3.store.trails is False
+    assert tls_proxy.counts["CreateMultipartUpload"] == 2
+    assert tls_proxy.faults_injected["403"] == 2  # part 2 in the first run, then the Create
+    assert not any(trailed_parts(tls_proxy))
+    await assert_object(store, bucket, "k", DATA, PART)
+    assert (await store.list_multipart_uploads(Bucket=bucket)).get("Uploads", []) == []
+
+
+async def test_a_trailed_part_taken_after_an_early_refusal_turns_trailers_back_on(
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path
+) -> None:
+    """Two parts in flight at first: part 1's trailer refused (a byte flipped on the way)
+    before part 2's was taken. The refusal came before the store had taken any, so it
+    stopped trailers; part 2 taken then shows the store takes them: the client sends
+    trailers again (``upload_still_trailing``)."""
+    bucket = await new_bucket(store, "trailers-back-on")
+    tls_proxy.fail("UploadPart", "corrupt", part=1)
+
+    async def after_part_1(request: web.Request) -> None:
+        await anyio.sleep(1.0)  # so that part 1's refusal comes first
+
+    tls_proxy.fail("UploadPart", "hook", part=2, hook=after_part_1)
+    two_at_a_time = dataclasses.replace(CONFIG, concurrency=2, queue_size=0)
+    result = await upload_still_trailing(tls_proxy, proxy_certificates, big, bucket, two_at_a_time)
+    assert result.parts == 3
+    assert trailed_parts(tls_proxy).count(False) >= 1  # part 1 again, its checksum in a header
+    await assert_object(store, bucket, "k", DATA, PART)
