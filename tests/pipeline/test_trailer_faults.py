@@ -6,6 +6,7 @@ a file's parts as it does over TLS to S3: each read once, its checksum after it 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -186,36 +187,47 @@ async def test_cancelled_while_a_trailed_part_is_sent_the_upload_is_aborted(
     await assert_nothing_left(store, bucket, "k")
 
 
-async def kept_after_part_1(
-    proxy: FaultProxy, certificates: CertFiles, path: Path, bucket: str, journal: Path
-) -> asyncup.UploadError:
-    """A resumable upload of ``path`` that stops at part 2 (refused for good), kept with
-    part 1 sent."""
-    proxy.fail("UploadPart", "403", part=2)
-    with pytest.raises(asyncup.UploadError) as caught:
-        await asyncup.upload(
-            path, bucket, "k", endpoint_url=proxy.url, verify=certificates.ca,
-            config=ONE_AT_A_TIME, resume=journal,
-        )  # fmt: skip
-    return caught.value
+_kept = itertools.count()
 
 
-async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
+@dataclasses.dataclass
+class Kept:
+    bucket: str
+    journal: Path
+    upload_id: str | None
+
+
+@pytest.fixture
+async def kept(
     tls_proxy: FaultProxy,
     proxy_certificates: CertFiles,
     store: Any,
     big: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+) -> Kept:
+    """A resumable upload of ``big`` that stopped at part 2 (refused for good), kept with
+    part 1 sent; the probes' part number (10,000) made 3, the upload's last."""
+    monkeypatch.setattr(integrity, "MAX_PARTS", 3)
+    bucket = await new_bucket(store, f"trailed-kept-{next(_kept)}")
+    journal = tmp_path / "upload.resume"
+    tls_proxy.fail("UploadPart", "403", part=2)
+    with pytest.raises(asyncup.UploadError) as caught:
+        await asyncup.upload(
+            big, bucket, "k", endpoint_url=tls_proxy.url, verify=proxy_certificates.ca,
+            config=ONE_AT_A_TIME, resume=journal,
+        )  # fmt: skip
+    return Kept(bucket, journal, caught.value.upload_id)
+
+
+async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path, kept: Kept
 ) -> None:
     """The probes (checksums in headers, in trailers) send one byte as the highest part
     number, 10,000: made 3 here, the upload's last. A resumed upload may hold that part
     already, which the probe's byte would replace on a store that takes it: both probes go
     to uploads of their own, and part 3 to the resumed one."""
-    monkeypatch.setattr(integrity, "MAX_PARTS", 3)
-    bucket = await new_bucket(store, "trailed-resumed")
-    journal = tmp_path / "upload.resume"
-    kept = await kept_after_part_1(tls_proxy, proxy_certificates, big, bucket, journal)
+    bucket, journal = kept.bucket, kept.journal
     part_3: list[tuple[str, str | None]] = []  # (upload, bytes): the probes' and the part's
 
     async def note(request: web.Request) -> None:
@@ -237,20 +249,12 @@ async def test_a_resumed_upload_that_holds_the_probes_part_is_probed_elsewhere(
 
 
 async def test_a_trailer_probe_whose_upload_cannot_be_made_is_not_tried_again(
-    tls_proxy: FaultProxy,
-    proxy_certificates: CertFiles,
-    store: Any,
-    big: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    tls_proxy: FaultProxy, proxy_certificates: CertFiles, store: Any, big: Path, kept: Kept
 ) -> None:
     """The trailer probe of a resumed upload that may hold part 10,000 (made 3 here) needs
     an upload of its own. Where that cannot be created, the client sends no trailers, and
     does not try again for each part (a Create, a probe and an Abort each time)."""
-    monkeypatch.setattr(integrity, "MAX_PARTS", 3)
-    bucket = await new_bucket(store, "trailer-probe-refused")
-    journal = tmp_path / "upload.resume"
-    await kept_after_part_1(tls_proxy, proxy_certificates, big, bucket, journal)
+    bucket, journal = kept.bucket, kept.journal
 
     async def forward(request: web.Request) -> None:
         pass
