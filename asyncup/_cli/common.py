@@ -4,17 +4,18 @@ flags, and the one Uploader each command opens with them."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._core.config import TransferConfig
-from .._pipeline.uploader import Uploader
+
+if TYPE_CHECKING:
+    from .._pipeline.uploader import Uploader
 
 _UNITS = {
     "": 1, "b": 1,
@@ -34,6 +35,8 @@ def parse_size(text: str) -> int:
 
 
 def run_loop(coro_fn: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    import asyncio  # (the event loop, its ~30 ms of imports, for a command that runs one)
+
     try:
         import uvloop
     except ImportError:
@@ -94,6 +97,8 @@ async def open_uploader(
     """The one Uploader of a command, on asyncup's own client (for --profile too);
     ``fast_start``: the client waits for a request that needs it (``_s3.start``), for a
     command that does not use it directly."""
+    from .._pipeline.uploader import Uploader
+
     if connection.verify is False:
         print("asyncup: TLS certificates are NOT verified (--no-verify-ssl)", file=sys.stderr)
     uploader = Uploader(

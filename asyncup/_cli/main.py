@@ -84,9 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Unfinished multipart uploads are billed until aborted: 'ls' lists them,"
         " 'abort --older-than AGE' aborts the stale ones.",
     )
-    from .uploads import add_arguments as add_uploads_arguments
+    if words[:1] == ["uploads"]:  # its own modules only for the command that runs it
+        from .uploads import add_arguments as add_uploads_arguments
 
-    add_uploads_arguments(uploads)
+        add_uploads_arguments(uploads)
     args = parser.parse_args(argv)
     if argv is None:
         # The process's own command: what is loaded by now (~56,000 objects) lives until

@@ -16,11 +16,13 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from .._core.results import UploadResult
-from .._pipeline.events import UploadEvent
 from .cp_sources import Item
+
+if TYPE_CHECKING:
+    from .._pipeline.events import UploadEvent
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ Each write to a bucket the record knows is built by ``wire``, signed by awscrt w
 environment's keys, and sent on connections of its own (``pool``; over TLS with the context
 the client's session made, made again: ``tls_settings``); its answer is read as the lean path reads
 it. Anything else opens the client (``start``'s module docstring says when) and goes through
-it, with every request after it. A ``Record`` is what a client said that this needs
-(``start`` keeps it between processes).
+it, with every request after it. A ``Record`` (``record``) is what a client said that
+this needs (``recorded``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -23,9 +22,10 @@ from botocore.exceptions import ClientError
 
 from .._core import wire
 from . import lean
-from .lean import Endpoint, Response
+from .lean import Response
 from .payloads import THRESHOLD, PartPayload
 from .pool import Pool, request_head
+from .record import Endpoint, Record, tls_context, tls_settings
 
 log = logging.getLogger("asyncup")
 
@@ -35,107 +35,42 @@ OPERATIONS = {
     "create_multipart_upload": "CreateMultipartUpload",
     "abort_multipart_upload": "AbortMultipartUpload",
 }
-FORMAT = 4
-"""What a record holds, and how (``start`` names its records for it)."""
 
 
-@dataclass(slots=True)
-class Record:
-    """What a client said that a fast start needs (``of`` reads it off an open client)."""
-
-    agent: str
-    endpoint_url: str | None
-    connect_timeout: float | None
-    read_timeout: float | None
-    keep: int
-    idle_for: float
-    tls: dict[str, Any] | None
-    """What makes the client's TLS context again (``tls_settings``); None: it cannot be."""
-    outputs: dict[str, dict[str, tuple[str, str]]]
-    modeled: frozenset[str]
-    """The error codes the client raises as classes of their own (the rest: ClientError)."""
-    endpoints: dict[str, Endpoint] = field(default_factory=dict)
-
-    def frozen(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "agent": self.agent,
-            "endpoint_url": self.endpoint_url,
-            "timeouts": (self.connect_timeout, self.read_timeout),
-            "keep": self.keep,
-            "idle_for": self.idle_for,
-            "tls": self.tls,
-            "outputs": self.outputs,
-            "modeled": sorted(self.modeled),
-            "endpoints": {
-                bucket: (at.scheme, at.host, at.bucket_path, at.region)
-                for bucket, at in self.endpoints.items()
-            },
-        }
-
-    @classmethod
-    def thawed(cls, data: Mapping[str, Any]) -> Record | None:
-        """The record ``frozen`` kept, or None for anything else."""
-        try:
-            if data["format"] != FORMAT:
-                return None
-            connect, read = data["timeouts"]
-            return cls(
-                agent=str(data["agent"]),
-                endpoint_url=data["endpoint_url"],
-                connect_timeout=connect,
-                read_timeout=read,
-                keep=int(data["keep"]),
-                idle_for=float(data["idle_for"]),
-                tls=data["tls"] if isinstance(data["tls"], dict) else None,
-                modeled=frozenset(map(str, data["modeled"])),
-                outputs={
-                    name: {header: (member, kind) for header, (member, kind) in members.items()}
-                    for name, members in data["outputs"].items()
-                },
-                endpoints={
-                    bucket: Endpoint(*map(str, fields))
-                    for bucket, fields in data["endpoints"].items()
-                },
-            )
-        except (KeyError, TypeError, ValueError, AttributeError):  # another format
-            return None
-
-    @classmethod
-    def of(cls, client: Any) -> Record | None:
-        """What ``client`` (one asyncup made, lean) says; None when it says what a fast
-        start cannot repeat (no fixed User-Agent, no lean path, another HTTP session)."""
-        path = lean.of(client)
-        agent = client.meta.config.user_agent
-        session = client._endpoint.http_session
-        route = getattr(session, "small_route", None)  # ``threaded``'s
-        if path is None or not agent or route is None or session._cert_file is not None:
-            return None  # (a client certificate comes with a client_config: no fast start)
-        model = client.meta.service_model
-        endpoints = {
-            bucket: at
-            for bucket, at in path.known().items()
-            if route(at.scheme, at.host) is not None  # no proxy, nothing of aiohttp's
-        }
-        return cls(
-            agent=agent,
-            endpoint_url=client.meta.endpoint_url,
-            connect_timeout=session._timeout.sock_connect,
-            read_timeout=session._timeout.sock_read,
-            keep=session._max_pool_connections,
-            idle_for=session._idle_for,
-            # Described only where it is used: reading the CAs may fail (a bundle gone) for a
-            # client that never needed them.
-            tls=_client_tls(session)
-            if any(at.scheme == "https" for at in endpoints.values())
-            else None,
-            modeled=frozenset(client.exceptions._code_to_exception),
-            outputs={
-                name: lean.members_by_header(model.operation_model(model_name))
-                for name, model_name in OPERATIONS.items()
-            },
-            endpoints=endpoints,
-        )
+def recorded(client: Any) -> Record | None:
+    """What ``client`` (one asyncup made, lean) says; None when it says what a fast
+    start cannot repeat (no fixed User-Agent, no lean path, another HTTP session)."""
+    path = lean.of(client)
+    agent = client.meta.config.user_agent
+    session = client._endpoint.http_session
+    route = getattr(session, "small_route", None)  # ``threaded``'s
+    if path is None or not agent or route is None or session._cert_file is not None:
+        return None  # (a client certificate comes with a client_config: no fast start)
+    model = client.meta.service_model
+    endpoints = {
+        bucket: at
+        for bucket, at in path.known().items()
+        if route(at.scheme, at.host) is not None  # no proxy, nothing of aiohttp's
+    }
+    return Record(
+        agent=agent,
+        endpoint_url=client.meta.endpoint_url,
+        connect_timeout=session._timeout.sock_connect,
+        read_timeout=session._timeout.sock_read,
+        keep=session._max_pool_connections,
+        idle_for=session._idle_for,
+        # Described only where it is used: reading the CAs may fail (a bundle gone) for a
+        # client that never needed them.
+        tls=_client_tls(session)
+        if any(at.scheme == "https" for at in endpoints.values())
+        else None,
+        modeled=frozenset(client.exceptions._code_to_exception),
+        outputs={
+            name: lean.members_by_header(model.operation_model(model_name))
+            for name, model_name in OPERATIONS.items()
+        },
+        endpoints=endpoints,
+    )
 
 
 class Fast:
@@ -254,50 +189,6 @@ class Fast:
                 self.client = await self._opening()
                 self.close()  # the client's own connections from now on
         return self.client
-
-
-_TLS = (
-    "options",
-    "verify_flags",
-    "minimum_version",
-    "maximum_version",
-    "post_handshake_auth",
-    "check_hostname",
-    "verify_mode",
-    "keylog_filename",
-)
-
-
-def tls_settings(context: ssl.SSLContext, authorities: str | None) -> dict[str, Any] | None:
-    """What makes ``context`` (whose trusted CAs were loaded from ``authorities``) again with
-    ``tls_context``, without botocore's HTTP session (~50 ms of imports); None for a context
-    with ciphers or a certificate of its own."""
-    plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if context.protocol != plain.protocol or context.get_ciphers() != plain.get_ciphers():
-        return None
-    settings = {name: getattr(context, name) for name in _TLS}
-    settings["authorities"] = authorities
-    return {name: value if isinstance(value, bool | str | None) else int(value)
-            for name, value in settings.items()}  # fmt: skip
-
-
-def tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
-    """The TLS context ``tls_settings`` describes (in a thread: the CAs are read)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.options = ssl.Options(settings["options"])
-    context.verify_flags = ssl.VerifyFlags(settings["verify_flags"])
-    context.minimum_version = ssl.TLSVersion(settings["minimum_version"])
-    context.maximum_version = ssl.TLSVersion(settings["maximum_version"])
-    context.post_handshake_auth = settings["post_handshake_auth"]
-    if settings["authorities"]:
-        context.load_verify_locations(settings["authorities"])
-    if not settings["check_hostname"]:
-        context.check_hostname = False  # before CERT_NONE may be set
-    context.verify_mode = ssl.VerifyMode(settings["verify_mode"])
-    context.check_hostname = settings["check_hostname"]
-    if settings["keylog_filename"]:
-        context.keylog_filename = settings["keylog_filename"]
-    return context
 
 
 def _client_tls(session: Any) -> dict[str, Any] | None:

@@ -30,7 +30,6 @@ import os
 import re
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -39,6 +38,7 @@ from .._core import wire
 from .payloads import THRESHOLD, NotTrailed, PartPayload, RangePayload, TrailedPayload
 from .pool import request_head
 from .ranges import RangeBody
+from .record import Endpoint
 
 log = logging.getLogger("asyncup")
 
@@ -63,19 +63,6 @@ _BOTOCORE_HANDLES = frozenset(
     }
 )
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/s3/aws4_request")
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    """Where a bucket's writes go, as botocore sent its first one."""
-
-    scheme: str
-    host: str
-    bucket_path: str
-    region: str
-
-    def url(self, target: str) -> str:
-        return f"{self.scheme}://{self.host}{target}"
 
 
 _learning: contextvars.ContextVar[tuple[Lean, str, str] | None] = contextvars.ContextVar(

@@ -9,12 +9,8 @@ and signing region, the User-Agent, the timeouts and the answers' header members
   (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, a session token; keys with an
   expiration are refreshed by botocore, so they make no fast start);
 - the rest is what an earlier process's client said (a ``Record``, in the user's cache
-  directory), under a name that stands for everything botocore reads to say it: asyncup's
-  and botocore's versions, Python's and the system's, the Uploader's endpoint, region, TLS
-  setting and concurrency, every ``AWS_`` environment variable but the secrets, the proxy and
-  CA bundle variables, the system's proxies (macOS, Windows), and the AWS config and
-  credentials files' sizes and times. No secret is written; a record is read only from a
-  folder that is the user's own and that no one else may write (``cachedir``).
+  directory, under a name that stands for everything botocore reads to say it: ``record``).
+  No secret is written.
 
 A write to a bucket the record knows goes out as the lean path sends it, without the client
 (``fast``). Anything else opens the client then, and that request and all after it go
@@ -30,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import Any
@@ -38,99 +33,13 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from . import cachedir
-from .fast import FORMAT, Fast, Record
+from . import cachedir, record
+from .fast import Fast, recorded
+from .record import Record, environment_keys
 
 log = logging.getLogger("asyncup")
 
 _BUCKETS = 256  # endpoints a record keeps (the latest learnt)
-_SECRETS = frozenset(
-    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"}
-)
-# Read besides by the client's HTTP session: its proxies, its CAs (botocore's ``verify``), the
-# TLS key log (urllib3's).
-_OTHERS = frozenset(
-    {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE",
-     "SSL_CERT_DIR", "SSLKEYLOGFILE"}
-)  # fmt: skip
-
-
-def environment_keys() -> tuple[str, str, str | None] | None:
-    """The keys botocore's first provider would find in the environment, if they are static:
-    (access key, secret key, token)."""
-    access, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
-    if not access or not secret or os.environ.get("AWS_CREDENTIAL_EXPIRATION"):
-        return None
-    token = os.environ.get("AWS_SECURITY_TOKEN") or os.environ.get("AWS_SESSION_TOKEN")
-    return access, secret, token or None
-
-
-def record_path(
-    endpoint_url: str | None, region_name: str | None, verify: object, concurrency: int
-) -> str | None:
-    """Where the record for an Uploader made with these settings, in this environment, is
-    kept; None when there is no cache directory."""
-    import botocore  # the package alone: its version
-
-    # botocore reads settings (region, endpoint_url, ca_bundle, s3 = ...) from both files.
-    files = [
-        _stamp(os.environ.get("AWS_CONFIG_FILE") or "~/.aws/config"),
-        _stamp(os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or "~/.aws/credentials"),
-    ]
-    environment = sorted(
-        (name, value)
-        for name, value in os.environ.items()
-        if (name.startswith("AWS_") and name not in _SECRETS) or name.upper() in _OTHERS
-    )
-    about = "\0".join(
-        map(
-            str,
-            (
-                FORMAT,
-                _installed(),
-                botocore.__version__,
-                sys.version,
-                os.uname().release if hasattr(os, "uname") else sys.platform,
-                endpoint_url,
-                region_name,
-                verify,
-                concurrency,
-                files,
-                environment,
-                _system_proxies(),
-            ),
-        )
-    )
-    return cachedir.entry("start", about, ".marshal")
-
-
-def _stamp(path: str) -> str:
-    """``path`` as botocore finds it (variables, then ``~``), and its size and time."""
-    path = os.path.expanduser(os.path.expandvars(path))
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return f"{path} none"
-    return f"{path} {stat.st_size} {stat.st_mtime_ns} {stat.st_ino}"
-
-
-def _system_proxies() -> object:
-    """The proxies the system's settings give (macOS, Windows), which botocore's session
-    reads besides the environment's (``_OTHERS``, the only ones elsewhere)."""
-    if sys.platform not in ("darwin", "win32"):
-        return None
-    import urllib.request
-
-    return sorted(urllib.request.getproxies().items())
-
-
-def _installed() -> str:
-    """asyncup as installed: this module's and ``client``'s files (which make the User-Agent,
-    with asyncup's version), as a new version or a change rewrites them. (Its version from
-    the package's metadata costs ~30 ms to read.)"""
-    here = os.path.dirname(__file__)
-    stats = [os.stat(os.path.join(here, name)) for name in ("start.py", "client.py")]
-    return " ".join(f"{stat.st_size}:{stat.st_mtime_ns}" for stat in stats)
 
 
 class Start:
@@ -147,14 +56,10 @@ class Start:
         """The record for these settings (one trip to a thread); None without a place to
         keep one."""
 
-        def find() -> Start | None:
-            path = record_path(endpoint_url, region_name, verify, concurrency)
-            if path is None:
-                return None
-            data = cachedir.read(path)
-            return cls(path, Record.thawed(data) if data is not None else None)
-
-        return await anyio.to_thread.run_sync(find)
+        found = await anyio.to_thread.run_sync(
+            record.find, endpoint_url, region_name, verify, concurrency
+        )
+        return None if found is None else cls(*found)
 
     def fast(self, opening: Callable[[], Awaitable[Any]]) -> Fast | None:
         """The fast path, if the record and the environment allow one; ``opening`` opens the
@@ -175,18 +80,18 @@ class Start:
                 log.debug("no fast start recorded: %s: %s", type(exc).__name__, exc)
 
     def _remember(self, client: Any) -> None:
-        record = Record.of(client)
-        if record is None:
+        new = recorded(client)
+        if new is None:
             return
         old = self._record
-        if old is not None and _but_endpoints(old) == _but_endpoints(record):
-            if record.endpoints.items() <= old.endpoints.items():
+        if old is not None and _but_endpoints(old) == _but_endpoints(new):
+            if new.endpoints.items() <= old.endpoints.items():
                 return  # nothing new
-            record.endpoints = {**old.endpoints, **record.endpoints}
-        while len(record.endpoints) > _BUCKETS:
-            del record.endpoints[next(iter(record.endpoints))]  # the oldest learnt
-        self._record = record
-        cachedir.write(self._path, record.frozen())
+            new.endpoints = {**old.endpoints, **new.endpoints}
+        while len(new.endpoints) > _BUCKETS:
+            del new.endpoints[next(iter(new.endpoints))]  # the oldest learnt
+        self._record = new
+        cachedir.write(self._path, new.frozen())
 
 
 def _but_endpoints(record: Record) -> dict[str, Any]:

@@ -507,7 +507,8 @@ async def test_only_a_reporter_that_follows_is_fed_each_uploads_progress_and_eve
     """The command's uploads feed bars what they show; for lines, no event is even made."""
     import argparse
 
-    from asyncup._cli.cp import add_arguments, settings_from, upload_item
+    from asyncup._cli.cp import add_arguments, settings_from
+    from asyncup._cli.cp_uploads import upload_item
     from asyncup._cli.render import Reporter
     from asyncup._core.params import Routes
 

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 
 from asyncup import TransferConfig, Uploader, UploadError, UploadEvent
 from asyncup._pipeline.integrity import SMALL_WRITES_BEFORE_PROBE
-from asyncup._s3 import start
+from asyncup._s3 import record, start
 from asyncup._s3.fast import Fast
 from tests.conftest import MiB, random_bytes, read_object
 from tests.faultproxy import FaultProxy
@@ -224,11 +224,11 @@ def test_the_environments_keys_are_read_as_botocores_first_provider_reads_them(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "SECRET")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "session")
     monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
-    assert start.environment_keys() == ("AKID", "SECRET", "session")
+    assert record.environment_keys() == ("AKID", "SECRET", "session")
     monkeypatch.setenv("AWS_SECURITY_TOKEN", "security")  # botocore looks at it first
-    assert start.environment_keys() == ("AKID", "SECRET", "security")
+    assert record.environment_keys() == ("AKID", "SECRET", "security")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "")
-    assert start.environment_keys() is None
+    assert record.environment_keys() is None
 
 
 def test_the_record_is_named_for_what_botocore_reads(
@@ -241,14 +241,14 @@ def test_the_record_is_named_for_what_botocore_reads(
     def path(**changes: Any) -> str | None:
         settings = {"endpoint_url": "http://e", "region_name": None, "verify": None}
         settings |= changes
-        return start.record_path(concurrency=10, **settings)
+        return record.record_path(concurrency=10, **settings)
 
     base = path()
     assert base is not None
     assert path(endpoint_url="http://f") != base
     assert path(region_name="eu-west-1") != base
     assert path(verify=False) != base
-    assert start.record_path("http://e", None, None, 11) != base
+    assert record.record_path("http://e", None, None, 11) != base
     monkeypatch.setenv("AWS_S3_ADDRESSING_STYLE", "virtual")
     assert path() != base
     monkeypatch.delenv("AWS_S3_ADDRESSING_STYLE")
@@ -288,7 +288,7 @@ def test_the_systems_proxies_name_the_record_where_botocore_reads_them(
     monkeypatch.setattr(urllib.request, "getproxies", lambda: dict(proxies))
 
     def path() -> str | None:
-        return start.record_path("http://e", None, None, 10)
+        return record.record_path("http://e", None, None, 10)
 
     monkeypatch.setattr(sys, "platform", "darwin")
     base = path()
@@ -349,7 +349,7 @@ async def test_a_record_that_cannot_be_made_never_fails_the_command(
     def broken(client: Any) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(start.Record, "of", broken)
+    monkeypatch.setattr(start, "recorded", broken)
     data = random_bytes(2 * MiB)  # sent from a thread: the client is opened
     async with fast_uploader(proxy.url) as uploader:
         await uploader.upload(data, bucket, "k3")
