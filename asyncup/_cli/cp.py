@@ -4,6 +4,7 @@
     SRC, DST  -> items (``cp_sources.plan``: directory walk, filters, keys checked)
     items     -> ``many.for_each``, ``--jobs`` at a time -> upload_routed (one client, one budget)
               -> an Outcome per item -> Reporter (bars, lines or JSON lines) -> summary
+                 (``cp_uploads``; one small file on a fast start: ``cp_one``, no event loop)
 
 A failed object is reported and the others go on (unless --fail-fast). Ctrl-C cancels the
 uploads in flight, which makes asyncup abort them, and exits 130.
@@ -288,9 +289,14 @@ def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         total = sum(item.size or 0 for item in listing.items if item.problem is None)
         reporter.summary(f"(dry run) {len(listing.items)} objects, {total} bytes; nothing sent")
         return EXIT_FAILED if any(item.problem for item in listing.items) else EXIT_OK
-    from .cp_uploads import copy  # the event loop's way: one Uploader for every item
-
     try:
+        from .cp_one import copy_alone
+
+        done = copy_alone(listing, settings, reporter)  # one small file: no event loop
+        if done is not None:
+            return done
+        from .cp_uploads import copy  # the event loop's way: one Uploader for every item
+
         return run_loop(lambda: copy(listing, settings, reporter))
     except KeyboardInterrupt:
         if settings.resume_dir is None:

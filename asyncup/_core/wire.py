@@ -8,13 +8,15 @@ by parameter); ``sign`` adds SigV4 with awscrt's native signer (UNSIGNED-PAYLOAD
 write carries a checksum header S3 checks, as asyncup's own botocore clients send it).
 A parameter this table does not know, or a value it would have to convert otherwise than
 botocore, gives a ``Fallback`` naming it: that request goes through botocore.
+``request_head`` writes the request's head as aiobotocore sends it; ``read_headers`` and
+``metadata`` read an answer's head as botocore does.
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -319,3 +321,62 @@ def last_chunk(algorithm: str, value: str) -> bytes:
     if len(value) != _B64_LENGTH[algorithm]:
         raise ValueError(f"a {algorithm} checksum of {len(value)} characters")
     return _last_chunk(algorithm, value)
+
+
+# What goes out before the body, and what botocore reads off an answer's head.
+def request_head(
+    method: str,
+    target: str,
+    host: str,
+    headers: Sequence[tuple[str, str]],
+    *,
+    length: int | None = None,
+) -> bytes:
+    """The request line and headers, as aiobotocore sends them (Host first, identity
+    encoding asked for); ``length``, the body's, as Content-Length unless ``headers`` say
+    it. The body follows the head at once, so an Expect: 100-continue is left out (SigV4
+    never signs it)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
+    sized = False
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered in ("host", "expect"):
+            continue
+        sized = sized or lowered == "content-length"
+        lines.append(f"{name}: {value}")
+    if length is not None and not sized:
+        lines.append(f"Content-Length: {length}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
+
+
+def metadata(status: int, head: Mapping[str, str]) -> dict[str, Any]:
+    """An answer's ``ResponseMetadata`` as botocore gives it."""
+    return {
+        "RequestId": head.get("x-amz-request-id", ""),
+        "HostId": head.get("x-amz-id-2", ""),
+        "HTTPStatusCode": status,
+        "HTTPHeaders": head,
+        "RetryAttempts": 0,
+    }
+
+
+def read_headers(outputs: Mapping[str, tuple[str, str]], head: Mapping[str, str]) -> dict[str, Any]:
+    """An answer's members that S3 sends as headers (``members_by_header``'s), as botocore
+    reads them."""
+    parsed: dict[str, Any] = {}
+    for header, value in head.items():  # the answer's few headers, not the model's many
+        found = outputs.get(header)
+        if found is None:
+            continue
+        member, kind = found
+        if kind == "boolean":
+            parsed[member] = value.lower() == "true"
+        elif kind in ("integer", "long"):
+            parsed[member] = int(value)
+        elif kind == "timestamp":  # (rare: a Create's AbortDate)
+            from email.utils import parsedate_to_datetime
+
+            parsed[member] = parsedate_to_datetime(value)
+        else:
+            parsed[member] = value
+    return parsed

@@ -24,7 +24,7 @@ from .._core import wire
 from . import lean
 from .lean import Response
 from .payloads import THRESHOLD, PartPayload
-from .pool import Pool, request_head
+from .pool import Pool
 from .record import Endpoint, Record, tls_context, tls_settings
 
 log = logging.getLogger("asyncup")
@@ -132,7 +132,7 @@ class Fast:
         headers = wire.sign(request, endpoint.host, who)
         headers.append(("User-Agent", self._record.agent))
         sized = body.size or request.method in ("PUT", "POST")  # as ``threaded`` sends it
-        head = request_head(
+        head = wire.request_head(
             request.method,
             request.target,
             endpoint.host,
@@ -158,10 +158,10 @@ class Fast:
         )
         error = lean.error_of(status, head_in, content)
         if error is None:
-            parsed = lean.read_headers(self._record.outputs[operation], head_in)
+            parsed = wire.read_headers(self._record.outputs[operation], head_in)
             if operation == "create_multipart_upload":
                 parsed |= _created(content)
-            return parsed | {"ResponseMetadata": lean.metadata(status, head_in)}
+            return parsed | {"ResponseMetadata": wire.metadata(status, head_in)}
         if lean.botocore_handles(error):
             why = f"an answer {lean.describe(error)}"
             return await self._through_client(operation, params, why)

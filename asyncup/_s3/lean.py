@@ -36,7 +36,6 @@ from urllib.parse import quote, urlsplit
 
 from .._core import wire
 from .payloads import THRESHOLD, NotTrailed, PartPayload, RangePayload, TrailedPayload
-from .pool import request_head
 from .ranges import RangeBody
 from .record import Endpoint
 
@@ -142,7 +141,7 @@ class Lean:
             and (route := getattr(session, "small_route", None)) is not None  # ``threaded``'s
             and (small := route(endpoint.scheme, endpoint.host)) is not None
         ):
-            head = request_head(
+            head = wire.request_head(
                 request.method, request.target, endpoint.host, headers, length=body.size
             )
             status, head_in, content = await session.send_small(
@@ -159,8 +158,8 @@ class Lean:
             if operation in _SERIALIZED:
                 parsed = await self._parsed_by(client, operation, status, head_in, content)
             else:
-                parsed = read_headers(self._outputs[operation], head_in)
-            return parsed | {"ResponseMetadata": metadata(status, head_in)}
+                parsed = wire.read_headers(self._outputs[operation], head_in)
+            return parsed | {"ResponseMetadata": wire.metadata(status, head_in)}
         if botocore_handles(error):
             self._endpoints.pop(bucket, None)
             return await self._botocore(fallback, params, f"an answer {describe(error)}")
@@ -280,39 +279,6 @@ def payload(body: object) -> PartPayload | RangePayload | None:
     return None
 
 
-def metadata(status: int, head: Mapping[str, str]) -> Response:
-    """An answer's ``ResponseMetadata`` as botocore gives it."""
-    return {
-        "RequestId": head.get("x-amz-request-id", ""),
-        "HostId": head.get("x-amz-id-2", ""),
-        "HTTPStatusCode": status,
-        "HTTPHeaders": head,
-        "RetryAttempts": 0,
-    }
-
-
-def read_headers(outputs: Mapping[str, tuple[str, str]], head: Mapping[str, str]) -> Response:
-    """An answer's members that S3 sends as headers (``members_by_header``'s), as botocore
-    reads them."""
-    parsed: Response = {}
-    for header, value in head.items():  # the answer's few headers, not the model's many
-        found = outputs.get(header)
-        if found is None:
-            continue
-        member, kind = found
-        if kind == "boolean":
-            parsed[member] = value.lower() == "true"
-        elif kind in ("integer", "long"):
-            parsed[member] = int(value)
-        elif kind == "timestamp":  # (rare: a Create's AbortDate)
-            from email.utils import parsedate_to_datetime
-
-            parsed[member] = parsedate_to_datetime(value)
-        else:
-            parsed[member] = value
-    return parsed
-
-
 def error_of(status: int, head: Mapping[str, str], content: bytes) -> Response | None:
     """An answer's error as botocore gives it to ``ClientError`` (S3's error inside a 200 is
     read as a 500, to be retried, as botocore reads it); None for a success."""
@@ -320,7 +286,7 @@ def error_of(status: int, head: Mapping[str, str], content: bytes) -> Response |
         status = 500
     if status < 300:
         return None
-    return _error(content, status) | {"ResponseMetadata": metadata(status, head)}
+    return _error(content, status) | {"ResponseMetadata": wire.metadata(status, head)}
 
 
 def code_of(error: Response) -> str:

@@ -21,7 +21,7 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 import httptools
@@ -156,31 +156,6 @@ def connect_errors(url: str) -> Iterator[None]:
         raise SSLError(endpoint_url=url, error=exc) from exc
     except OSError as exc:
         raise EndpointConnectionError(endpoint_url=url, error=exc) from exc
-
-
-def request_head(
-    method: str,
-    target: str,
-    host: str,
-    headers: Sequence[tuple[str, str]],
-    *,
-    length: int | None = None,
-) -> bytes:
-    """The request line and headers, as aiobotocore sends them (Host first, identity
-    encoding asked for); ``length``, the body's, as Content-Length unless ``headers`` say
-    it. The body follows the head at once, so an Expect: 100-continue is left out (SigV4
-    never signs it)."""
-    lines = [f"{method} {target} HTTP/1.1", f"Host: {host}", "Accept-Encoding: identity"]
-    sized = False
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered in ("host", "expect"):
-            continue
-        sized = sized or lowered == "content-length"
-        lines.append(f"{name}: {value}")
-    if length is not None and not sized:
-        lines.append(f"Content-Length: {length}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8")
 
 
 class _Broken(Exception):

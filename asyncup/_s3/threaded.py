@@ -38,12 +38,13 @@ from aiobotocore.awsrequest import AioAWSResponse
 from aiobotocore.httpsession import AIOHTTPSession
 
 from .._concurrency.shield import shielded
+from .._core import wire
 from . import (
     aio_bodies,  # noqa: F401  (how aiohttp writes asyncup's bodies, registered)
     blocking,
 )
 from .payloads import THRESHOLD, PartPayload, RangePayload, TrailedPayload
-from .pool import Answer, Idle, Pool, request_head
+from .pool import Answer, Idle, Pool
 
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
 
@@ -115,7 +116,7 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
         sized = len(body) or request.method in ("PUT", "POST")
         target = (split.path or "/") + (f"?{split.query}" if split.query else "")
         length = len(body) if sized else None
-        head = request_head(request.method, target, _host(split), headers, length=length)
+        head = wire.request_head(request.method, target, _host(split), headers, length=length)
         try:
             status, headers_in, data = await self.send_small(
                 key, request.url, head, body, idempotent=request.method != "POST"

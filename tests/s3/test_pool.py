@@ -26,8 +26,9 @@ from botocore.awsrequest import AWSPreparedRequest
 from botocore.exceptions import ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
 
 import asyncup
+from asyncup._core.wire import request_head
 from asyncup._s3 import pool as _pool
-from asyncup._s3.pool import Pool, request_head
+from asyncup._s3.pool import Pool
 from asyncup._s3.threaded import _host, _small_body
 from tests.conftest import MiB, assert_object, random_bytes
 

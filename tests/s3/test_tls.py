@@ -23,9 +23,10 @@ from botocore.exceptions import SSLError
 from botocore.httpsession import get_cert_path
 
 import asyncup
+from asyncup._core.wire import request_head
 from asyncup._s3 import fast
 from asyncup._s3.fast import tls_context, tls_settings
-from asyncup._s3.pool import Pool, request_head
+from asyncup._s3.pool import Pool
 from asyncup._s3.threaded import ThreadedSession
 from tests.cli.test_cp import cp
 from tests.conftest import MiB, assert_object, random_bytes, tls_client

@@ -1,0 +1,222 @@
+"""`asyncup cp` of one small file without an event loop (``_cli.cp_one``): what it sends and
+reports is the Uploader's, and anything else hands the file to the Uploader."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+import pytest
+
+import asyncup
+from asyncup._cli import cp_one
+from asyncup._cli.cp import add_arguments, settings_from
+from asyncup._cli.cp_sources import Item, Listing
+from asyncup._core.params import Routes
+from asyncup._pipeline.uploader import upload_routed
+from tests.conftest import MiB, random_bytes, read_object, tls_client
+from tests.faultproxy import FaultProxy
+
+ON_MOTO = pytest.mark.parametrize("server", ["moto"], indirect=True)
+
+# `asyncup cp ARGS`, then (on stderr's last line) which of the event loop's and botocore's
+# client side's packages the process loaded.
+LOADED = """
+import json, sys
+from asyncup._cli.main import main
+code = main(sys.argv[1:])
+loop = {"asyncio", "anyio", "uvloop", "aiobotocore", "aiohttp"}
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules} & loop)), file=sys.stderr)
+sys.exit(code)
+"""
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> dict[str, str]:
+    """The commands' environment: a cache of the test's own (no record at first)."""
+    return {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+async def cp(*args: str, env: dict[str, str]) -> tuple[int, str, list[str]]:
+    """`asyncup cp ARGS`: its exit status, stdout, and what it loaded of the event loop."""
+    run = await anyio.run_process([sys.executable, "-c", LOADED, "cp", *args], check=False, env=env)
+    *_, loaded = run.stderr.decode().splitlines()
+    return run.returncode, run.stdout.decode(), json.loads(loaded)
+
+
+async def recorded(path: Path, bucket: str, url: str, env: dict[str, str], *more: str) -> None:
+    """A first `cp` to ``bucket``: through the Uploader, which records it (``_s3.start``)."""
+    await anyio.Path(path).write_bytes(b"first")
+    status, _, loaded = await cp(str(path), f"s3://{bucket}/first", "--endpoint-url", url,
+                                 "-q", *more, env=env)  # fmt: skip
+    assert status == 0
+    assert "anyio" in loaded
+
+
+async def test_one_small_file_is_written_without_an_event_loop(
+    s3: Any, bucket: str, endpoint: str, tmp_path: Path, cache: dict[str, str]
+) -> None:
+    """On both servers (SeaweedFS checks the signature and the checksum): the object, its
+    attributes and the line reported are the Uploader's."""
+    await recorded(tmp_path / "first.txt", bucket, endpoint, cache)
+    data = random_bytes(64 * 1024, seed=7)
+    (tmp_path / "page.html").write_bytes(data)
+    status, out, loaded = await cp(
+        str(tmp_path / "page.html"), f"s3://{bucket}/site/", "--endpoint-url", endpoint,
+        "--json", "--metadata", "owner=me", "--cache-control", "max-age=9", "--tag", "a=b",
+        env=cache,
+    )  # fmt: skip
+    assert status == 0
+    assert loaded == []  # no event loop, no anyio, no client
+    (line,) = map(json.loads, out.splitlines())
+    head = await s3.head_object(Bucket=bucket, Key="site/page.html")
+    assert line | {"seconds": 0} == {
+        "source": str(tmp_path / "page.html"), "bucket": bucket, "key": "site/page.html",
+        "size": len(data), "etag": head["ETag"], "parts": 1, "verified_by": "asyncup",
+        "unverified_reason": None, "seconds": 0, "ok": True, "error": None,
+    }  # fmt: skip
+    assert await read_object(s3, bucket, "site/page.html") == data
+    assert head["ContentType"] == "text/html"  # guessed from the name, as the Uploader does
+    assert head["Metadata"] == {"owner": "me"}
+    assert head["CacheControl"] == "max-age=9"
+    tags = await s3.get_object_tagging(Bucket=bucket, Key="site/page.html")
+    assert tags["TagSet"] == [{"Key": "a", "Value": "b"}]
+
+
+def settings(*args: str) -> Any:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return settings_from(parser.parse_args(["-", "s3://b/k", *args]))
+
+
+@ON_MOTO
+async def test_its_request_and_result_are_the_uploaders(
+    bucket: str, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same file written both ways: the same headers sent (but the signature and its
+    time), and the same UploadResult."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    path = tmp_path / "a.json"
+    path.write_bytes(random_bytes(5000, seed=2))
+    chosen = settings("--endpoint-url", proxy.url, "--metadata", "k=v", "--storage-class",
+                      "STANDARD_IA", "--checksum-algorithm", "crc32c")  # fmt: skip
+    routes = Routes(chosen.extra_args, chosen.config.checksum_algorithm)
+
+    async def by_the_uploader(key: str) -> asyncup.UploadResult:
+        uploader = asyncup.Uploader(endpoint_url=proxy.url, config=chosen.config)
+        uploader._fast_start = True
+        async with uploader:
+            return await upload_routed(uploader, routes, str(path), bucket, key)
+
+    await by_the_uploader("first")  # recorded
+    theirs = await by_the_uploader("theirs")  # a fast start
+    listing = Listing(items=[Item(str(path), bucket, "ours", path.stat().st_size)])
+    ours = await anyio.to_thread.run_sync(cp_one._put, listing, chosen)
+    assert ours == dataclasses.replace(theirs, key="ours")
+    assert (ours.verified_by, ours.checksum_algorithm) == ("asyncup", "CRC32C")
+    *_, (_, sent_theirs), (_, sent_ours) = [r for r in proxy.requests if r[0] == "PutObject"]
+    unsigned = {"authorization", "x-amz-date"}
+    assert {k: v for k, v in sent_ours.items() if k not in unsigned} == {
+        k: v for k, v in sent_theirs.items() if k not in unsigned
+    }
+    assert sent_ours["x-amz-storage-class"] == "STANDARD_IA"
+    assert sent_ours["x-amz-checksum-crc32c"]
+
+
+@ON_MOTO
+@pytest.mark.parametrize("fault", ["503", "reset", "corrupt", "alien", "noetag", "lost"])
+async def test_a_write_that_fails_is_the_uploaders_to_retry(
+    s3: Any, bucket: str, proxy: FaultProxy, tmp_path: Path, cache: dict[str, str], fault: str
+) -> None:
+    """An error, a cut connection, bytes changed on the way, an answer that disowns them or
+    says no ETag, a lost answer: the file goes to the Uploader, which sends it again; one
+    line, one object."""
+    await recorded(tmp_path / "first.txt", bucket, proxy.url, cache)
+    proxy.counts.clear()
+    data = random_bytes(20_000, seed=3)
+    (tmp_path / "b.bin").write_bytes(data)
+    proxy.fail("PutObject", fault, stall=1.0)
+    status, out, loaded = await cp(
+        str(tmp_path / "b.bin"), f"s3://{bucket}/b", "--endpoint-url", proxy.url, "--json",
+        "--request-timeout", "2", env=cache,
+    )  # fmt: skip
+    assert status == 0
+    assert "anyio" in loaded  # the Uploader's way, after the first attempt
+    assert proxy.faults_injected[fault] == 1
+    assert proxy.counts["PutObject"] == 2
+    (line,) = map(json.loads, out.splitlines())
+    assert (line["ok"], line["verified_by"]) == (True, "asyncup")
+    assert await read_object(s3, bucket, "b") == data
+
+
+@ON_MOTO
+@pytest.mark.parametrize(
+    ("args", "size", "env"),
+    [
+        pytest.param(["--max-bandwidth", "10MiB"], 10, {}, id="max-bandwidth"),
+        pytest.param(["--resume"], 10, {}, id="resume"),
+        pytest.param([], 1 * MiB, {}, id="a-1MiB-file"),
+        pytest.param(
+            ["--multipart-threshold", "5MiB", "--part-size", "5MiB"], 6 * MiB, {}, id="multipart"
+        ),
+        pytest.param([], 10, {"ASYNCUP_LEAN": "0"}, id="lean-off"),
+        pytest.param(
+            [], 10, {"AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"}, id="keys-that-expire"
+        ),
+        pytest.param(["ANOTHER-BUCKET"], 10, {}, id="a-bucket-not-recorded"),
+    ],
+)
+async def test_what_it_does_not_take_goes_to_the_uploader(
+    s3: Any,
+    bucket: str,
+    endpoint: str,
+    tmp_path: Path,
+    cache: dict[str, str],
+    args: list[str],
+    size: int,
+    env: dict[str, str],
+) -> None:
+    await recorded(tmp_path / "first.txt", bucket, endpoint, cache)
+    data = random_bytes(size, seed=4)
+    (tmp_path / "c.bin").write_bytes(data)
+    target = bucket
+    if args == ["ANOTHER-BUCKET"]:  # the record knows the first bucket's endpoint only
+        args, target = [], f"{bucket}-2"
+        await s3.create_bucket(Bucket=target)
+    if "--resume" in args:
+        args += ["--resume-dir", str(tmp_path / "journals")]
+    status, _, loaded = await cp(str(tmp_path / "c.bin"), f"s3://{target}/c", "-q",
+                                 "--endpoint-url", endpoint, *args, env=cache | env)  # fmt: skip
+    assert status == 0
+    assert "anyio" in loaded
+    assert await read_object(s3, target, "c") == data
+
+
+async def test_over_tls_with_the_recorded_context(
+    private_ca: tuple[str, str], tmp_path: Path, cache: dict[str, str]
+) -> None:
+    """Over HTTPS, with the CA bundle given: the context the record describes is made again
+    (it trusts that CA), and the certificate is checked."""
+    endpoint, ca = private_ca
+    async with tls_client(endpoint, verify=ca) as s3:
+        await s3.create_bucket(Bucket="cp-one-tls")
+        tls = ("--ca-bundle", ca)
+        await recorded(tmp_path / "first.txt", "cp-one-tls", endpoint, cache, *tls)
+        (tmp_path / "d.txt").write_bytes(b"over TLS")
+        status, _, loaded = await cp(str(tmp_path / "d.txt"), "s3://cp-one-tls/d",
+                                     "--endpoint-url", endpoint, "-q", *tls, env=cache)  # fmt: skip
+        assert (status, loaded) == (0, [])
+        assert await read_object(s3, "cp-one-tls", "d") == b"over TLS"
+
+
+def test_a_file_that_changed_since_it_was_listed_is_not_sent(tmp_path: Path) -> None:
+    (tmp_path / "e").write_bytes(b"12345")
+    with pytest.raises(cp_one._Declined, match="changed since it was listed"):
+        cp_one._read(str(tmp_path / "e"), 4)
