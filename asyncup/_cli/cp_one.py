@@ -31,8 +31,8 @@ from .._core.plan import use_multipart
 from .._core.results import UploadResult
 from .._core.retry import request_deadline
 from .._core.verify import check_write, digest_params, known_to_verify, verified_by
+from .._core.wire import THRESHOLD
 from .._s3 import oneshot, record
-from .._s3.payloads import THRESHOLD
 from .cp import EXIT_OK, Settings
 from .cp_sources import STDIN, Listing
 from .render import Outcome, Reporter, Summary

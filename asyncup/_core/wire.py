@@ -69,6 +69,9 @@ _METHODS = {
     "abort_multipart_upload": "DELETE",
 }
 OPERATIONS = frozenset(_METHODS)
+THRESHOLD = 1024 * 1024
+"""Bodies from this size on are sent from a worker thread (``_s3.threaded``); a smaller one's
+trip to a thread costs more than it saves, and a fast start sends it itself."""
 # Where an operation's model says otherwise than HEADERS: another header, or a parameter it
 # does not take (botocore would refuse it; asyncup's routing never gives it).
 _ELSEWHERE: dict[str, dict[str, str | None]] = {

@@ -23,9 +23,10 @@ from .._core.checksums import PartDigest
 from .._core.errors import BadResponseError, PartError, ShortSourceError, SourceSizeError
 from .._core.retry import CORRUPTION_CODES
 from .._core.verify import CompletedPart, digest_params, same_digest
+from .._core.wire import THRESHOLD
 from .._s3.calls import Response
 from .._s3.errors import error_code
-from .._s3.payloads import THRESHOLD, NotTrailed, TrailedPayload, source_shrank
+from .._s3.payloads import NotTrailed, TrailedPayload, source_shrank
 from .._s3.ranges import RangeBody, digest_range
 from .integrity import (
     REFUSED,

@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from .._core import wire
 from . import lean
 from .lean import Response
-from .payloads import THRESHOLD, PartPayload
+from .payloads import PartPayload
 from .pool import Pool
 from .record import Endpoint, Record, tls_context, tls_settings
 
@@ -120,7 +120,7 @@ class Fast:
         body = (
             lean.payload(params.get("Body")) if "Body" in params else PartPayload(memoryview(b""))
         )
-        if not isinstance(body, PartPayload) or (body.size or 0) >= THRESHOLD:
+        if not isinstance(body, PartPayload) or (body.size or 0) >= wire.THRESHOLD:
             return await self._through_client(operation, params, "a body sent from a thread")
         route = self._routes.get(endpoint)
         if route is None:  # once per endpoint: its (scheme, host, port) and who signs there

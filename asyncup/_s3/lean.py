@@ -35,7 +35,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 from .._core import wire
-from .payloads import THRESHOLD, NotTrailed, PartPayload, RangePayload, TrailedPayload
+from .payloads import NotTrailed, PartPayload, RangePayload, TrailedPayload
 from .ranges import RangeBody
 from .record import Endpoint
 
@@ -137,7 +137,7 @@ class Lean:
         if (
             isinstance(body, PartPayload)
             and body.size is not None
-            and body.size < THRESHOLD
+            and body.size < wire.THRESHOLD
             and (route := getattr(session, "small_route", None)) is not None  # ``threaded``'s
             and (small := route(endpoint.scheme, endpoint.host)) is not None
         ):
@@ -199,7 +199,7 @@ class Lean:
         if not all(value.isascii() for _, value in headers):
             return wire.Fallback("a header that is not ASCII (botocore refuses it)")
         body = serialized["body"]
-        if len(body) >= THRESHOLD:  # a Complete of thousands of parts: botocore streams it
+        if len(body) >= wire.THRESHOLD:  # a Complete of thousands of parts: botocore streams it
             return wire.Fallback("a body of 1 MiB or more")
         target = wire.target(operation, params, bucket_path)
         request = wire.Request(serialized["method"], target, headers)

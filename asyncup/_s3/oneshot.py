@@ -12,16 +12,18 @@ bytes to the same key).
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httptools
 
 from .._core import wire
 from .record import Endpoint, Record
+
+if TYPE_CHECKING:
+    import ssl
 
 _READ = 64 * 1024
 

@@ -19,10 +19,6 @@ from .._core.errors import ShortSourceError
 from .._core.verify import spoiled
 from .._core.wire import TRAIL_CHUNK, chunk_head, framed_length, last_chunk
 
-THRESHOLD = 1024 * 1024
-"""Bodies from this size on are sent from a worker thread (``threaded``); a smaller one's trip
-to a thread costs more than it saves."""
-
 
 class PartPayload:
     """A part's body: a view of its buffer, sent as it is (never copied)."""

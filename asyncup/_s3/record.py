@@ -16,13 +16,15 @@ refreshed by botocore, so they make no fast start).
 from __future__ import annotations
 
 import os
-import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import cachedir
+
+if TYPE_CHECKING:
+    import ssl
 
 FORMAT = 4
 """What a record holds, and how (``start`` names its records for it)."""
@@ -120,6 +122,8 @@ def tls_settings(context: ssl.SSLContext, authorities: str | None) -> dict[str, 
     """What makes ``context`` (whose trusted CAs were loaded from ``authorities``) again with
     ``tls_context``, without botocore's HTTP session (~50 ms of imports); None for a context
     with ciphers or a certificate of its own."""
+    import ssl
+
     plain = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     if context.protocol != plain.protocol or context.get_ciphers() != plain.get_ciphers():
         return None
@@ -131,6 +135,8 @@ def tls_settings(context: ssl.SSLContext, authorities: str | None) -> dict[str, 
 
 def tls_context(settings: Mapping[str, Any]) -> ssl.SSLContext:
     """The TLS context ``tls_settings`` describes (in a thread: the CAs are read)."""
+    import ssl  # (~4 ms: for HTTPS only)
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.options = ssl.Options(settings["options"])
     context.verify_flags = ssl.VerifyFlags(settings["verify_flags"])

@@ -43,7 +43,7 @@ from . import (
     aio_bodies,  # noqa: F401  (how aiohttp writes asyncup's bodies, registered)
     blocking,
 )
-from .payloads import THRESHOLD, PartPayload, RangePayload, TrailedPayload
+from .payloads import PartPayload, RangePayload, TrailedPayload
 from .pool import Answer, Idle, Pool
 
 IDLE = 10.0  # seconds an idle connection is kept (aiobotocore keeps aiohttp's 12)
@@ -82,7 +82,7 @@ class ThreadedSession(AIOHTTPSession):  # type: ignore[misc]
             request.method == "PUT"
             and isinstance(body, PartPayload | RangePayload)
             and body.size is not None
-            and body.size >= THRESHOLD
+            and body.size >= wire.THRESHOLD
         ):  # (only threads frame a trailed body: ``lean`` sends one here alone)
             return await self._send_threaded(request, body)
         small = _small_body(request)
@@ -259,7 +259,7 @@ def _small_body(request: Any) -> memoryview | None:
         body = body.view
     elif isinstance(body, io.BytesIO):  # botocore's for a bytes Body
         body = body.getbuffer()[body.tell() :]
-    if isinstance(body, memoryview) and body.nbytes < THRESHOLD:
+    if isinstance(body, memoryview) and body.nbytes < wire.THRESHOLD:
         return body.cast("B") if body.ndim != 1 or body.format != "B" else body
     return None
 

@@ -17,8 +17,8 @@ import anyio
 import pytest
 
 import asyncup
+from asyncup._core import wire
 from asyncup._s3 import blocking as _blocking
-from asyncup._s3 import threaded as _threaded
 from tests.conftest import MiB, assert_object, make_client, random_bytes
 
 pytestmark = pytest.mark.timeout(60)
@@ -55,7 +55,7 @@ async def test_bodies_below_the_threshold_stay_on_the_event_loop(
     endpoint: str, s3: Any, bucket: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     senders = record_senders(monkeypatch)
-    data = random_bytes(_threaded.THRESHOLD - 1, seed=4)  # one PutObject
+    data = random_bytes(wire.THRESHOLD - 1, seed=4)  # one PutObject
     async with await make_client(endpoint, wire="threads") as client:
         await asyncup.upload(data, bucket, "small", client=client, config=CONFIG)
     await assert_object(s3, bucket, "small", data, None)
