@@ -4,7 +4,8 @@
     SRC, DST  -> items (``cp_sources.plan``: directory walk, filters, keys checked)
     items     -> ``many.for_each``, ``--jobs`` at a time -> upload_routed (one client, one budget)
               -> an Outcome per item -> Reporter (bars, lines or JSON lines) -> summary
-                 (``cp_uploads``; one small file on a fast start: ``cp_one``, no event loop)
+                 (``cp_run``: through ``cp_uploads``; one small file on a fast start through
+                 ``cp_one``, with no event loop)
 
 A failed object is reported and the others go on (unless --fail-fast). Ctrl-C cancels the
 uploads in flight, which makes asyncup abort them, and exits 130.
@@ -15,16 +16,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
 from .._core.config import CHECKSUM_ALGORITHMS, INTEGRITY_MODES, TransferConfig
 from .._core.params import CANNED_ACLS, SERVER_SIDE_ENCRYPTION, route
-from .common import Connection, add_connection_arguments, connection_from, parse_size, run_loop
-from .cp_sources import STDIN, Filter, Item, UsageError, parse_destination
-from .cp_sources import plan as plan_items
-from .render import make_reporter
+from .common import Connection, add_connection_arguments, connection_from, parse_size
+from .cp_sources import STDIN, Filter, Item
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 SSE_C_KEY_BYTES = 32
@@ -266,41 +264,3 @@ def _read_sse_c_key(path: str) -> bytes:
     if len(key) != SSE_C_KEY_BYTES:
         raise ValueError(f"--sse-c-key-file must hold exactly {SSE_C_KEY_BYTES} bytes")
     return key
-
-
-def run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    """``asyncup cp``: returns the exit status (usage errors exit 2 through ``parser``)."""
-    try:
-        settings = settings_from(args)
-        listing = plan_items(args.src, parse_destination(args.dst), args.filters)
-    except (UsageError, ValueError) as exc:
-        parser.error(str(exc))
-    except OSError as exc:
-        print(f"asyncup cp: {args.src}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
-    reporter = make_reporter(json_lines=args.json, quiet=args.quiet)
-    for warning in listing.skipped:
-        reporter.warn(f"skipped {warning}")
-    if args.dry_run:
-        for item in listing.items:
-            reporter.would_upload(item)
-        total = sum(item.size or 0 for item in listing.items if item.problem is None)
-        reporter.summary(f"(dry run) {len(listing.items)} objects, {total} bytes; nothing sent")
-        return EXIT_FAILED if any(item.problem for item in listing.items) else EXIT_OK
-    try:
-        from .cp_one import copy_alone
-
-        done = copy_alone(listing, settings, reporter)  # one small file: no event loop
-        if done is not None:
-            return done
-        from .cp_uploads import copy  # the event loop's way: one Uploader for every item
-
-        return run_loop(lambda: copy(listing, settings, reporter))
-    except KeyboardInterrupt:
-        if settings.resume_dir is None:
-            reporter.warn("interrupted; the uploads in flight were aborted")
-        else:
-            reporter.warn("interrupted; run the same command again to resume the uploads")
-        return EXIT_INTERRUPTED

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.freeze()
         gc.enable()
     if args.command == "cp":
-        from .cp import run as run_cp
+        from .cp_run import run as run_cp
 
         return run_cp(args, cp)
     if args.command == "uploads":

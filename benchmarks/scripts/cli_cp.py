@@ -7,8 +7,9 @@ Cases: one 64 KiB file, and a directory of 1,000 files of 64 KiB; each command a
 runs it (a fresh process, credentials from the environment), asyncup also with
 ASYNCUP_LEAN=0 (everything through botocore) and, for one file, with no fast start's record
 (a first cp: the records' folder removed before each run); plus `python -c "import asyncup"`,
-the dependencies every cp imports (asyncio, uvloop, ssl, anyio, awscrt) alone; and a bare
-`python -c pass`. asyncup's cache is the run's own (XDG_CACHE_HOME). Rounds
+the dependencies a cp of many files imports (asyncio, uvloop, ssl, anyio, awscrt) alone, the
+signer's alone (awscrt: what a cp of one small file, which starts no event loop, cannot do
+without); and a bare `python -c pass`. asyncup's cache is the run's own (XDG_CACHE_HOME). Rounds
 interleaved (the order rotated each round), after a warm-up round;
 prints the median wall and CPU (user + system, the process and its children) of each.
 CLI_CP_BEFORE=/tmp/asyncup-vN adds both asyncup cases run from that checkout.
@@ -44,6 +45,7 @@ DEPENDENCIES = (
     "import asyncio, ssl, uvloop, anyio, anyio.to_thread, anyio.streams.memory,"
     " anyio._backends._asyncio, awscrt.auth, awscrt.checksums"
 )
+SIGNER = "import awscrt.auth, awscrt.checksums"
 BEFORE = os.environ.get("CLI_CP_BEFORE")  # a checkout to compare with (git worktree add)
 INSTALLED = os.environ.get("CLI_CP_INSTALLED")  # a venv with asyncup installed, not editable
 
@@ -84,9 +86,11 @@ def main() -> None:
             commands = {
                 "python -c pass": ([sys.executable, "-c", "pass"], env),
                 "import asyncup": ([sys.executable, "-c", "import asyncup"], env),
-                # What any cp imports before a line of asyncup runs: the event loop, anyio
-                # (as the pipeline uses it) and awscrt (the signer, and CRC32C/CRC64NVME).
+                # What a cp of many files imports before a line of asyncup runs: the event
+                # loop, anyio (as the pipeline uses it) and awscrt (the signer, and
+                # CRC32C/CRC64NVME); a cp of one small file, awscrt only.
                 "the dependencies' imports": ([sys.executable, "-c", DEPENDENCIES], env),
+                "awscrt's import": ([sys.executable, "-c", SIGNER], env),
                 "asyncup cp one": ([ASYNCUP, "cp", str(one), f"{dst}/a/one", *url, "-q"], env),
                 "asyncup cp one (ASYNCUP_LEAN=0)": (
                     [ASYNCUP, "cp", str(one), f"{dst}/b/one", *url, "-q"], lean_off),

@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -220,3 +221,31 @@ def test_a_file_that_changed_since_it_was_listed_is_not_sent(tmp_path: Path) -> 
     (tmp_path / "e").write_bytes(b"12345")
     with pytest.raises(cp_one._Declined, match="changed since it was listed"):
         cp_one._read(str(tmp_path / "e"), 4)
+
+
+@ON_MOTO
+async def test_ctrl_c_while_it_waits_for_the_answer_exits_130(
+    s3: Any, bucket: str, proxy: FaultProxy, tmp_path: Path, cache: dict[str, str]
+) -> None:
+    """Interrupted in its blocking exchange: the command stops at once, exits 130, and says
+    so; nothing reached the store."""
+    await recorded(tmp_path / "first.txt", bucket, proxy.url, cache)
+    (tmp_path / "f.bin").write_bytes(b"f" * 1000)
+    proxy.seen.clear()  # (the first cp's PutObject was seen)
+    proxy.fail("PutObject", "stall", stall=10.0)  # held, never forwarded
+    command = [sys.executable, "-c", LOADED, "cp", str(tmp_path / "f.bin"), f"s3://{bucket}/f"]
+    async with await anyio.open_process(
+        [*command, "--endpoint-url", proxy.url], env=cache
+    ) as process:
+        with anyio.fail_after(20):
+            await proxy.seen["PutObject"].wait()
+        process.send_signal(signal.SIGINT)
+        with anyio.fail_after(5):
+            returncode = await process.wait()
+        assert process.stderr is not None
+        stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+    assert returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert json.loads(stderr.splitlines()[-1]) == []  # it was waiting in cp_one's exchange
+    listing = await s3.list_objects_v2(Bucket=bucket)
+    assert [item["Key"] for item in listing["Contents"]] == ["first"]
