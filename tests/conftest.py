@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import anyio
+import anyio.abc
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
@@ -213,6 +215,15 @@ async def wait_quiet(proxy: FaultProxy) -> None:
             if proxy.parts_in_flight == 0 and time.monotonic() - last > 1.0:
                 return
             await anyio.sleep(0.1)
+
+
+async def interrupt(process: anyio.abc.Process) -> tuple[int, str]:
+    """Ctrl-C to a running command: its exit status and what it wrote on stderr."""
+    process.send_signal(signal.SIGINT)
+    with anyio.fail_after(20):
+        returncode = await process.wait()
+    assert process.stderr is not None
+    return returncode, b"".join([chunk async for chunk in process.stderr]).decode()
 
 
 async def read_object(s3: Any, bucket: str, key: str) -> bytes:

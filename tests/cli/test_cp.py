@@ -20,7 +20,7 @@ from asyncup import UploadResult
 from asyncup._cli.cp_sources import Item
 from asyncup._cli.render import Outcome, RichReporter
 from asyncup._core import records
-from tests.conftest import MiB, assert_object, random_bytes, read_object, wait_quiet
+from tests.conftest import MiB, assert_object, interrupt, random_bytes, read_object, wait_quiet
 from tests.faultproxy import FaultProxy
 
 ON_MOTO = pytest.mark.parametrize("server", ["moto"], indirect=True)
@@ -323,11 +323,7 @@ async def test_sigint_aborts_the_uploads_and_exits_130(
     async with await anyio.open_process(command, env=os.environ) as process:
         with anyio.fail_after(20):
             await proxy.seen["UploadPart"].wait()
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(20):
-            returncode = await process.wait()
-        assert process.stderr is not None
-        stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+        returncode, stderr = await interrupt(process)
     assert returncode == 130, stderr
     assert "interrupted" in stderr
     assert proxy.counts["AbortMultipartUpload"] >= 1
@@ -360,11 +356,7 @@ async def test_sigint_with_resume_keeps_the_upload_and_the_same_command_goes_on(
             if len(recorded_parts(journals)) >= 2:
                 break
             await anyio.sleep(0.02)
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(20):
-            returncode = await process.wait()
-        assert process.stderr is not None
-        stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+        returncode, stderr = await interrupt(process)
     assert returncode == 130, stderr
     assert "run the same command again to resume" in stderr
     assert proxy.counts["AbortMultipartUpload"] == 0

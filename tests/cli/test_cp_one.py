@@ -7,7 +7,6 @@ import argparse
 import dataclasses
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from asyncup._cli.cp import add_arguments, settings_from
 from asyncup._cli.cp_sources import Item, Listing
 from asyncup._core.params import Routes
 from asyncup._pipeline.uploader import upload_routed
-from tests.conftest import MiB, random_bytes, read_object, tls_client
+from tests.conftest import MiB, interrupt, random_bytes, read_object, tls_client
 from tests.faultproxy import FaultProxy
 
 ON_MOTO = pytest.mark.parametrize("server", ["moto"], indirect=True)
@@ -239,11 +238,7 @@ async def test_ctrl_c_while_it_waits_for_the_answer_exits_130(
     ) as process:
         with anyio.fail_after(20):
             await proxy.seen["PutObject"].wait()
-        process.send_signal(signal.SIGINT)
-        with anyio.fail_after(5):
-            returncode = await process.wait()
-        assert process.stderr is not None
-        stderr = b"".join([chunk async for chunk in process.stderr]).decode()
+        returncode, stderr = await interrupt(process)
     assert returncode == 130, stderr
     assert "interrupted" in stderr
     assert json.loads(stderr.splitlines()[-1]) == []  # it was waiting in cp_one's exchange
