@@ -2,20 +2,24 @@
 
 A new process that copies one file below the multipart threshold (and below the fast start's
 1 MiB) to a bucket the fast start's record knows, with static keys in the environment, writes
-it from the main thread (``_s3.oneshot``): no event loop, anyio, Uploader or botocore is
-loaded, which is most of what such a command cost above Python's own start.
+it from the main thread (``_s3.oneshot``): no event loop, anyio, Uploader or botocore's
+client side is loaded, which is most of what such a command cost above Python's own start.
 
-    the file -> read whole (its size as listed) -> checksum and MD5 (``_core.checksums``)
+    the file -> read whole (its size as listed) -> checksum, MD5 (``_core.checksums``)
              -> PutObject, the parameters the Uploader would send (``_core.verify``, ``Routes``)
              -> the answer checked as the Uploader checks it (``check_write``, ``verified_by``)
              -> the UploadResult, the lines and the exit status the Uploader's would give
 
 Anything else hands the file to the Uploader (``cp_uploads``), which uploads it as it would
 have from the start; a DEBUG log says why. That is: a setting this does not take (a profile,
---resume, --max-bandwidth, --no-verify-ssl, a parameter ``wire`` cannot say), no record or
-keys, a file that is not as listed, and any failure or answer that is not a verified
-success. The Uploader then sends the object again, as its retry would: the same bytes to the
-same key (a conditional write, which a second send could refuse, is not among cp's flags).
+--resume, --max-bandwidth, --max-attempts 1, --no-verify-ssl, a parameter ``wire`` cannot
+say, ``integrity="require"`` where the ETag is not an MD5: the Uploader sends such an
+object as a one-part upload, checked before it exists), no record or keys, a file that is
+not as listed, and any failure, error answer, or answer that disowns the bytes sent or
+cannot vouch for them where ``integrity="require"``. The Uploader then sends the object
+again, as its retry would (the same bytes to the same key; a conditional write, which a
+second send could refuse, is not among cp's flags), with all of its own attempts: this
+first one is not counted among ``--max-attempts``, and is not followed by a back-off.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from .._core.params import Routes
 from .._core.plan import use_multipart
 from .._core.results import UploadResult
 from .._core.retry import request_deadline
-from .._core.verify import check_write, digest_params, known_to_verify, verified_by
+from .._core.verify import check_write, digest_params, known_to_verify, unverifiable, verified_by
 from .._core.wire import THRESHOLD
 from .._s3 import oneshot, record
 from .cp import EXIT_OK, Settings
@@ -86,6 +90,8 @@ def _put(listing: Listing, settings: Settings) -> UploadResult:
         raise _Declined("a profile, or --no-verify-ssl")
     if settings.resume_dir is not None or config.max_bandwidth is not None:
         raise _Declined("--resume or --max-bandwidth")
+    if config.max_attempts == 1:
+        raise _Declined("--max-attempts 1")  # (a write that failed here would go again)
     keys = record.environment_keys()
     if keys is None:
         raise _Declined("no static keys in the environment")
@@ -99,11 +105,18 @@ def _put(listing: Listing, settings: Settings) -> UploadResult:
     tls = None
     if at is not None and at.scheme == "https" and known.tls is not None:
         tls = record.tls_context(known.tls)
-    body = _read(item.source, size)
     routes = Routes(settings.extra_args, config.checksum_algorithm)
     args = routes.for_path(item.source)
-    algorithm = args.checksum_algorithm
-    digest = digest_part(body, algorithm, md5=True)
+    algorithm, integrity = args.checksum_algorithm, config.integrity
+    if integrity == "require" and not args.etag_is_md5 and size:
+        # The Uploader checks such a write before the object exists: a one-part upload.
+        raise _Declined("integrity='require' where the ETag is not an MD5")
+    # What the Uploader learns of a new client's store before its first write, and whether
+    # it then compares the ETag with the MD5 (``Job.wants_md5``).
+    by_store = algorithm is not None and integrity != "off" and known_to_verify(known.endpoint_url)
+    md5 = algorithm is not None and integrity != "off" and not by_store and args.etag_is_md5
+    body = _read(item.source, size)
+    digest = digest_part(body, algorithm, md5=md5)
     params = {
         "Bucket": item.bucket,
         "Key": item.key,
@@ -112,15 +125,13 @@ def _put(listing: Listing, settings: Settings) -> UploadResult:
         **digest_params(args, digest),
         **args.put,
     }
-    deadline = request_deadline(config.request_timeout, size)
+    deadline = request_deadline(config.request_timeout, size, sharing=config.concurrency)
     response = oneshot.put_object(known, keys, params, tls, deadline)
     verified = check_write(args, response, digest, "the object")
-    by_store = (
-        algorithm is not None and config.integrity != "off" and known_to_verify(known.endpoint_url)
-    )
     by = verified_by(verified, by_store)
-    if by is None:
-        raise _Declined("a write that could not be verified")
+    reason = None if by is not None else unverifiable(args, response, integrity)
+    if reason is not None and integrity == "require":
+        raise _Declined("a write that could not be verified, where it must be")
     return UploadResult(
         bucket=item.bucket,
         key=item.key,
@@ -135,6 +146,7 @@ def _put(listing: Listing, settings: Settings) -> UploadResult:
         etag_verified=verified.etag,
         checksum_verified=verified.checksum,
         verified_by=by,
+        unverified_reason=reason,
     )
 
 

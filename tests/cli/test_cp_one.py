@@ -20,6 +20,7 @@ from asyncup._cli import cp_one
 from asyncup._cli.cp import add_arguments, settings_from
 from asyncup._cli.cp_sources import Item, Listing
 from asyncup._core.params import Routes
+from asyncup._pipeline import integrity
 from asyncup._pipeline.uploader import upload_routed
 from tests.conftest import MiB, interrupt, random_bytes, read_object, tls_client
 from tests.faultproxy import FaultProxy
@@ -96,17 +97,43 @@ def settings(*args: str) -> Any:
     return settings_from(parser.parse_args(["-", "s3://b/k", *args]))
 
 
+SSE_C_KEY = bytes(range(32))
+
+
 @ON_MOTO
+@pytest.mark.parametrize(
+    ("args", "size", "verified_by"),
+    [
+        pytest.param(["--metadata", "k=v", "--storage-class", "STANDARD_IA",
+                      "--checksum-algorithm", "crc32c"], 5000, "asyncup", id="attributes"),
+        pytest.param(["--checksum-algorithm", "none"], 5000, "asyncup", id="no-checksum"),
+        pytest.param(["--integrity", "off"], 5000, None, id="integrity-off"),
+        pytest.param(["--sse", "aws:kms"], 5000, None, id="sse-kms"),
+        pytest.param(["--sse-c-key-file", "KEY"], 5000, None, id="sse-c"),
+        pytest.param(["AWS"], 5000, "store", id="a-store-known-to-verify"),
+    ],
+)  # fmt: skip
 async def test_its_request_and_result_are_the_uploaders(
-    bucket: str, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    bucket: str,
+    proxy: FaultProxy,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    args: list[str],
+    size: int,
+    verified_by: str | None,
 ) -> None:
     """The same file written both ways: the same headers sent (but the signature and its
-    time), and the same UploadResult."""
+    time), and the same UploadResult, whoever vouches for the bytes (or why no one does)."""
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    if args == ["AWS"]:  # as S3 itself, which verifies every checksum: no MD5 compared
+        for module in (cp_one, integrity):
+            monkeypatch.setattr(module, "known_to_verify", lambda endpoint: True)
+        args = []
+    (tmp_path / "key").write_bytes(SSE_C_KEY)
+    args = [str(tmp_path / "key") if a == "KEY" else a for a in args]
     path = tmp_path / "a.json"
-    path.write_bytes(random_bytes(5000, seed=2))
-    chosen = settings("--endpoint-url", proxy.url, "--metadata", "k=v", "--storage-class",
-                      "STANDARD_IA", "--checksum-algorithm", "crc32c")  # fmt: skip
+    path.write_bytes(random_bytes(size, seed=2))
+    chosen = settings("--endpoint-url", proxy.url, *args)
     routes = Routes(chosen.extra_args, chosen.config.checksum_algorithm)
 
     async def by_the_uploader(key: str) -> asyncup.UploadResult:
@@ -117,17 +144,35 @@ async def test_its_request_and_result_are_the_uploaders(
 
     await by_the_uploader("first")  # recorded
     theirs = await by_the_uploader("theirs")  # a fast start
-    listing = Listing(items=[Item(str(path), bucket, "ours", path.stat().st_size)])
+    listing = Listing(items=[Item(str(path), bucket, "ours", size)])
     ours = await anyio.to_thread.run_sync(cp_one._put, listing, chosen)
     assert ours == dataclasses.replace(theirs, key="ours")
-    assert (ours.verified_by, ours.checksum_algorithm) == ("asyncup", "CRC32C")
+    assert ours.verified_by == verified_by
     *_, (_, sent_theirs), (_, sent_ours) = [r for r in proxy.requests if r[0] == "PutObject"]
     unsigned = {"authorization", "x-amz-date"}
     assert {k: v for k, v in sent_ours.items() if k not in unsigned} == {
         k: v for k, v in sent_theirs.items() if k not in unsigned
     }
-    assert sent_ours["x-amz-storage-class"] == "STANDARD_IA"
-    assert sent_ours["x-amz-checksum-crc32c"]
+
+
+@ON_MOTO
+async def test_what_must_be_verified_before_it_exists_is_not_written_here(
+    bucket: str, proxy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """integrity="require" where the ETag will not be an MD5: the Uploader sends a one-part
+    upload, checked before the object exists, so no PutObject goes from here."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "a.bin").write_bytes(b"x" * 100)
+    chosen = settings("--endpoint-url", proxy.url, "--sse", "aws:kms", "--integrity", "require")
+    uploader = asyncup.Uploader(endpoint_url=proxy.url)
+    uploader._fast_start = True
+    async with uploader:  # recorded
+        await uploader.upload(b"first", bucket, "first")
+    proxy.counts.clear()
+    listing = Listing(items=[Item(str(tmp_path / "a.bin"), bucket, "a", 100)])
+    with pytest.raises(cp_one._Declined, match="require"):
+        await anyio.to_thread.run_sync(cp_one._put, listing, chosen)
+    assert proxy.counts == {}
 
 
 @ON_MOTO
@@ -162,6 +207,7 @@ async def test_a_write_that_fails_is_the_uploaders_to_retry(
     [
         pytest.param(["--max-bandwidth", "10MiB"], 10, {}, id="max-bandwidth"),
         pytest.param(["--resume"], 10, {}, id="resume"),
+        pytest.param(["--max-attempts", "1"], 10, {}, id="max-attempts-1"),
         pytest.param([], 1 * MiB, {}, id="a-1MiB-file"),
         pytest.param(
             ["--multipart-threshold", "5MiB", "--part-size", "5MiB"], 6 * MiB, {}, id="multipart"
@@ -183,7 +229,7 @@ async def test_what_it_does_not_take_goes_to_the_uploader(
     size: int,
     env: dict[str, str],
 ) -> None:
-    await recorded(tmp_path / "first.txt", bucket, endpoint, cache)
+    await recorded(tmp_path / "first.txt", bucket, endpoint, cache | env)
     data = random_bytes(size, seed=4)
     (tmp_path / "c.bin").write_bytes(data)
     target = bucket
