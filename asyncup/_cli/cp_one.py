@@ -68,8 +68,8 @@ def copy_alone(listing: Listing, settings: Settings, reporter: Reporter) -> int 
         if reporter.follows:
             reporter.advance(item, result.size)
         reporter.finish(Outcome(item, seconds, result=result))
-        summary = Summary(files=1, bytes=result.size, seconds=seconds, failures=0, not_uploaded=0)
-        reporter.summary(str(summary))
+    summary = Summary(files=1, bytes=result.size, seconds=seconds, failures=0, not_uploaded=0)
+    reporter.summary(str(summary))  # (after the bars are gone, as ``cp_uploads`` says it)
     return EXIT_OK
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -19,6 +20,7 @@ import asyncup
 from asyncup._cli import cp_one
 from asyncup._cli.cp import add_arguments, settings_from
 from asyncup._cli.cp_sources import Item, Listing
+from asyncup._cli.render import RichReporter
 from asyncup._core.params import Routes
 from asyncup._pipeline import integrity
 from asyncup._pipeline.uploader import upload_routed
@@ -290,3 +292,27 @@ async def test_ctrl_c_while_it_waits_for_the_answer_exits_130(
     assert json.loads(stderr.splitlines()[-1]) == []  # it was waiting in cp_one's exchange
     listing = await s3.list_objects_v2(Bucket=bucket)
     assert [item["Key"] for item in listing["Contents"]] == ["first"]
+
+
+@ON_MOTO
+async def test_on_a_terminal_the_summary_follows_the_bars(
+    bucket: str, endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As the Uploader's way says it: the bars go, then the summary stays on the terminal."""
+    from rich.console import Console
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    uploader = asyncup.Uploader(endpoint_url=endpoint)
+    uploader._fast_start = True
+    async with uploader:  # recorded
+        await uploader.upload(b"first", bucket, "first")
+    (tmp_path / "g.txt").write_bytes(b"g" * 100)
+    listing = Listing(items=[Item(str(tmp_path / "g.txt"), bucket, "g.txt", 100)])
+    console = Console(file=io.StringIO(), force_terminal=True, width=120)
+    reporter = RichReporter(console)
+    chosen = settings("--endpoint-url", endpoint)
+    status = await anyio.to_thread.run_sync(cp_one.copy_alone, listing, chosen, reporter)
+    assert status == 0
+    output = console.file.getvalue()  # type: ignore[attr-defined]
+    assert f"upload: {tmp_path / 'g.txt'} -> s3://{bucket}/g.txt (100 bytes" in output
+    assert output.rstrip().endswith("0 failed")
