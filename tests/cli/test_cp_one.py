@@ -7,6 +7,7 @@ import argparse
 import dataclasses
 import io
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ import asyncup
 from asyncup._cli import cp_one
 from asyncup._cli.cp import add_arguments, settings_from
 from asyncup._cli.cp_sources import Item, Listing
-from asyncup._cli.render import RichReporter
+from asyncup._cli.render import Reporter, RichReporter
 from asyncup._core.params import Routes
 from asyncup._pipeline import integrity
 from asyncup._pipeline.uploader import upload_routed
@@ -93,10 +94,10 @@ async def test_one_small_file_is_written_without_an_event_loop(
     assert tags["TagSet"] == [{"Key": "a", "Value": "b"}]
 
 
-def settings(*args: str) -> Any:
+def settings(*args: str, source: str = "-") -> Any:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return settings_from(parser.parse_args(["-", "s3://b/k", *args]))
+    return settings_from(parser.parse_args([source, "s3://b/k", *args]))
 
 
 SSE_C_KEY = bytes(range(32))
@@ -205,46 +206,53 @@ async def test_a_write_that_fails_is_the_uploaders_to_retry(
 
 @ON_MOTO
 @pytest.mark.parametrize(
-    ("args", "size", "env"),
+    ("args", "size", "env", "why"),
     [
-        pytest.param(["--max-bandwidth", "10MiB"], 10, {}, id="max-bandwidth"),
-        pytest.param(["--resume"], 10, {}, id="resume"),
-        pytest.param(["--max-attempts", "1"], 10, {}, id="max-attempts-1"),
-        pytest.param([], 1 * MiB, {}, id="a-1MiB-file"),
-        pytest.param(
-            ["--multipart-threshold", "5MiB", "--part-size", "5MiB"], 6 * MiB, {}, id="multipart"
-        ),
-        pytest.param([], 10, {"ASYNCUP_LEAN": "0"}, id="lean-off"),
-        pytest.param(
-            [], 10, {"AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"}, id="keys-that-expire"
-        ),
-        pytest.param(["ANOTHER-BUCKET"], 10, {}, id="a-bucket-not-recorded"),
+        pytest.param(["--max-bandwidth", "10MiB"], 10, {}, "--max-bandwidth", id="max-bandwidth"),
+        pytest.param(["--resume"], 10, {}, "--resume", id="resume"),
+        pytest.param(["--max-attempts", "1"], 10, {}, "--max-attempts 1", id="max-attempts-1"),
+        pytest.param(["--profile", "p"], 10, {}, "a profile", id="profile"),
+        pytest.param(["--no-verify-ssl"], 10, {}, "--no-verify-ssl", id="no-verify-ssl"),
+        pytest.param([], 1 * MiB, {}, "of its size", id="a-1MiB-file"),
+        pytest.param(["--multipart-threshold", "5MiB", "--part-size", "5MiB"], 5 * MiB, {},
+                     "of its size", id="multipart"),
+        pytest.param([], 10, {"ASYNCUP_LEAN": "0"}, "ASYNCUP_LEAN=0", id="lean-off"),
+        pytest.param([], 10, {"AWS_CREDENTIAL_EXPIRATION": "2099-01-01T00:00:00Z"},
+                     "no static keys", id="keys-that-expire"),
+        pytest.param(["ANOTHER-BUCKET"], 10, {}, "not in the record", id="a-bucket-not-recorded"),
     ],
-)
+)  # fmt: skip
 async def test_what_it_does_not_take_goes_to_the_uploader(
-    s3: Any,
     bucket: str,
     endpoint: str,
     tmp_path: Path,
-    cache: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
     args: list[str],
     size: int,
     env: dict[str, str],
+    why: str,
 ) -> None:
-    await recorded(tmp_path / "first.txt", bucket, endpoint, cache | env)
-    data = random_bytes(size, seed=4)
-    (tmp_path / "c.bin").write_bytes(data)
-    target = bucket
-    if args == ["ANOTHER-BUCKET"]:  # the record knows the first bucket's endpoint only
-        args, target = [], f"{bucket}-2"
-        await s3.create_bucket(Bucket=target)
-    if "--resume" in args:
-        args += ["--resume-dir", str(tmp_path / "journals")]
-    status, _, loaded = await cp(str(tmp_path / "c.bin"), f"s3://{target}/c", "-q",
-                                 "--endpoint-url", endpoint, *args, env=cache | env)  # fmt: skip
-    assert status == 0
-    assert "anyio" in loaded
-    assert await read_object(s3, target, "c") == data
+    """Nothing sent, nothing reported, and the DEBUG line says why: the Uploader's to do."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    uploader = asyncup.Uploader(endpoint_url=endpoint)
+    uploader._fast_start = True
+    async with uploader:  # recorded, in the same environment
+        await uploader.upload(b"first", bucket, "first")
+    (tmp_path / "c.bin").write_bytes(random_bytes(size, seed=4))
+    target = f"{bucket}-elsewhere" if args == ["ANOTHER-BUCKET"] else bucket
+    args = [] if args == ["ANOTHER-BUCKET"] else args
+    chosen = settings("--endpoint-url", endpoint, *args, source=str(tmp_path / "c.bin"))
+    listing = Listing(items=[Item(str(tmp_path / "c.bin"), target, "c", size)])
+    out = io.StringIO()
+    caplog.set_level(logging.DEBUG, logger="asyncup")
+    reporter = Reporter(out=out, err=out)
+    assert await anyio.to_thread.run_sync(cp_one.copy_alone, listing, chosen, reporter) is None
+    (said,) = [r.getMessage() for r in caplog.records if "the event loop's way" in r.getMessage()]
+    assert why in said
+    assert out.getvalue() == ""
 
 
 async def test_over_tls_with_the_recorded_context(
