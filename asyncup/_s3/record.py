@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import ssl
 
 FORMAT = 4
-"""What a record holds, and how (``start`` names its records for it)."""
+"""What a record holds, and how (``record_path`` names the records for it)."""
 
 
 @dataclass(frozen=True, slots=True)
