@@ -34,7 +34,15 @@ from .._core.params import Routes
 from .._core.plan import use_multipart
 from .._core.results import UploadResult
 from .._core.retry import request_deadline
-from .._core.verify import check_write, digest_params, known_to_verify, unverifiable, verified_by
+from .._core.verify import (
+    check_write,
+    known_to_verify,
+    md5_wanted,
+    put_params,
+    unverifiable,
+    verified_by,
+    written,
+)
 from .._core.wire import THRESHOLD
 from .._s3 import oneshot, record
 from .cp import EXIT_OK, Settings
@@ -111,20 +119,11 @@ def _put(listing: Listing, settings: Settings) -> UploadResult:
     if integrity == "require" and not args.etag_is_md5 and size:
         # The Uploader checks such a write before the object exists: a one-part upload.
         raise _Declined("integrity='require' where the ETag is not an MD5")
-    # What the Uploader learns of a new client's store before its first write, and whether
-    # it then compares the ETag with the MD5 (``Job.wants_md5``).
+    # What the Uploader learns of a new client's store before its first write.
     by_store = algorithm is not None and integrity != "off" and known_to_verify(known.endpoint_url)
-    md5 = algorithm is not None and integrity != "off" and not by_store and args.etag_is_md5
     body = _read(item.source, size)
-    digest = digest_part(body, algorithm, md5=md5)
-    params = {
-        "Bucket": item.bucket,
-        "Key": item.key,
-        "Body": body,
-        "ContentLength": size,
-        **digest_params(args, digest),
-        **args.put,
-    }
+    digest = digest_part(body, algorithm, md5=md5_wanted(args, integrity, by_store))
+    params = put_params(item.bucket, item.key, body, args, digest)
     deadline = request_deadline(config.request_timeout, size, sharing=config.concurrency)
     response = oneshot.put_object(known, keys, params, tls, deadline)
     verified = check_write(args, response, digest, "the object")
@@ -132,22 +131,8 @@ def _put(listing: Listing, settings: Settings) -> UploadResult:
     reason = None if by is not None else unverifiable(args, response, integrity)
     if reason is not None and integrity == "require":
         raise _Declined("a write that could not be verified, where it must be")
-    return UploadResult(
-        bucket=item.bucket,
-        key=item.key,
-        etag=response["ETag"],
-        size=size,
-        parts=1,
-        upload_id=None,
-        version_id=response.get("VersionId"),
-        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
-        checksum_algorithm=algorithm,
-        checksum_type=args.checksum_type,
-        etag_verified=verified.etag,
-        checksum_verified=verified.checksum,
-        verified_by=by,
-        unverified_reason=reason,
-    )
+    return written(args, response, verified, bucket=item.bucket, key=item.key, size=size,
+                   parts=1, upload_id=None, verified_by=by, unverified_reason=reason)  # fmt: skip
 
 
 def _read(path: str, size: int) -> bytes:

@@ -35,6 +35,7 @@ from .checksums import (
 )
 from .errors import BadResponseError
 from .params import RoutedArgs
+from .results import UploadResult
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +141,64 @@ def digest_params(args: RoutedArgs, digest: PartDigest) -> dict[str, str]:
     if digest.content_md5 is not None:
         return {"ContentMD5": digest.content_md5}
     return {}
+
+
+def md5_wanted(args: RoutedArgs, integrity: str, store_verifies: bool | None) -> bool:
+    """Whether a write's MD5 is computed along with its checksum: for a store not known to
+    verify checksums, where the ETag will be an MD5 to compare it with."""
+    return (
+        integrity != "off"
+        and args.checksum_algorithm is not None
+        and store_verifies is not True
+        and args.etag_is_md5
+    )
+
+
+def put_params(
+    bucket: str, key: str, body: Any, args: RoutedArgs, digest: PartDigest
+) -> dict[str, Any]:
+    """A PutObject's parameters: the body, its checksum (``digest_params``), the object's."""
+    return {
+        "Bucket": bucket,
+        "Key": key,
+        "Body": body,
+        "ContentLength": len(body),
+        **digest_params(args, digest),
+        **args.put,
+    }
+
+
+def written(
+    args: RoutedArgs,
+    response: Mapping[str, Any],
+    verified: Verified,
+    *,
+    bucket: str,
+    key: str,
+    size: int,
+    parts: int,
+    upload_id: str | None,
+    verified_by: str | None,
+    unverified_reason: str | None,
+) -> UploadResult:
+    """The UploadResult of an object written, from the answer that wrote it."""
+    algorithm = args.checksum_algorithm
+    return UploadResult(
+        bucket=bucket,
+        key=key,
+        etag=response["ETag"],
+        size=size,
+        parts=parts,
+        upload_id=upload_id,
+        version_id=response.get("VersionId"),
+        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
+        checksum_algorithm=algorithm,
+        checksum_type=args.checksum_type,
+        etag_verified=verified.etag,
+        checksum_verified=verified.checksum,
+        verified_by=verified_by,
+        unverified_reason=unverified_reason,
+    )
 
 
 def etag_is_md5(args: RoutedArgs, response: Mapping[str, Any]) -> bool:

@@ -22,6 +22,7 @@ from .._core.verify import (
     Verified,
     expected_object,
     verified_by,
+    written,
 )
 from .._s3.calls import Response
 from .._s3.errors import describe
@@ -116,20 +117,15 @@ def completed(job: Job, response: Response) -> UploadResult:
 def result(
     job: Job, response: Response, *, size: int, parts: int, verified: Verified
 ) -> UploadResult:
-    algorithm = job.args.checksum_algorithm
-    return UploadResult(
+    return written(
+        job.args,
+        response,
+        verified,
         bucket=job.bucket,
         key=job.key,
-        etag=response["ETag"],
         size=size,
         parts=parts,
         upload_id=job.upload_id,
-        version_id=response.get("VersionId"),
-        checksum=response.get(f"Checksum{algorithm}") if algorithm else None,
-        checksum_algorithm=algorithm,
-        checksum_type=job.args.checksum_type,
-        etag_verified=verified.etag,
-        checksum_verified=verified.checksum,
         **_who_verified(job, verified),
     )
 

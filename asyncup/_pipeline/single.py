@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from functools import partial
-from typing import Any
 
 from .._core.checksums import Buffer, PartDigest
 from .._core.errors import (
@@ -20,7 +19,7 @@ from .._core.results import UploadResult
 from .._core.verify import (
     Verified,
     check_write,
-    digest_params,
+    put_params,
     same_etag,
 )
 from .._s3.calls import Response
@@ -59,14 +58,7 @@ async def put_body(job: Job, body: Buffer | bytes) -> UploadResult:
     try:
         await learn_for_small(job)
         digest = await job.digest(body)
-        params: dict[str, Any] = {
-            "Bucket": job.bucket,
-            "Key": job.key,
-            "Body": body,
-            "ContentLength": len(body),
-            **digest_params(job.args, digest),
-            **job.args.put,
-        }
+        params = put_params(job.bucket, job.key, body, job.args, digest)
 
         written: Response | None = None  # the last answer whose ETag the bytes sent disown
         verified = Verified()

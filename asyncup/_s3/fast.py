@@ -25,7 +25,7 @@ from . import lean
 from .lean import Response
 from .payloads import PartPayload
 from .pool import Pool
-from .record import Endpoint, Record, tls_context, tls_settings
+from .record import Endpoint, Record, signed_head, tls_context, tls_settings
 
 log = logging.getLogger("asyncup")
 
@@ -129,16 +129,8 @@ class Fast:
             who = wire.Identity(*self._keys, endpoint.region)
             route = self._routes[endpoint] = ((endpoint.scheme, split.hostname or "", port), who)
         key, who = route
-        headers = wire.sign(request, endpoint.host, who)
-        headers.append(("User-Agent", self._record.agent))
         sized = body.size or request.method in ("PUT", "POST")  # as ``threaded`` sends it
-        head = wire.request_head(
-            request.method,
-            request.target,
-            endpoint.host,
-            headers,
-            length=body.size if sized else None,
-        )
+        head = signed_head(self._record, request, endpoint, who, body.size if sized else None)
         https = endpoint.scheme == "https"
         if https and self._tls is None:
             if self._record.tls is None:

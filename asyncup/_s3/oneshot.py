@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from .._core import wire
-from .record import Endpoint, Record
+from .record import Endpoint, Record, signed_head
 
 if TYPE_CHECKING:
     import ssl
@@ -52,11 +52,7 @@ def put_object(
     if isinstance(request, wire.Fallback):
         raise Declined(request.reason)
     body = memoryview(params["Body"])
-    headers = wire.sign(request, endpoint.host, wire.Identity(*keys, endpoint.region))
-    headers.append(("User-Agent", record.agent))
-    head = wire.request_head(
-        request.method, request.target, endpoint.host, headers, length=len(body)
-    )
+    head = signed_head(record, request, endpoint, wire.Identity(*keys, endpoint.region), len(body))
     limits = (record.connect_timeout, record.read_timeout, deadline)
     status, head_in, content = _exchange(endpoint, head, body, tls, limits)
     if status != 200 or b"<Error>" in content:

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .._core import wire
 from . import cachedir
 
 if TYPE_CHECKING:
@@ -254,3 +255,13 @@ def find(
         return None
     data = cachedir.read(path)
     return path, Record.thawed(data) if data is not None else None
+
+
+def signed_head(
+    record: Record, request: wire.Request, at: Endpoint, who: wire.Identity, length: int | None
+) -> bytes:
+    """A fast start's request head (``fast``, ``oneshot``): signed as the client signs it,
+    with the User-Agent the record says."""
+    headers = wire.sign(request, at.host, who)
+    headers.append(("User-Agent", record.agent))
+    return wire.request_head(request.method, request.target, at.host, headers, length=length)
