@@ -20,7 +20,7 @@ import anyio.abc
 import pytest
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from asyncup_bench.tlscert import make_certificates
+from asyncup_bench.tlscert import CertFiles, make_certificates
 from moto.server import ThreadedMotoServer
 
 import asyncup
@@ -70,6 +70,12 @@ def private_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
     certs = make_certificates(str(tmp_path_factory.mktemp("tls-moto")))
     with moto_process("--ssl-cert", certs.cert, "--ssl-key", certs.key, scheme="https") as url:
         yield url, certs.ca
+
+
+@pytest.fixture(scope="session")
+def proxy_certificates(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
+    """A certificate for a fault proxy that serves HTTPS on 127.0.0.1, and its private CA."""
+    return make_certificates(str(tmp_path_factory.mktemp("tls-proxy")))
 
 
 @pytest.fixture(scope="session")
@@ -126,19 +132,24 @@ def client_config(**overrides: Any) -> AioConfig:
 WIRES = ("aiohttp", "threads")
 
 
-async def make_client(endpoint: str, *, wire: str = "aiohttp", **overrides: Any) -> Any:
+async def make_client(
+    endpoint: str, *, wire: str = "aiohttp", verify: str | None = None, **overrides: Any
+) -> Any:
+    """A client to ``endpoint`` (over HTTPS: ``verify`` is the CA bundle)."""
     if wire == "threads":
         return open_client(
             endpoint,
             asyncup.TransferConfig(),
             region_name="us-east-1",
             client_config=client_config(**overrides),
+            verify=verify,
         )
     session = get_session()
     return session.create_client(
         "s3",
         endpoint_url=endpoint,
         region_name="us-east-1",
+        verify=verify,
         config=client_config(**overrides),
     )
 

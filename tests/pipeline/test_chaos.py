@@ -39,6 +39,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
+from asyncup_bench.tlscert import CertFiles
 from botocore.exceptions import ClientError, ConnectTimeoutError, ReadTimeoutError
 
 import asyncup
@@ -381,8 +382,10 @@ class Control:
 
 
 class Chaos:
-    def __init__(self, server: str, proxy: FaultProxy, s3: Any, bucket: str, tmp: pathlib.Path):
-        self.server, self.proxy, self.s3, self.bucket, self.tmp = server, proxy, s3, bucket, tmp
+    proxy: FaultProxy  # set once it serves
+
+    def __init__(self, server: str, s3: Any, bucket: str, tmp: pathlib.Path):
+        self.server, self.s3, self.bucket, self.tmp = server, s3, bucket, tmp
         self.uploaders: dict[tuple[str | None, int, bool], asyncup.Uploader] = {}
         self.violations: list[str] = []
         self.tally: Counter[str] = Counter()
@@ -642,7 +645,7 @@ def transfer_config(checksum: str | None, attempts: int) -> asyncup.TransferConf
 
 
 async def open_uploaders(
-    chaos: Chaos, url: str, stack: contextlib.AsyncExitStack, wire: str
+    chaos: Chaos, url: str, stack: contextlib.AsyncExitStack, wire: str, verify: str | None
 ) -> None:
     """An Uploader per (checksum, max_attempts, impatient): two clients through the proxy,
     one whose read timeout a stall outlasts, and one patient enough (10 s) that a busy
@@ -652,6 +655,7 @@ async def open_uploaders(
             await make_client(
                 url,
                 wire=wire,
+                verify=verify,
                 read_timeout=READ_TIMEOUT if impatient else 10,
                 request_checksum_calculation="when_required",
                 max_pool_connections=64,
@@ -674,6 +678,9 @@ def _leaked(baseline: set[asyncio.Task[Any]]) -> list[asyncio.Task[Any]]:
 
 
 @pytest.mark.timeout(max(60, UPLOADS // 2))
+@pytest.mark.parametrize(
+    ("wire", "scheme"), [("aiohttp", "http"), ("threads", "http"), ("threads", "https")]
+)
 async def test_chaos(
     server: str,
     endpoint: str,
@@ -682,15 +689,43 @@ async def test_chaos(
     tmp_path: pathlib.Path,
     request: pytest.FixtureRequest,
     wire: str,
+    scheme: str,
+    proxy_certificates: CertFiles,
 ) -> None:
+    """Over HTTPS (the proxy serves TLS, the server behind it HTTP) from an Uploader's own
+    client, whose parts go as they go to S3 over TLS: a file's read once with its checksum
+    after it (a trailer) where the store verifies trailers."""
+    chaos, certs = Chaos(server, s3, bucket, tmp_path), proxy_certificates
+    if scheme == "http":
+        await run_chaos(chaos, endpoint, request, wire)
+        return
+    trailed = await run_chaos(chaos, endpoint, request, wire, (certs.cert, certs.key), certs.ca)
+    # SeaweedFS verifies trailers: its parts of 1 MiB or more from files go with one. Moto
+    # verifies no checksum: none do.
+    if server == "moto":
+        assert trailed == 0
+    elif not ONLY:
+        assert trailed > 0
+
+
+async def run_chaos(
+    chaos: Chaos,
+    endpoint: str,
+    request: pytest.FixtureRequest,
+    wire: str,
+    tls: tuple[str, str] | None = None,
+    verify: str | None = None,
+) -> int:
+    """Runs the plans; returns how many parts went with a trailer."""
+    server = chaos.server
     plans = [draw(i, server) for i in (ONLY or range(UPLOADS))]
     replay_with = f"ASYNCUP_CHAOS_SEED={SEED} ASYNCUP_CHAOS_UPLOADS={UPLOADS}"
     request.node.add_report_section("call", "chaos", f"{replay_with} ({server}, {wire})")
     started = time.monotonic()
-    async with FaultProxy(endpoint) as proxy:
-        chaos = Chaos(server, proxy, s3, bucket, tmp_path)
+    async with FaultProxy(endpoint, tls=tls) as proxy:
+        chaos.proxy = proxy
         async with contextlib.AsyncExitStack() as stack:
-            await open_uploaders(chaos, proxy.url, stack, wire)
+            await open_uploaders(chaos, proxy.url, stack, wire, verify)
             baseline = set(asyncio.all_tasks())
             pending = iter(plans)
 
@@ -711,12 +746,13 @@ async def test_chaos(
                 await asyncio.sleep(0.1)
                 leaked = _leaked(baseline)
     seconds = time.monotonic() - started
+    trailed = sum(op == UPLOAD_PART and "x-amz-trailer" in head for op, head in proxy.requests)
     summary = (
         f"{replay_with} on {server}: {len(plans)} uploads in {seconds:.1f} s:"
         f" {_counts(chaos.tally)}; an object left after {_counts(chaos.left) or 'none'};"
         f" {proxy.faults_injected.total()} faults served ({_counts(proxy.faults_injected)});"
         f" failed PutObjects that left their object unsaid (aiohttp's own resend):"
-        f" {chaos.unreported}"
+        f" {chaos.unreported}; parts sent with a trailer: {trailed}"
     )
     request.node.add_report_section("call", "chaos", summary)
     print(summary)
@@ -727,3 +763,4 @@ async def test_chaos(
         " the rules (replay one with ASYNCUP_CHAOS_ONLY=<index>)\n"
         + "\n".join(chaos.violations[:20])
     )
+    return trailed

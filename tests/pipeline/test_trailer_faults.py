@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 from aiohttp import web
-from asyncup_bench.tlscert import CertFiles, make_certificates
+from asyncup_bench.tlscert import CertFiles
 
 import asyncup
 from asyncup._pipeline import integrity
@@ -32,11 +32,6 @@ CONFIG = asyncup.TransferConfig(
     retry_max_delay=0.05,
 )
 ONE_AT_A_TIME = dataclasses.replace(CONFIG, concurrency=1, queue_size=0)
-
-
-@pytest.fixture(scope="session")
-def proxy_certificates(tmp_path_factory: pytest.TempPathFactory) -> CertFiles:
-    return make_certificates(str(tmp_path_factory.mktemp("tls-proxy")))
 
 
 @pytest.fixture
