@@ -38,9 +38,11 @@ counts requests per operation and the UploadPart requests in flight (and their m
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import ssl
 import time
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -125,6 +127,9 @@ class FaultProxy:
         """(operation, lower-cased request headers) of every request, in arrival order."""
         self.reject_checksums = False
         """Answer 400 to any request with checksum headers, as some S3-compatible stores do."""
+        self.checks_crc32 = False
+        """Refuse (400 BadDigest) a write whose body does not match its CRC32 header, before
+        the server behind it sees it: a store that verifies CRC32 and no other algorithm."""
         self.url = ""
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -257,6 +262,11 @@ class FaultProxy:
             flipped = bytearray(body)
             flipped[len(flipped) // 2] ^= 0xFF
             body = bytes(flipped)
+        if self.checks_crc32 and request.headers.get("x-amz-checksum-crc32") not in (
+            None,
+            base64.b64encode(zlib.crc32(body).to_bytes(4, "big")).decode(),
+        ):
+            return _error(400, "BadDigest", "The CRC32 you specified did not match")
         response = await self._forward(request, body)
         if rule is None and request.transport is None:
             self.late[key_of(request.path), operation] += 1

@@ -76,7 +76,7 @@ def _one_request(job: Job, size: int) -> bool:
     which is aborted, never completed, if nothing can verify it."""
     if use_multipart(size, job.config.multipart_threshold):
         return False
-    unknowable = not job.args.etag_is_md5 and job.s3.store.verifies is not True
+    unknowable = not job.args.etag_is_md5 and job.store.verifies is not True
     return size == 0 or not (job.config.integrity == "require" and unknowable)
 
 

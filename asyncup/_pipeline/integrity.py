@@ -1,9 +1,9 @@
 """Each write's answer checked, and who vouched for its bytes (``_core.verify``).
 
     before a multipart upload's first part: does the store verify checksums?  (``learn``,
-        once per client: a 1-byte UploadPart with a wrong checksum, as part 10,000 of this
-        upload; refused as BadDigest -> it verifies; taken -> it does not, and the stray
-        part is never listed in Complete)
+        once per client and algorithm: a 1-byte UploadPart with a wrong checksum, as part
+        10,000 of this upload; refused as BadDigest -> it verifies; taken -> it does not,
+        and the stray part is never listed in Complete)
     each answer -> the store verifies, and took it               -> "store"
                 -> the ETag is an MD5 (no SSE-C/KMS)?  the MD5 of the bytes sent (computed
                    with the checksum where the store is known not to verify, else now, off
@@ -61,7 +61,7 @@ Rehash = Callable[[], Awaitable[bytes]]
 def _nothing_to_learn(job: Job) -> bool:
     """Whether the store's verification is known (an endpoint of S3 itself: it verifies), or
     need not be (no checksum to probe with, integrity off)."""
-    store = job.s3.store
+    store = job.store
     if store.verifies is not None or job.args.checksum_algorithm is None:
         return True
     if job.config.integrity == "off":
@@ -73,21 +73,21 @@ def _nothing_to_learn(job: Job) -> bool:
 
 
 async def learn(job: Job) -> None:
-    """Find out once per client whether its store verifies the checksums it is sent, using
-    ``job``'s multipart upload (created: its ``upload_id`` is set), or one of its own where
-    ``job``'s may hold a part 10,000 already (``_probe_in_place``)."""
+    """Find out once per client and algorithm whether its store verifies the checksums it is
+    sent, using ``job``'s multipart upload (created: its ``upload_id`` is set), or one of its
+    own where ``job``'s may hold a part 10,000 already (``_probe_in_place``)."""
     if _nothing_to_learn(job):
         return
     if not _probe_in_place(job):
         await learn_alone(job)
         return
-    s3 = job.s3
-    async with s3.probing:
-        if s3.store.verifies is not None:
+    store = job.store
+    async with job.s3.probing:
+        if store.verifies is not None:
             return  # another upload found out meanwhile
-        s3.store.probed = True
-        s3.store.verifies = await _probe(job, job.upload_id)
-    log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
+        store.probed = True
+        store.verifies = await _probe(job, job.upload_id)
+    _learnt(job, "checksums", store.verifies)
 
 
 def _probe_in_place(job: Job) -> bool:
@@ -109,36 +109,36 @@ def may_trail(job: Job) -> bool:
     return (
         job.in_place is not None
         and job.args.checksum_algorithm is not None
-        and s3.store.verifies is True
-        and s3.store.trails is not False
+        and job.store.verifies is True
+        and job.store.trails is not False
         and (s3.endpoint_url or "").startswith("https:")
         and s3.lean  # (only the lean path frames a trailed body; botocore refuses one)
     )
 
 
 async def learn_trailers(job: Job) -> bool:
-    """Whether the store verifies a checksum sent as a trailer: learnt once per client, with
-    the first byte of ``job``'s file as part 10,000 of its upload (or of one of its own:
-    ``_probe_in_place``), its trailer wrong (S3 itself does, without a probe)."""
-    s3 = job.s3
-    if s3.store.trails is None and known_to_verify(s3.endpoint_url):
-        s3.store.trails = True
-    if s3.store.trails is not None:
-        return s3.store.trails
-    async with s3.probing:
-        if s3.store.trails is None:
+    """Whether the store verifies a checksum sent as a trailer: learnt once per client and
+    algorithm, with the first byte of ``job``'s file as part 10,000 of its upload (or of one
+    of its own: ``_probe_in_place``), its trailer wrong (S3 itself does, without a probe)."""
+    store = job.store
+    if store.trails is None and known_to_verify(job.s3.endpoint_url):
+        store.trails = True
+    if store.trails is not None:
+        return store.trails
+    async with job.s3.probing:
+        if store.trails is None:
             probe, in_place = partial(_probe_trailer, job), _probe_in_place(job)
             try:
                 if in_place:
-                    s3.store.trails = await probe(job.upload_id)
-                else:  # a Create and an Abort: tried once per client, whatever comes of it
-                    s3.store.trails = bool(await _in_upload_of_its_own(job, probe))
+                    store.trails = await probe(job.upload_id)
+                else:  # a Create and an Abort: tried once, whatever comes of it
+                    store.trails = bool(await _in_upload_of_its_own(job, probe))
             except NotTrailed:
                 if not in_place:
-                    s3.store.trails = False
+                    store.trails = False
                 return False  # (in place nothing was sent: another part may learn it)
-            log.debug("%s verifies trailers: %s", s3.endpoint_url, s3.store.trails)
-    return s3.store.trails is True
+            _learnt(job, "trailers", store.trails)
+    return store.trails is True
 
 
 async def _probe_trailer(job: Job, upload_id: str | None) -> bool:
@@ -165,26 +165,30 @@ async def learn_for_small(job: Job) -> None:
     that verifies spares it the MD5s."""
     if _nothing_to_learn(job):
         return
-    store = job.s3.store
+    store = job.store
     store.small_writes += 1
     if store.small_writes > SMALL_WRITES_BEFORE_PROBE:
         await learn_alone(job)
 
 
 async def learn_alone(job: Job) -> None:
-    """Find out once per client whether its store verifies checksums, in a multipart upload
-    of its own (for writes asyncup did not send: ``asyncup.direct``'s parts)."""
-    if _nothing_to_learn(job):
+    """Find out once per client and algorithm whether its store verifies checksums, in a
+    multipart upload of its own (for writes asyncup did not send: ``asyncup.direct``'s
+    parts)."""
+    store = job.store
+    if _nothing_to_learn(job) or store.probed:
         return
-    s3 = job.s3
-    if s3.store.probed:
-        return
-    async with s3.probing:
-        if s3.store.verifies is not None or s3.store.probed:
+    async with job.s3.probing:
+        if store.verifies is not None or store.probed:
             return
-        s3.store.probed = True
-        s3.store.verifies = await _in_upload_of_its_own(job, partial(_probe, job))
-    log.debug("%s verifies checksums: %s", s3.endpoint_url, s3.store.verifies)
+        store.probed = True
+        store.verifies = await _in_upload_of_its_own(job, partial(_probe, job))
+    _learnt(job, "checksums", store.verifies)
+
+
+def _learnt(job: Job, what: str, answer: bool | None) -> None:
+    algorithm, url = job.args.checksum_algorithm, job.s3.endpoint_url
+    log.debug("%s verifies %s %s: %s", url, algorithm, what, answer)
 
 
 async def _in_upload_of_its_own(
@@ -255,7 +259,7 @@ async def check_answer(
     computed (the whole object's ETag is then checked too, after Complete), and what of the
     answer matched."""
     verified = check_write(job.args, response, digest, what)
-    by_store = job.s3.store.verifies is True and job.args.checksum_algorithm is not None
+    by_store = job.store.verifies is True and job.args.checksum_algorithm is not None
     if (
         verified_by(verified, by_store) is None
         and job.config.integrity != "off"

@@ -15,7 +15,7 @@ from .._core.checksums import Buffer, PartDigest, digest_part, digests_inline
 from .._core.config import TransferConfig
 from .._core.params import RoutedArgs
 from .._core.retry import Failure
-from .._core.verify import CompletedPart, md5_wanted
+from .._core.verify import CompletedPart, StoreChecks, md5_wanted
 from .._s3.calls import S3
 from .budget import BufferPool, Lease, mapped_buffer, plain_buffer
 from .events import EventKind, UploadEvent
@@ -181,10 +181,15 @@ class Job:
         return buffer
 
     @property
+    def store(self) -> StoreChecks:
+        """What the client knows of its store's checks of this job's checksum algorithm."""
+        return self.s3.store(self.args.checksum_algorithm)
+
+    @property
     def wants_md5(self) -> bool:
         """Whether each write's MD5 is computed along with its checksum: for a store not
         known to verify checksums, where the ETag will be an MD5 to compare it with."""
-        return md5_wanted(self.args, self.config.integrity, self.s3.store.verifies)
+        return md5_wanted(self.args, self.config.integrity, self.store.verifies)
 
     async def digest(self, body: Buffer | bytes) -> PartDigest:
         """The checksum (or MD5) of ``body``, and its MD5 too where ``wants_md5``: in a

@@ -73,7 +73,7 @@ async def _upload_in_place(job: Job, part: FilePart) -> CompletedPart:
     announced = False  # part_started: once per part, whichever way it goes
     if part.length >= THRESHOLD and may_trail(job) and await learn_trailers(job):
         announced = True
-        store = job.s3.store
+        store = job.store
         try:
             completed = await _upload_trailed(job, part)
             # Taken: the store takes trailers, whatever a part sent at the same time was

@@ -57,8 +57,7 @@ class S3:
         """A fast start's path (``start``): the client, None until then, is opened on need."""
         self.config = config
         self.retry_quota = RetryQuota()
-        self.store = StoreChecks()
-        """Whether this client's store verifies checksums (learnt once, by a probe)."""
+        self._stores: dict[str | None, StoreChecks] = {}
         self.probing = anyio.Lock()
         """Held while the store is probed, so that one upload probes and the others wait."""
         self.requests = requests
@@ -70,6 +69,14 @@ class S3:
 
             self.sends_from_files = sends_from_files(client)
         """Whether bodies may be sent as they are given (``client.sends_from_files``)."""
+
+    def store(self, algorithm: str | None) -> StoreChecks:
+        """Whether this client's store verifies ``algorithm``'s checksums (learnt once, by a
+        probe). Each algorithm is learnt apart: a store may verify one and ignore another."""
+        checks = self._stores.get(algorithm)
+        if checks is None:
+            checks = self._stores[algorithm] = StoreChecks()
+        return checks
 
     @property
     def client(self) -> Any:

@@ -207,7 +207,7 @@ async def complete(
     by_number = {part.number: part for part in reports}
     _take_reports(job, handle, by_number)
     await integrity.learn_alone(job)
-    reading = read_back if read_back is not None else not job.s3.store.verifies
+    reading = read_back if read_back is not None else not job.store.verifies
     reading = reading and algorithm is not None
     try:
         response = await multipart.complete(job)
@@ -226,7 +226,7 @@ async def complete(
             upload_id=job.upload_id,
             part_number=differ[0],
         )
-    if job.s3.store.verifies:
+    if job.store.verifies:
         job.write_checks.add("store")
     elif reading:
         job.write_checks.add("asyncup")

@@ -202,6 +202,26 @@ async def test_the_store_is_probed_once_and_no_md5_is_computed_where_it_verifies
 
 
 @MOTO
+async def test_each_checksum_algorithm_is_probed_for_itself(
+    proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
+) -> None:
+    """A store may verify one algorithm's checksums and ignore another's: here the proxy
+    refuses a wrong CRC32, as a store that checks it, and moto behind it checks nothing.
+    What the CRC32 probe learnt does not vouch for SHA256 parts: that algorithm is probed
+    too, and the byte flipped in one of its parts is caught by the part's MD5."""
+    proxy.checks_crc32 = True
+    data = random_bytes(3 * PART, seed=8)
+    async with asyncup.Uploader(client=proxied, config=CONFIG) as up:
+        crc32 = await up.upload(data, bucket, "crc32")
+        proxy.fail("UploadPart", "corrupt", part=2)
+        sha256 = await up.upload(data, bucket, "sha", extra_args={"ChecksumAlgorithm": "SHA256"})
+    assert (crc32.verified_by, sha256.verified_by) == ("store", "asyncup")
+    assert proxy.counts["ProbePart"] == 2
+    assert proxy.counts["UploadPart"] == 3 + 4  # the flipped part sent again
+    assert (await read_object(s3, bucket, "sha")) == data
+
+
+@MOTO
 async def test_an_inconclusive_probe_leaves_every_part_checked_by_md5(
     proxy: FaultProxy, proxied: Any, s3: Any, bucket: str
 ) -> None:
@@ -293,7 +313,8 @@ async def test_small_objects_to_s3_itself_are_vouched_for_without_a_probe() -> N
     first small object, without a request and without MD5s."""
     store = StoreChecks()
     job: Any = SimpleNamespace(
-        s3=SimpleNamespace(store=store, endpoint_url="https://s3.eu-west-3.amazonaws.com"),
+        s3=SimpleNamespace(endpoint_url="https://s3.eu-west-3.amazonaws.com"),
+        store=store,
         args=route(None, "CRC32"),
         config=CONFIG,
     )

@@ -77,7 +77,7 @@ async def upload_still_trailing(
     ) as up:
         result = await up.upload(path, bucket, "k", resume=resume)
         assert up._s3 is not None
-        assert up._s3.store.trails is True
+        assert up._s3.store("CRC32").trails is True
     return result
 
 
@@ -263,8 +263,8 @@ async def test_a_trailer_probe_whose_upload_cannot_be_made_is_not_tried_again(
     ) as up:
         await up.upload(big, bucket, "k", resume=journal)
         assert up._s3 is not None
-        assert up._s3.store.verifies is True
-        assert up._s3.store.trails is False
+        assert up._s3.store("CRC32").verifies is True
+        assert up._s3.store("CRC32").trails is False
     assert tls_proxy.counts["CreateMultipartUpload"] == 2
     assert tls_proxy.faults_injected["403"] == 2  # part 2 in the first run, then the Create
     assert not any(trailed_parts(tls_proxy))

@@ -140,7 +140,7 @@ async def test_the_stores_probe_is_made_without_a_client(
             await uploader.upload(b"%d" % n, bucket, f"small/{n}")
         assert fast_of(uploader).client is None
         assert uploader._s3 is not None
-        assert uploader._s3.store.probed
+        assert uploader._s3.store("CRC32").probed
     counts = proxy.counts
     assert (counts["CreateMultipartUpload"], counts["ProbePart"]) == (1, 1)
     assert counts["AbortMultipartUpload"] == 1

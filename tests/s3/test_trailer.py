@@ -249,10 +249,10 @@ async def test_a_store_that_takes_any_trailer_gets_checksums_in_headers(
         await s3.create_bucket(Bucket=bucket)
         assert up._s3 is not None
         if headers_checked:
-            up._s3.store.verifies = True
+            up._s3.store("CRC32").verifies = True
         result = await up.upload(path, bucket, "k")
         assert result.parts == 3
-        assert up._s3.store.trails is (False if headers_checked else None)
+        assert up._s3.store("CRC32").trails is (False if headers_checked else None)
         await assert_object(s3, bucket, "k", BIG, PART)
     assert sent == ([0] if headers_checked else [])  # the probe's byte alone
 
@@ -273,7 +273,7 @@ async def test_without_the_lean_path_no_part_goes_with_a_trailer(
     ):
         await s3.create_bucket(Bucket="no-lean")
         assert up._s3 is not None
-        up._s3.store.verifies = up._s3.store.trails = True  # as for S3 itself
+        up._s3.store("CRC32").verifies = up._s3.store("CRC32").trails = True  # as for S3 itself
         result = await up.upload(path, "no-lean", "k")
         assert result.parts == 3
         await assert_object(s3, "no-lean", "k", BIG, PART)
@@ -308,6 +308,6 @@ async def test_a_store_that_refuses_trailers_gets_none_after_its_first_refusal(
         result = await up.upload(path, "refuses-trailers", "k")
         assert result.parts == 3
         assert up._s3 is not None
-        assert up._s3.store.trails is False
+        assert up._s3.store("CRC32").trails is False
         await assert_object(s3, "refuses-trailers", "k", BIG, PART)
     assert set(sent) == {0}  # the probe's byte and part 1's tries, none of the next parts
