@@ -103,6 +103,11 @@ class Job:
     """New part buffers are made by ``budget.mapped_buffer`` in a worker thread: only where
     the HTTP layer is handed bodies as views, never reading them as files
     (``_s3.client.sends_from_files``)."""
+    store: StoreChecks = field(init=False)
+    """What the client knows of its store's checks of this job's checksum algorithm."""
+
+    def __post_init__(self) -> None:
+        self.store = self.s3.store(self.args.checksum_algorithm)
 
     async def read_part(
         self, readinto: Reader, number: int, size: int, buffer_size: int
@@ -179,11 +184,6 @@ class Job:
         except (BufferError, OSError, SystemError, TypeError):  # still viewed, or no mremap
             return bytearray(memoryview(buffer)[:n])
         return buffer
-
-    @property
-    def store(self) -> StoreChecks:
-        """What the client knows of its store's checks of this job's checksum algorithm."""
-        return self.s3.store(self.args.checksum_algorithm)
 
     @property
     def wants_md5(self) -> bool:

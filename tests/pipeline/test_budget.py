@@ -5,6 +5,7 @@ from __future__ import annotations
 import mmap
 import platform
 import threading
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -15,6 +16,7 @@ import asyncup._pipeline.job
 import asyncup._pipeline.memory
 from asyncup import TransferConfig
 from asyncup._core.params import route
+from asyncup._core.verify import StoreChecks
 from asyncup._pipeline.budget import ByteBudget, Lease, mapped_buffer
 from asyncup._pipeline.job import Job
 from asyncup._s3.client import open_client
@@ -31,7 +33,7 @@ async def fill(view: memoryview) -> int:
 
 
 def make_job(budget: ByteBudget) -> Job:
-    s3: Any = None
+    s3: Any = SimpleNamespace(store=lambda algorithm: StoreChecks())
     return Job(
         s3=s3,
         bucket="bucket",
