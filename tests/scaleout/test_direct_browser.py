@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import os
 import shutil
-import socket
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -110,13 +109,6 @@ def made_file() -> bytes:
     return b"".join(copies)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def browser() -> Iterator[Any]:
     if not (os.path.exists(CHROMIUM) and os.path.exists(DRIVER)):
@@ -149,9 +141,9 @@ async def app_url(seaweedfs_endpoint: str, seaweed_bucket: str) -> AsyncIterator
     config = asyncup.TransferConfig(part_size=5 * MiB)
     runner = web.AppRunner(make_app(seaweed_bucket, endpoint_url=seaweedfs_endpoint, config=config))
     await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    port = runner.addresses[0][1]
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
