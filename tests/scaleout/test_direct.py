@@ -239,6 +239,28 @@ async def test_read_back_false_says_nobody_verified(
     assert "not read back" in (result.unverified_reason or "")
 
 
+@pytest.mark.parametrize("server", ["seaweedfs"], indirect=True)
+async def test_parts_without_a_checksum_are_not_vouched_for_by_a_store_that_checks_crc32(
+    up: asyncup.Uploader, http: aiohttp.ClientSession, bucket: str
+) -> None:
+    """What the client learnt of CRC32 (SeaweedFS verifies it) says nothing of parts sent
+    with no checksum at all: the store had nothing to check them against."""
+    checked = await direct.begin(up, bucket, "direct/crc32", len(DATA))
+    grants = await direct.sign_parts(up, checked, checksums=checksums(checked))
+    result = await direct.complete(up, checked, await send_all(http, checked, grants))
+    assert result.verified_by == "store"
+
+    bare = await direct.begin(
+        up, bucket, "direct/bare", len(DATA), extra_args={"ChecksumAlgorithm": None}
+    )
+    grants = await direct.sign_parts(up, bare)
+    reports = [
+        {"number": g.number, "etag": (await put(http, g, piece(bare, g.number)))[1]} for g in grants
+    ]
+    result = await direct.complete(up, bare, reports)
+    assert (result.checksum_algorithm, result.verified_by) == (None, None)
+
+
 async def test_abort_and_the_sweeper_remove_unfinished_direct_uploads(
     up: asyncup.Uploader, http: aiohttp.ClientSession, s3: Any, bucket: str, server: str
 ) -> None:
