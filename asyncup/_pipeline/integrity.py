@@ -259,7 +259,7 @@ async def check_answer(
     computed (the whole object's ETag is then checked too, after Complete), and what of the
     answer matched."""
     verified = check_write(job.args, response, digest, what)
-    by_store = job.store.verifies is True and job.args.checksum_algorithm is not None
+    by_store = job.store.verifies is True  # (never learnt for no checksum)
     if (
         verified_by(verified, by_store) is None
         and job.config.integrity != "off"
